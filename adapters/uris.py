@@ -1,0 +1,41 @@
+"""Stream and snapshot URIs: cameras love to put credentials in them; the registry never does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class UriCredentials:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never let a password reach a log through repr()
+        return f"UriCredentials(username={self.username!r}, password=***)"
+
+
+def has_credentials(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.username is not None or parts.password is not None
+
+
+def split_credentials(uri: str) -> tuple[str, UriCredentials | None]:
+    """Return the URI without userinfo, and the userinfo it carried (if any)."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri, None
+    creds = UriCredentials(unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit(_without_userinfo(parts)), creds
+
+
+def _without_userinfo(parts: SplitResult) -> SplitResult:
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal: urlsplit strips the brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return parts._replace(netloc=netloc)
+
+
+def uri_host(uri: str) -> str | None:
+    return urlsplit(uri).hostname

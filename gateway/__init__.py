@@ -1,0 +1,1 @@
+"""camgw: the camera-network unification gateway (HTTP API, registry, auth, audit, CLI)."""

@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from ..keys import METRICS, REDIS
+from ..models import Health
+from ..policy import Permission
+from .endpoint import Endpoint
+from .http import json_response
+
+_READY_TIMEOUT_S = 1.0
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """The process answers; says nothing about its dependencies."""
+    return json_response(Health(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """Ready when the registry answers; a load balancer stops sending traffic otherwise."""
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            await request.app[REDIS].ping()
+    except (RedisError, OSError, TimeoutError):
+        return json_response(Health(status="unavailable"), status=503)
+    return json_response(Health(status="ok"))
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/healthz", healthz, "Liveness", "health", None, response=Health),
+    Endpoint("GET", "/readyz", readyz, "Readiness (registry reachable)", "ready", None,
+             response=Health),
+    Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "metrics",
+             Permission.read_metrics, produces="text/plain"),
+]

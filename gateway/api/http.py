@@ -1,0 +1,94 @@
+"""Request and response plumbing shared by the endpoints: bounded bodies, validated queries,
+JSON out, and conditional GET (ETag / 304 / gzip) for cached bodies."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ..catalog import Body, Catalog
+from ..errors import (
+    FieldError,
+    Invalid,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    field_errors,
+    from_validation_error,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+_READ_CHUNK = 64 * 1024
+
+
+async def read_body(request: web.Request, limit: int, types: tuple[str, ...]) -> bytes:
+    """The body, refused early when its declared or actual size passes `limit`."""
+    if request.content_type not in types:
+        raise UnsupportedMediaType(f"send one of: {', '.join(types)}")
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_model(request: web.Request, model: type[M], limit: int) -> M:
+    raw = await read_body(request, limit, ("application/json",))
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    params: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key in params:
+            raise Invalid([FieldError(key, "may be given only once")])
+        params[key] = value
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise Invalid(field_errors(exc)) from exc
+
+
+def json_response(data: BaseModel | list[BaseModel] | dict[str, object], status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    if isinstance(data, BaseModel):
+        body = data.model_dump_json().encode()
+    elif isinstance(data, list):
+        body = b"[" + b",".join(m.model_dump_json().encode() for m in data) + b"]"
+    else:
+        body = orjson.dumps(data)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+async def conditional(request: web.Request, catalog: Catalog, body: Body) -> web.Response:
+    """Strong ETag per representation; 304 when the client already holds it."""
+    gz = "gzip" in request.headers.get("Accept-Encoding", "") and len(body.data) >= 1024
+    etag = body.etag[:-1] + '-gz"' if gz else body.etag
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, no-cache",
+        "Vary": "Accept-Encoding, Authorization",
+    }
+    inm = request.headers.get("If-None-Match")
+    if inm and (inm.strip() == "*" or etag in inm or body.etag in inm):
+        return web.Response(status=304, headers=headers)
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+        return raw_json(await catalog.gzipped(body), headers=headers)
+    return raw_json(body.data, headers=headers)

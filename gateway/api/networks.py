@@ -1,0 +1,21 @@
+"""/api/v1/networks: the configured networks the caller is granted, with camera counts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..keys import CATALOG, PRINCIPAL
+from ..models import NetworkInfo
+from ..policy import Permission
+from .endpoint import Endpoint
+from .http import json_response
+
+
+async def list_networks(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CATALOG].networks(request[PRINCIPAL]))
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/networks", list_networks, "Configured networks and their counts",
+             "network.list", Permission.read_networks, response=NetworkInfo),
+]

@@ -1,0 +1,292 @@
+"""What the dashboard polls: the registry held in memory per version, and response bodies cached
+per (version, view, filters) with a strong ETag and a gzip copy.
+
+An unchanged poll costs no Redis round trip: the current version is pushed by the `events`
+channel (each write publishes it), and the body for that version is already built. When the
+channel is down, each request reads the version key instead (one GET, never one per camera).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .models import CameraStatus, InventoryRow, NetworkInfo, Summary, SummaryCell
+from .policy import Principal
+from .registry import Registry
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+_BODY_CACHE_MAX = 256
+_MIN_REBUILD_S = 0.2
+_GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One camera as the list serves it: filter fields plus prebuilt JSON bytes."""
+
+    id: str
+    network: str
+    status: str
+    category: str
+    department: str
+    carrier: str
+    haystack: str  # lower-cased text that `q` searches
+    full: bytes  # the stored record (admins)
+    shared: bytes  # what the network's owner shares (everyone else)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    entries: tuple[Entry, ...]  # sorted by id
+
+
+@dataclass(slots=True)
+class Body:
+    etag: str
+    data: bytes
+    gz: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    network: str | None = None
+    status: str | None = None
+    category: str | None = None
+    department: str | None = None
+    q: str | None = None
+    limit: int = 1000
+    cursor: str | None = None
+
+
+@dataclass(slots=True)
+class Catalog:
+    registry: Registry
+    settings: Settings
+    snapshot: Snapshot = field(default_factory=lambda: Snapshot(-1, ()))
+    live_version: int | None = None  # pushed by the events channel; None while it is down
+    _bodies: OrderedDict[tuple[Any, ...], Body] = field(default_factory=OrderedDict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _built_at: float = -1e9
+    builds: int = 0
+
+    # -- version and snapshot -------------------------------------------------------------
+
+    def set_live(self, version: int | None) -> None:
+        """From the events listener: the newest version, or None while the channel is down."""
+        self.live_version = version
+
+    def note_version(self, version: int) -> None:
+        """After our own writes, so the writer reads its write even before the event arrives."""
+        if self.live_version is not None and version > self.live_version:
+            self.live_version = version
+
+    async def current(self) -> Snapshot:
+        version = self.live_version
+        if version is None:
+            version = await self.registry.version()
+        if self.snapshot.version >= version:
+            return self.snapshot
+        async with self._lock:  # one rebuild, however many requests wait for it
+            if self.snapshot.version < version:
+                # Under a stream of changes, rebuild at most every _MIN_REBUILD_S: callers wait
+                # a little rather than get an old list, and the CPU cost stays bounded.
+                wait = self._built_at + _MIN_REBUILD_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self.snapshot = await self._load()
+                self._built_at = time.monotonic()
+        return self.snapshot
+
+    async def _load(self) -> Snapshot:
+        version, raws = await self.registry.load_all()
+        entries = await asyncio.to_thread(_entries, raws, self._redactions())
+        self.builds += 1
+        self._bodies.clear()
+        log.info("catalog rebuilt", extra={"version": version, "cameras": len(entries)})
+        return Snapshot(version, entries)
+
+    def _redactions(self) -> dict[str, tuple[str, ...]]:
+        return {n.id: n.sharing.redact for n in self.settings.networks}
+
+    # -- cached bodies --------------------------------------------------------------------
+
+    async def cached(
+        self, key: tuple[Any, ...], build: Callable[[Snapshot], bytes]
+    ) -> tuple[Snapshot, Body]:
+        snap = await self.current()
+        full_key = (snap.version, *key)
+        body = self._bodies.get(full_key)
+        if body is None:
+            data = build(snap)
+            body = Body(_etag(data), data)
+            self._bodies[full_key] = body
+            if len(self._bodies) > _BODY_CACHE_MAX:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(full_key)
+        return snap, body
+
+    async def gzipped(self, body: Body) -> bytes:
+        if body.gz is None:
+            body.gz = await asyncio.to_thread(gzip.compress, body.data, 6, mtime=0)
+        return body.gz
+
+    async def camera_list(self, who: Principal, query: ListQuery) -> Body:
+        key = ("list", who.full_records, who.visible(self.settings), query)
+        _, body = await self.cached(key, lambda s: _list_body(s, who, self.settings, query))
+        return body
+
+    async def summary(self, who: Principal) -> Body:
+        visible = who.visible(self.settings)
+        _, body = await self.cached(
+            ("summary", visible), lambda s: summarize(s, self.settings, visible).model_dump_json().encode()
+        )
+        return body
+
+    async def networks(self, who: Principal) -> list[NetworkInfo]:
+        snap = await self.current()
+        counts: dict[str, Counter[str]] = {n: Counter() for n in who.visible(self.settings)}
+        for e in snap.entries:
+            if e.network in counts:
+                counts[e.network][e.status] += 1
+        return [
+            NetworkInfo(
+                id=n.id,
+                name=n.name,
+                name_zh=n.name_zh,
+                cidrs=[str(c) for c in n.cidrs],
+                cameras=sum(counts[n.id].values()),
+                by_status=dict(counts[n.id]),
+                reason_required=n.sharing.reason_required,
+            )
+            for n in self.settings.networks
+            if n.id in counts
+        ]
+
+    def status_counts(self) -> Counter[tuple[str, str]]:
+        return Counter((e.network, e.status) for e in self.snapshot.entries)
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+
+
+def redact(raw: bytes, data: dict[str, Any], hidden: tuple[str, ...]) -> bytes:
+    """The record as its network's owner shares it with non-admins."""
+    if not hidden:
+        return raw
+    return orjson.dumps({k: v for k, v in data.items() if k not in hidden})
+
+
+def _entries(raws: Iterable[bytes], redactions: dict[str, tuple[str, ...]]) -> tuple[Entry, ...]:
+    out = []
+    for raw in raws:
+        d = orjson.loads(raw)
+        shared = redact(raw, d, redactions.get(d["network"], ()))
+        loc = d.get("location") or {}
+        text = " ".join(
+            str(x)
+            for x in (d["id"], d["name"], d["address"], d["department"], loc.get("address"), *d["tags"])
+            if x
+        )
+        out.append(
+            Entry(
+                id=d["id"],
+                network=d["network"],
+                status=d["status"],
+                category=d["category"],
+                department=d["department"],
+                carrier=d["carrier"],
+                haystack=text.lower(),
+                full=raw,
+                shared=shared,
+            )
+        )
+    out.sort(key=lambda e: e.id)
+    return tuple(out)
+
+
+def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...]) -> bool:
+    return (
+        e.network in visible
+        and (q.network is None or e.network == q.network)
+        and (q.status is None or e.status == q.status)
+        and (q.category is None or e.category == q.category)
+        and (q.department is None or e.department == q.department)
+        and (q.q is None or q.q.lower() in e.haystack)
+    )
+
+
+def encode_cursor(cam_id: str) -> str:
+    return base64.urlsafe_b64encode(cam_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """Raises ValueError on anything that is not a cursor this gateway made."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    return raw.decode()
+
+
+def _list_body(snap: Snapshot, who: Principal, settings: Settings, q: ListQuery) -> bytes:
+    after = decode_cursor(q.cursor) if q.cursor else None
+    visible = who.visible(settings)
+    matched = [e for e in snap.entries if _matches(e, q, visible)]
+    page = [e for e in matched if after is None or e.id > after][: q.limit]
+    last = page[-1].id if page else None
+    more = last is not None and matched[-1].id > last
+    items = b",".join(e.full if who.full_records else e.shared for e in page)
+    head = orjson.dumps(
+        {"version": snap.version, "total": len(matched), "next_cursor": encode_cursor(last) if more and last else None}
+    )
+    return head[:-1] + b',"items":[' + items + b"]}"
+
+
+def summarize(snap: Snapshot, settings: Settings, visible: tuple[str, ...]) -> Summary:
+    """The town's inventory table, recounted from the registry."""
+    seen = [e for e in snap.entries if e.network in visible]
+    cells = Counter((e.network, e.category, e.status) for e in seen)
+    by_category = Counter(e.category for e in seen)
+    online = Counter(e.category for e in seen if e.status == CameraStatus.online)
+    inventory = [
+        InventoryRow(
+            category=c.id,
+            category_name=c.name,
+            category_name_zh=c.name_zh,
+            network=c.network or "",
+            department=c.department,
+            carrier=c.carrier,
+            project=c.project,
+            funding_10k_cny=c.funding_10k_cny,
+            planned=c.planned,
+            registered=by_category[c.id],
+            online=online[c.id],
+        )
+        for c in settings.categories
+        if c.network is None or c.network in visible
+    ]
+    return Summary(
+        version=snap.version,
+        total=len(seen),
+        by_network_category_status=[
+            SummaryCell(network=n, category=c, status=CameraStatus(s), count=k)
+            for (n, c, s), k in sorted(cells.items())
+        ],
+        by_department=dict(sorted(Counter(e.department for e in seen).items())),
+        by_carrier=dict(sorted(Counter(e.carrier for e in seen).items())),
+        by_status=dict(sorted(Counter(e.status for e in seen).items())),
+        inventory=inventory,
+    )

@@ -1,0 +1,273 @@
+"""`camgw`: serve, demo, token create|list|revoke, import, audit tail, keygen."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+from aiohttp import ClientSession, ClientTimeout, web
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from . import logs
+from .app import create_app, redis_client
+from .audit import AuditEvent, AuditLog, AuditQuery
+from .auth import TokenStore
+from .demo import cli_actor, demo_tokens, fleet_for, seed_registry, write_token_file
+from .models import Role
+from .redis_server import RedisServer
+from .registry import Registry
+from .settings import Settings, load_settings
+from .vault import CredentialVault, VaultError, create_key_file, load_key
+
+log = logging.getLogger("camgw")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(os.environ.get("CAMGW_LOG_LEVEL", "INFO"))
+    try:
+        settings = load_settings(args.config)
+    except (OSError, ValidationError, ValueError) as exc:
+        print(f"camgw: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result: int = args.func(args, settings)
+    except (VaultError, RuntimeError) as exc:
+        print(f"camgw: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="camgw", description=__doc__)
+    p.add_argument("--config", type=Path, default=None, help="config file (CAMGW_CONFIG)")
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="private Redis + demo fleet + gateway, printing tokens")
+    d.add_argument("--var", type=Path, default=Path("var"), help="state directory")
+    d.add_argument("--scale", type=float, default=0.05, help="fleet size vs the inventory")
+    d.add_argument("--port", type=int)
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("token", help="manage API tokens").add_subparsers(required=True)
+    tc = t.add_parser("create", help="create a token and print it once")
+    tc.add_argument("--role", required=True, choices=[r.value for r in Role])
+    tc.add_argument("--networks", required=True, help="comma-separated ids, or '*' for all")
+    tc.add_argument("--name", required=True)
+    tc.set_defaults(func=cmd_token_create)
+    tl = t.add_parser("list", help="list tokens (never their secrets)")
+    tl.set_defaults(func=cmd_token_list)
+    tr = t.add_parser("revoke", help="revoke a token by id")
+    tr.add_argument("id")
+    tr.set_defaults(func=cmd_token_revoke)
+
+    i = sub.add_parser("import", help="import a CSV or JSON file through the API")
+    i.add_argument("file", type=Path)
+    i.add_argument("--url", default=os.environ.get("CAMGW_URL", "http://127.0.0.1:8080"))
+    i.set_defaults(func=cmd_import)
+
+    a = sub.add_parser("audit", help="read the audit trail").add_subparsers(required=True)
+    at = a.add_parser("tail", help="print the newest entries as JSON lines")
+    at.add_argument("-n", type=int, default=20)
+    at.set_defaults(func=cmd_audit_tail)
+
+    k = sub.add_parser("keygen", help="create the credential key file")
+    k.set_defaults(func=cmd_keygen)
+    return p
+
+
+# -- serve / demo ------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    vault = CredentialVault(load_key(settings.secrets.key_file))
+    _run_app(settings, vault, args.host or settings.server.host, args.port or settings.server.port)
+    return 0
+
+
+def _run_app(settings: Settings, vault: CredentialVault, host: str, port: int,
+             on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    app = create_app(settings, vault)
+    if on_ready is not None:
+        async def ready(_: web.Application) -> None:
+            await on_ready()
+
+        app.on_startup.append(ready)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=logging.getLogger("camgw.access") if settings.server.access_log else None,
+        access_log_class=logs.AccessLogger,
+        print=None,
+    )
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    var: Path = args.var.resolve()
+    key_file = var / "camgw.key"
+    if not key_file.exists():
+        create_key_file(key_file)
+    server = None
+    if not os.environ.get("REDIS_URL"):
+        server = RedisServer(var / "redis", port=int(os.environ.get("CAMGW_REDIS_PORT", "6390")))
+        server.start()
+    url = server.url if server else settings.redis.url
+    settings = settings.model_copy(
+        update={
+            "redis": settings.redis.model_copy(update={"url": url}),
+            "secrets": settings.secrets.model_copy(update={"key_file": key_file}),
+        }
+    )
+    vault = CredentialVault(load_key(key_file))
+    port = args.port or settings.server.port
+    base = f"http://{settings.server.host}:{port}"
+
+    async def prepare() -> None:
+        client = redis_client(url)
+        try:
+            registry = Registry(client, settings.redis.prefix, vault, settings.audit.max_entries)
+            added = await seed_registry(registry, settings, fleet_for(settings, args.scale))
+            tokens = await demo_tokens(TokenStore(client, settings.redis.prefix), settings)
+        finally:
+            await client.aclose()
+        write_token_file(var / "demo-tokens.txt", tokens)
+        print(f"\ncamgw demo: {base}  (registry: {url}, {added} demo cameras added)")
+        print(f"  OpenAPI: {base}/api/v1/openapi.json")
+        for role, token in tokens.items():
+            print(f"  {role:<24} {token}")
+        print(f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary\n',
+              flush=True)
+
+    try:
+        _run_app(settings, vault, settings.server.host, port, prepare)
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def _with_redis(settings: Settings, work: Callable[[Redis], Awaitable[int]]) -> int:
+    async def run() -> int:
+        client = redis_client(settings.redis.url)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    unknown = [n for n in networks if n != "*" and n not in settings.network_by_id]
+    if unknown or not networks:
+        print(f"camgw: unknown network(s): {', '.join(unknown) or '(none given)'}; "
+              f"configured: {', '.join(settings.network_by_id)}", file=sys.stderr)
+        return 2
+
+    async def work(client: Redis) -> int:
+        tokens = TokenStore(client, settings.redis.prefix)
+        token, info = await tokens.create(args.name, Role(args.role), networks, cli_actor())
+        await _audit(client, settings, "token.create", info.id,
+                     f"{info.name}: {info.role.value} on {','.join(info.networks)}")
+        print(token)
+        print(f"(token {info.id} for {info.name}; shown once, store it now)", file=sys.stderr)
+        return 0
+
+    return _with_redis(settings, work)
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(client: Redis) -> int:
+        for info in await TokenStore(client, settings.redis.prefix).list():
+            print(f"{info.id}\t{info.role.value:<8}\t{','.join(info.networks):<30}\t{info.name}"
+                  f"\t{info.created_at:%Y-%m-%d %H:%M}\t{info.created_by}")
+        return 0
+
+    return _with_redis(settings, work)
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(client: Redis) -> int:
+        removed = await TokenStore(client, settings.redis.prefix).revoke(args.id)
+        await _audit(client, settings, "token.revoke", args.id, "" if removed else "no such token",
+                     ok=removed)
+        if not removed:
+            print(f"camgw: no token {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+        return 0
+
+    return _with_redis(settings, work)
+
+
+async def _audit(client: Redis, settings: Settings, action: str, target: str, detail: str,
+                 ok: bool = True) -> None:
+    audit = AuditLog(client, settings.redis.prefix, settings.audit.max_entries)
+    await audit.append(AuditEvent(actor=cli_actor(), role="admin", action=action, target=target,
+                                  outcome="ok" if ok else "not_found", status=200 if ok else 404,
+                                  detail=detail))
+
+
+# -- import / audit / keygen -------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    token = os.environ.get("CAMGW_TOKEN")
+    if not token:
+        print("camgw: set CAMGW_TOKEN to an admin token", file=sys.stderr)
+        return 2
+    ctype = "application/json" if args.file.suffix.lower() == ".json" else "text/csv"
+
+    async def run() -> int:
+        async with ClientSession(timeout=ClientTimeout(total=300)) as http:
+            async with http.post(f"{args.url}/api/v1/cameras/import", data=args.file.read_bytes(),
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": ctype}) as resp:
+                body = await resp.json(content_type=None)
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return 0 if resp.status == 200 and body.get("failed") == 0 else 1
+
+    return asyncio.run(run())
+
+
+def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(client: Redis) -> int:
+        audit = AuditLog(client, settings.redis.prefix, settings.audit.max_entries)
+        page = await audit.query(AuditQuery(limit=args.n))
+        for entry in reversed(page.items):
+            print(entry.model_dump_json())
+        return 0
+
+    return _with_redis(settings, work)
+
+
+def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.secrets.key_file
+    if path.exists():
+        print(f"camgw: {path} exists; refusing to replace a key (stored credentials need it)",
+              file=sys.stderr)
+        return 1
+    create_key_file(path)
+    print(f"wrote {path} (mode 600)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The embedded default: a private redis-server, the demo fleet in the registry, the gateway,
+and one printed token per role. `make run` calls `camgw demo`."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters.simulator.fleet import CategorySpec, FleetCamera, build_fleet
+
+from .audit import AuditEvent
+from .auth import TokenStore
+from .models import CameraCreate, CameraSource, Location, Role
+from .records import new_camera
+from .registry import Registry
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_TOKEN_PREFIX = "demo-"
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def fleet_for(settings: Settings, scale: float, seed: int = 2023) -> list[FleetCamera]:
+    specs = [
+        CategorySpec(c.id, c.network, c.planned)
+        for c in settings.categories
+        if c.network is not None and c.planned
+    ]
+    ranges = {n.id: n.cidrs[0] for n in settings.networks}
+    return build_fleet(specs, ranges, scale, seed)
+
+
+def fleet_rows(fleet: list[FleetCamera]) -> list[CameraCreate]:
+    return [
+        CameraCreate(
+            id=c.id,
+            network=c.network,
+            name=c.name,
+            category=c.category,
+            address=c.address,  # type: ignore[arg-type]
+            location=Location(lat=c.lat, lon=c.lon, address=c.place),
+            tags=["demo"],
+        )
+        for c in fleet
+    ]
+
+
+async def seed_registry(registry: Registry, settings: Settings, fleet: list[FleetCamera]) -> int:
+    """Register the fleet (cameras already present are left alone); returns how many were new."""
+    now = datetime.now(UTC)
+    actor = cli_actor()
+    items = [
+        (
+            new_camera(row, settings, now, CameraSource.imported),
+            None,
+            AuditEvent(actor=actor, role="admin", action="camera.create", target=row.id or "",
+                       network=row.network, outcome="ok", status=200, detail="demo seed"),
+        )
+        for row in fleet_rows(fleet)
+        if row.id is not None and not await registry.get_raw(row.id)
+    ]
+    results = await registry.create_many(items)
+    return sum(1 for r in results if isinstance(r, int))
+
+
+async def demo_tokens(tokens: TokenStore, settings: Settings) -> dict[str, str]:
+    """Fresh demo tokens each start (only hashes are stored, so old ones cannot be re-shown)."""
+    for info in await tokens.list():
+        if info.name.startswith(DEMO_TOKEN_PREFIX):
+            await tokens.revoke(info.id)
+    out: dict[str, str] = {}
+    for role in Role:
+        token, _ = await tokens.create(f"{DEMO_TOKEN_PREFIX}{role.value}", role, ["*"], cli_actor())
+        out[role.value] = token
+    first = settings.networks[0].id
+    token, _ = await tokens.create(f"{DEMO_TOKEN_PREFIX}viewer-{first}", Role.viewer, [first],
+                                   cli_actor())
+    out[f"viewer ({first} only)"] = token
+    return out
+
+
+def write_token_file(path: Path, tokens: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        for role, token in tokens.items():
+            fh.write(f"{role}\t{token}\n")

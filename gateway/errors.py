@@ -1,0 +1,146 @@
+"""The gateway's error tree and its one mapping to HTTP (RFC 9457 problem+json).
+
+    CamgwError                       500  anything we did not foresee (never shows internals)
+    ├── Unauthorized                 401  no token, or not a valid one
+    ├── Forbidden                    403  the role lacks the right, or the network is not granted
+    ├── NotFound                     404  also for cameras in networks the caller may not see
+    ├── Conflict                     409  duplicate id or address, concurrent edit
+    ├── PayloadTooLarge              413
+    ├── UnsupportedMediaType         415
+    ├── Invalid                      422  carries FieldError(field path, message) for each failure
+    └── Unavailable                  503  Redis (or another dependency) is unreachable
+
+Messages are written for the caller and never echo input values: an input may hold a password.
+Library errors are translated at the boundary (`from_validation_error`, `redis_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class CamgwError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def problem(self, instance: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:camgw:problem:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+    def response(self, instance: str = "") -> web.Response:
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(self.problem(instance)),
+            content_type=PROBLEM_JSON,
+            headers=self.headers(),
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class Unauthorized(CamgwError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="camgw"'}
+
+
+class Forbidden(CamgwError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(CamgwError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(CamgwError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(CamgwError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(CamgwError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Invalid(CamgwError):
+    status, slug, title = 422, "validation", "Invalid input"
+
+    def __init__(self, errors: list[FieldError], detail: str = "") -> None:
+        first = errors[0] if errors else FieldError("", "invalid")
+        where = f"`{first.field}`: " if first.field else ""
+        super().__init__(
+            detail or f"{where}{first.message}",
+            field=first.field,
+            errors=[e.as_dict() for e in errors],
+        )
+        self.errors = errors
+
+
+class Unavailable(CamgwError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """('location', 'lat') -> 'location.lat'; ('tags', 2) -> 'tags[2]'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def field_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[FieldError]:
+    """Pydantic errors as field paths and messages, dropping `input` (it may hold a secret)."""
+    return [FieldError(field_path(prefix + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+
+
+def from_validation_error(exc: ValidationError) -> Invalid:
+    return Invalid(field_errors(exc))
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Redis trouble becomes a 503 without the connection string (it may hold a password)."""
+    try:
+        yield
+    except RedisError as exc:
+        raise Unavailable("the registry is unreachable; retry shortly") from exc

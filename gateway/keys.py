@@ -1,0 +1,27 @@
+"""Typed keys for everything that hangs on the application and the request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from .audit import AuditLog
+from .auth import TokenStore
+from .catalog import Catalog
+from .metrics import Metrics
+from .policy import Principal
+from .registry import Registry
+from .settings import Settings
+from .vault import CredentialVault
+
+SETTINGS = web.AppKey("settings", Settings)
+VAULT = web.AppKey("vault", CredentialVault)
+REDIS = web.AppKey("redis", Redis)
+REGISTRY = web.AppKey("registry", Registry)
+CATALOG = web.AppKey("catalog", Catalog)
+TOKENS = web.AppKey("tokens", TokenStore)
+AUDIT = web.AppKey("audit", AuditLog)
+METRICS = web.AppKey("metrics", Metrics)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)

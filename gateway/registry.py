@@ -1,0 +1,230 @@
+"""The camera registry in Redis: one JSON value per camera, index sets, a version counter.
+
+Layout (prefix `camgw`):
+    camgw:cam:{id}                  the record, JSON (served as stored: no credentials inside)
+    camgw:cred:{id}                 its credentials, sealed by the vault (never served)
+    camgw:idx:all                   every id
+    camgw:idx:{field}:{value}       ids by network, status, category and department
+    camgw:addr                      hash "{network}|{address}" -> id (one camera per address)
+    camgw:version                   bumped by every change; list bodies are cached per version
+    camgw:events                    pub/sub: "version N" after each change, "tokens" on revocation
+
+Every write is one Lua script, so a crash (even SIGKILL between commands) never leaves an index
+pointing at nothing and a registry version never describes half a change.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from adapters.uris import UriCredentials
+
+from .audit import AuditEvent
+from .errors import Conflict, NotFound, redis_errors
+from .models import Camera
+from .vault import CredentialVault
+
+_MGET_CHUNK = 1000
+_PIPELINE_CHUNK = 500
+
+
+def _lua(name: str) -> str:
+    return (files("gateway") / "lua" / name).read_text()
+
+
+class CredentialChange(enum.Enum):
+    keep = ""
+    set = "set"
+    clear = "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def cam(self, cam_id: str) -> str:
+        return f"{self.prefix}:cam:{cam_id}"
+
+    def cred(self, cam_id: str) -> str:
+        return f"{self.prefix}:cred:{cam_id}"
+
+    def idx(self, field: str, value: str) -> str:
+        return f"{self.prefix}:idx:{field}:{value}"
+
+    @property
+    def all(self) -> str:
+        return f"{self.prefix}:idx:all"
+
+    @property
+    def addr(self) -> str:
+        return f"{self.prefix}:addr"
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}:version"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+
+class Registry:
+    def __init__(self, redis: Redis, prefix: str, vault: CredentialVault, audit_max: int) -> None:
+        self.redis = redis
+        self.audit_max = audit_max
+        self.keys = Keys(prefix)
+        self._vault = vault
+        self._upsert = redis.register_script(_lua("upsert.lua"))
+        self._delete = redis.register_script(_lua("delete.lua"))
+
+    async def version(self) -> int:
+        with redis_errors():
+            return int(await self.redis.get(self.keys.version) or 0)
+
+    async def get_raw(self, cam_id: str) -> bytes | None:
+        with redis_errors():
+            raw: bytes | None = await self.redis.get(self.keys.cam(cam_id))
+        return raw
+
+    async def get(self, cam_id: str) -> Camera | None:
+        raw = await self.get_raw(cam_id)
+        return Camera.model_validate_json(raw) if raw else None
+
+    async def load_all(self) -> tuple[int, list[bytes]]:
+        """The version first, then every record: the records are at least that new."""
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys.version)
+                pipe.smembers(self.keys.all)
+                version, ids = await pipe.execute()
+            ordered = sorted(i.decode() for i in ids)
+            raws: list[bytes] = []
+            for start in range(0, len(ordered), _MGET_CHUNK):
+                chunk = [self.keys.cam(i) for i in ordered[start : start + _MGET_CHUNK]]
+                raws.extend(r for r in await self.redis.mget(chunk) if r is not None)
+        return int(version or 0), raws
+
+    async def create(
+        self, camera: Camera, creds: UriCredentials | None = None, audit: AuditEvent | None = None
+    ) -> int:
+        change = CredentialChange.set if creds else CredentialChange.keep
+        args = self._upsert_args(camera, "create", None, change, creds, audit)
+        return await self._run(self._upsert, camera, args)
+
+    async def create_many(
+        self, items: list[tuple[Camera, UriCredentials | None, AuditEvent | None]]
+    ) -> list[int | Exception]:
+        """Pipelined creates: each camera is its own atomic script; results in order."""
+        results: list[int | Exception] = []
+        for start in range(0, len(items), _PIPELINE_CHUNK):
+            chunk = items[start : start + _PIPELINE_CHUNK]
+            with redis_errors():
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for cam, creds, audit in chunk:
+                        change = CredentialChange.set if creds else CredentialChange.keep
+                        args = self._upsert_args(cam, "create", None, change, creds, audit)
+                        await self._upsert(keys=self._keys(cam.id), args=args, client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+            for (cam, _, _), reply in zip(chunk, replies, strict=True):
+                ok = not isinstance(reply, Exception)
+                results.append(int(reply) if ok else _translate(reply, cam))
+        return results
+
+    async def replace(
+        self,
+        camera: Camera,
+        expected_rev: int,
+        change: CredentialChange = CredentialChange.keep,
+        creds: UriCredentials | None = None,
+        audit: AuditEvent | None = None,
+    ) -> int:
+        args = self._upsert_args(camera, "update", expected_rev, change, creds, audit)
+        return await self._run(self._upsert, camera, args)
+
+    async def delete(self, cam_id: str, audit: AuditEvent | None = None) -> int:
+        args = [self.keys.prefix, cam_id, str(self.audit_max), *(audit.fields() if audit else [])]
+        with redis_errors():
+            version = int(await self._delete(keys=self._keys(cam_id), args=args))
+        if version == 0:
+            raise NotFound(f"camera {cam_id} not found")
+        return version
+
+    async def credentials(self, cam_id: str) -> UriCredentials | None:
+        with redis_errors():
+            sealed = await self.redis.get(self.keys.cred(cam_id))
+        return self._vault.open(cam_id, sealed) if sealed else None
+
+    def _keys(self, cam_id: str) -> list[str]:
+        k = self.keys
+        return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id)]
+
+    async def _run(self, script: AsyncScript, camera: Camera, args: list[str | bytes]) -> int:
+        with redis_errors():
+            try:
+                return int(await script(keys=self._keys(camera.id), args=args))
+            except ResponseError as exc:
+                raise _translate(exc, camera) from exc
+
+    def _upsert_args(
+        self,
+        camera: Camera,
+        mode: str,
+        expected_rev: int | None,
+        change: CredentialChange,
+        creds: UriCredentials | None,
+        audit: AuditEvent | None,
+    ) -> list[str | bytes]:
+        sealed = self._vault.seal(camera.id, creds) if creds else b""
+        return [
+            self.keys.prefix,
+            camera.id,
+            camera.model_dump_json(),
+            mode,
+            "" if expected_rev is None else str(expected_rev),
+            camera.network,
+            camera.status.value,
+            camera.category,
+            camera.department,
+            str(camera.address),
+            change.value,
+            sealed,
+            str(self.audit_max),
+            *(audit.fields() if audit else []),
+        ]
+
+    async def integrity_problems(self) -> list[str]:
+        """Index members and address entries that point at no record (should always be empty)."""
+        problems: list[str] = []
+        with redis_errors():
+            index_keys = [k.decode() async for k in self.redis.scan_iter(f"{self.keys.prefix}:idx:*")]
+            for key in index_keys:
+                for member in await self.redis.smembers(key):
+                    if not await self.redis.exists(self.keys.cam(member.decode())):
+                        problems.append(f"{key} -> {member.decode()}")
+            for addr, cam_id in (await self.redis.hgetall(self.keys.addr)).items():
+                if not await self.redis.exists(self.keys.cam(cam_id.decode())):
+                    problems.append(f"{self.keys.addr}[{addr.decode()}] -> {cam_id.decode()}")
+        return problems
+
+
+def _translate(exc: Exception, camera: Camera) -> Exception:
+    message = str(exc)
+    if message.startswith("EXISTS"):
+        return Conflict(f"camera {camera.id} already exists", field="id")
+    if message.startswith("ADDRESS"):
+        holder = message.split(" ", 1)[1]
+        return Conflict(
+            f"address {camera.address} on network {camera.network} belongs to camera {holder}",
+            field="address",
+        )
+    if message.startswith("CONFLICT"):
+        return Conflict(f"camera {camera.id} changed meanwhile; retry", field="rev")
+    if message.startswith("NOTFOUND"):
+        return NotFound(f"camera {camera.id} not found")
+    return exc

@@ -1,0 +1,144 @@
+"""Configuration models: the TOML file in `config/`, validated once at start-up.
+
+Networks and categories are data. Nothing in the code names `police` or `governance`; a fourth
+network is one more `[[networks]]` block. Secrets are references resolved at load time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are typos, and typos are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    host: str = Field("127.0.0.1", description="Address the API listens on")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="JSON body limit")
+    max_import_bytes: int = Field(4 << 20, ge=1024, le=256 << 20, description="Import limit")
+    access_log: bool = Field(True, description="One structured log line per request")
+
+
+class RedisConfig(Strict):
+    url: str = Field("redis://127.0.0.1:6379/0", description="Registry Redis; REDIS_URL wins")
+    prefix: Slug = Field("camgw", description="Key prefix, so several gateways can share a Redis")
+
+
+class SecretsConfig(Strict):
+    key_file: Path = Field(Path("var/camgw.key"), description="Credential key; CAMGW_KEY_FILE wins")
+
+
+class AuditConfig(Strict):
+    max_entries: int = Field(
+        10_000_000, ge=10_000, description="Audit stream length kept (oldest trimmed beyond it)"
+    )
+
+
+class SharingPolicy(Strict):
+    """What a network's owner lets leave the network. Pure data; decisions live in policy.py."""
+
+    reason_required: bool = Field(False, description="Snapshots need an incident/ticket reference")
+    watermark: bool = Field(True, description="Burn operator, time and camera id into snapshots")
+    max_width: int = Field(1920, ge=64, le=7680, description="Largest snapshot width served")
+    cache_ttl_s: float = Field(2.0, ge=0, le=60, description="Snapshot cache lifetime")
+    rate_limit_per_minute: int = Field(60, ge=1, le=10_000, description="Snapshots per operator")
+    redact: tuple[str, ...] = Field((), description="Record fields only admins see")
+
+
+class NetworkConfig(Strict):
+    id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    name_zh: str = Field("", max_length=100)
+    cidrs: tuple[IPNetwork, ...] = Field(min_length=1, description="Camera address ranges")
+    sharing: SharingPolicy = SharingPolicy()
+
+    def contains(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address.version == net.version and address in net for net in self.cidrs)
+
+
+class CategoryConfig(Strict):
+    id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    name_zh: str = Field("", max_length=100)
+    network: Slug | None = Field(None, description="The network this category's cameras are on")
+    department: str = Field("", max_length=100)
+    department_zh: str = Field("", max_length=100)
+    carrier: str = Field("", max_length=100)
+    carrier_zh: str = Field("", max_length=100)
+    project: str = Field("", max_length=200)
+    funding_10k_cny: float = Field(0, ge=0)
+    planned: int = Field(0, ge=0, description="Cameras the inventory table lists")
+
+
+class Settings(Strict):
+    server: ServerConfig = ServerConfig()
+    redis: RedisConfig = RedisConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    audit: AuditConfig = AuditConfig()
+    networks: tuple[NetworkConfig, ...] = Field(min_length=1)
+    categories: tuple[CategoryConfig, ...] = Field(min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    @model_validator(mode="after")
+    def _ids_unique_and_linked(self) -> Self:
+        _require_unique("networks", [n.id for n in self.networks])
+        _require_unique("categories", [c.id for c in self.categories])
+        known = {n.id for n in self.networks}
+        for cat in self.categories:
+            if cat.network is not None and cat.network not in known:
+                raise ValueError(f"category {cat.id!r} names unknown network {cat.network!r}")
+        return self
+
+    @cached_property
+    def network_by_id(self) -> dict[str, NetworkConfig]:
+        return {n.id: n for n in self.networks}
+
+    @cached_property
+    def category_by_id(self) -> dict[str, CategoryConfig]:
+        return {c.id: c for c in self.categories}
+
+
+def _require_unique(what: str, ids: list[str]) -> None:
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what} ids: {', '.join(dupes)}")
+
+
+class EnvOverrides(BaseSettings):
+    """The few things the environment may override (12-factor style)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    config: Path | None = Field(None, validation_alias="CAMGW_CONFIG")
+    key_file: Path | None = Field(None, validation_alias="CAMGW_KEY_FILE")
+
+
+def load_settings(path: Path | None = None, *, use_env: bool = True) -> Settings:
+    """Read and validate a config file; `REDIS_URL` replaces the file's Redis URL."""
+    env = EnvOverrides() if use_env else EnvOverrides.model_construct()
+    path = path or env.config or DEFAULT_CONFIG
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    if env.redis_url:
+        raw.setdefault("redis", {})["url"] = env.redis_url
+    if env.key_file:
+        raw.setdefault("secrets", {})["key_file"] = str(env.key_file)
+    return Settings.model_validate(raw)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real redis-server started by the suite (own port, own temp dir), and a
+gateway app per test with its own key prefix, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.keys import TOKENS
+from gateway.models import Role
+from gateway.redis_server import RedisServer
+from gateway.settings import DEFAULT_CONFIG, Settings, load_settings
+from gateway.vault import CredentialVault
+
+_PREFIXES = itertools.count(1)
+
+Headers = dict[str, str]
+TokenFactory = Callable[..., Awaitable[Headers]]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    base = load_settings(DEFAULT_CONFIG, use_env=False)
+    prefix = f"t{os.getpid()}-{next(_PREFIXES)}"
+    return base.model_copy(
+        update={"redis": base.redis.model_copy(update={"url": redis_server.url, "prefix": prefix})}
+    )
+
+
+@pytest.fixture
+def vault() -> CredentialVault:
+    return CredentialVault(os.urandom(32))
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],  # type: ignore[type-arg]
+    settings: Settings,
+    vault: CredentialVault,
+) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    yield await aiohttp_client(create_app(settings, vault))
+
+
+@pytest.fixture
+def token(client: TestClient) -> TokenFactory:  # type: ignore[type-arg]
+    """`await token("viewer", ["governance"])` -> Authorization headers for a fresh token."""
+
+    async def make(role: str, networks: list[str] | None = None, name: str = "") -> Headers:
+        store = client.app[TOKENS]
+        secret, _ = await store.create(name or f"test-{role}", Role(role), networks or ["*"], "tests")
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return Path(__file__).parent / "data"
