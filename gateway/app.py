@@ -56,10 +56,16 @@ def create_app(settings: Settings, vault: CredentialVault) -> web.Application:
     add_routes(app, ENDPOINTS)
     doc = openapi.build(ENDPOINTS, package_version())
     app.router.add_get("/api/v1/openapi.json", openapi.handler(doc), name="openapi")
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_events)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # Say nothing about the Python and aiohttp versions behind the gateway.
+    response.headers["Server"] = "camgw"
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
@@ -83,8 +89,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 async def _events(app: web.Application) -> AsyncIterator[None]:
     registry, catalog, tokens = app[REGISTRY], app[CATALOG], app[TOKENS]
     task = asyncio.create_task(
-        events.listen(app[REDIS], registry.keys.events, registry.version, catalog.set_live,
-                      tokens.forget),
+        events.listen(
+            app[REDIS], registry.keys.events, registry.version, catalog.set_live, tokens.forget
+        ),
         name="camgw-events",
     )
     yield

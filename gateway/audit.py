@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from .errors import redis_errors
 from .models import AuditEntry, AuditPage
@@ -60,10 +62,10 @@ class AuditLog:
 
     async def append(self, event: AuditEvent) -> str:
         pairs = event.fields()
-        mapping = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        mapping: dict[FieldT, EncodableT] = dict(zip(pairs[::2], pairs[1::2], strict=True))
         with redis_errors():
             entry_id = await self.redis.xadd(
-                self.key, mapping, maxlen=self.max_entries, approximate=True  # type: ignore[arg-type]
+                self.key, mapping, maxlen=self.max_entries, approximate=True
             )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
@@ -77,13 +79,14 @@ class AuditLog:
                 batch = await self.redis.xrevrange(self.key, high, low, count=_SCAN_BATCH)
                 if not batch:
                     break
-                for raw_id, raw in batch:
+                rows = cast(list[tuple[bytes, dict[bytes, bytes]]], batch)
+                for raw_id, raw in rows:
                     entry = _entry(raw_id, raw)
                     if _matches(q, entry):
                         items.append(entry)
                         if len(items) == q.limit:
                             break
-                high = f"({batch[-1][0].decode()}"
+                high = f"({rows[-1][0].decode()}"
                 if len(batch) < _SCAN_BATCH:
                     break
         more = len(items) == q.limit
@@ -93,8 +96,8 @@ class AuditLog:
 def _entry(raw_id: bytes, raw: dict[bytes, bytes]) -> AuditEntry:
     d = {k.decode(): v.decode() for k, v in raw.items()}
     known = set(AuditEntry.model_fields) - {"id", "extra"}
-    base = {k: d.pop(k, "") for k in known}
-    base["status"] = int(base["status"] or 0)
+    base: dict[str, object] = {k: d.pop(k, "") for k in known}
+    base["status"] = int(str(base["status"]) or 0)
     base["time"] = base["time"] or None
     return AuditEntry.model_validate(base | {"id": raw_id.decode(), "extra": d})
 

@@ -98,7 +98,7 @@ class TokenStore:
         return Principal(info.id, info.name, info.role, parse_grants(info.networks))
 
 
-def _info(raw: bytes) -> TokenInfo:
+def _info(raw: bytes | str) -> TokenInfo:
     data = orjson.loads(raw)
     data.pop("sha256", None)
     return TokenInfo.model_validate(data)

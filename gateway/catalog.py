@@ -153,7 +153,8 @@ class Catalog:
     async def summary(self, who: Principal) -> Body:
         visible = who.visible(self.settings)
         _, body = await self.cached(
-            ("summary", visible), lambda s: summarize(s, self.settings, visible).model_dump_json().encode()
+            ("summary", visible),
+            lambda s: summarize(s, self.settings, visible).model_dump_json().encode(),
         )
         return body
 
@@ -200,7 +201,14 @@ def _entries(raws: Iterable[bytes], redactions: dict[str, tuple[str, ...]]) -> t
         loc = d.get("location") or {}
         text = " ".join(
             str(x)
-            for x in (d["id"], d["name"], d["address"], d["department"], loc.get("address"), *d["tags"])
+            for x in (
+                d["id"],
+                d["name"],
+                d["address"],
+                d["department"],
+                loc.get("address"),
+                *d["tags"],
+            )
             if x
         )
         out.append(
@@ -250,7 +258,11 @@ def _list_body(snap: Snapshot, who: Principal, settings: Settings, q: ListQuery)
     more = last is not None and matched[-1].id > last
     items = b",".join(e.full if who.full_records else e.shared for e in page)
     head = orjson.dumps(
-        {"version": snap.version, "total": len(matched), "next_cursor": encode_cursor(last) if more and last else None}
+        {
+            "version": snap.version,
+            "total": len(matched),
+            "next_cursor": encode_cursor(last) if more and last else None,
+        }
     )
     return head[:-1] + b',"items":[' + items + b"]}"
 

@@ -97,10 +97,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run_app(settings: Settings, vault: CredentialVault, host: str, port: int,
-             on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+def _run_app(
+    settings: Settings,
+    vault: CredentialVault,
+    host: str,
+    port: int,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     app = create_app(settings, vault)
     if on_ready is not None:
+
         async def ready(_: web.Application) -> None:
             await on_ready()
 
@@ -148,8 +154,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  OpenAPI: {base}/api/v1/openapi.json")
         for role, token in tokens.items():
             print(f"  {role:<24} {token}")
-        print(f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary\n',
-              flush=True)
+        print(
+            f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary\n',
+            flush=True,
+        )
 
     try:
         _run_app(settings, vault, settings.server.host, port, prepare)
@@ -177,15 +185,23 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     unknown = [n for n in networks if n != "*" and n not in settings.network_by_id]
     if unknown or not networks:
-        print(f"camgw: unknown network(s): {', '.join(unknown) or '(none given)'}; "
-              f"configured: {', '.join(settings.network_by_id)}", file=sys.stderr)
+        print(
+            f"camgw: unknown network(s): {', '.join(unknown) or '(none given)'}; "
+            f"configured: {', '.join(settings.network_by_id)}",
+            file=sys.stderr,
+        )
         return 2
 
     async def work(client: Redis) -> int:
         tokens = TokenStore(client, settings.redis.prefix)
         token, info = await tokens.create(args.name, Role(args.role), networks, cli_actor())
-        await _audit(client, settings, "token.create", info.id,
-                     f"{info.name}: {info.role.value} on {','.join(info.networks)}")
+        await _audit(
+            client,
+            settings,
+            "token.create",
+            info.id,
+            f"{info.name}: {info.role.value} on {','.join(info.networks)}",
+        )
         print(token)
         print(f"(token {info.id} for {info.name}; shown once, store it now)", file=sys.stderr)
         return 0
@@ -196,8 +212,10 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(client: Redis) -> int:
         for info in await TokenStore(client, settings.redis.prefix).list():
-            print(f"{info.id}\t{info.role.value:<8}\t{','.join(info.networks):<30}\t{info.name}"
-                  f"\t{info.created_at:%Y-%m-%d %H:%M}\t{info.created_by}")
+            print(
+                f"{info.id}\t{info.role.value:<8}\t{','.join(info.networks):<30}\t{info.name}"
+                f"\t{info.created_at:%Y-%m-%d %H:%M}\t{info.created_by}"
+            )
         return 0
 
     return _with_redis(settings, work)
@@ -206,8 +224,14 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def work(client: Redis) -> int:
         removed = await TokenStore(client, settings.redis.prefix).revoke(args.id)
-        await _audit(client, settings, "token.revoke", args.id, "" if removed else "no such token",
-                     ok=removed)
+        await _audit(
+            client,
+            settings,
+            "token.revoke",
+            args.id,
+            "" if removed else "no such token",
+            ok=removed,
+        )
         if not removed:
             print(f"camgw: no token {args.id}", file=sys.stderr)
             return 1
@@ -217,12 +241,21 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return _with_redis(settings, work)
 
 
-async def _audit(client: Redis, settings: Settings, action: str, target: str, detail: str,
-                 ok: bool = True) -> None:
+async def _audit(
+    client: Redis, settings: Settings, action: str, target: str, detail: str, ok: bool = True
+) -> None:
     audit = AuditLog(client, settings.redis.prefix, settings.audit.max_entries)
-    await audit.append(AuditEvent(actor=cli_actor(), role="admin", action=action, target=target,
-                                  outcome="ok" if ok else "not_found", status=200 if ok else 404,
-                                  detail=detail))
+    await audit.append(
+        AuditEvent(
+            actor=cli_actor(),
+            role="admin",
+            action=action,
+            target=target,
+            outcome="ok" if ok else "not_found",
+            status=200 if ok else 404,
+            detail=detail,
+        )
+    )
 
 
 # -- import / audit / keygen -------------------------------------------------------------
@@ -236,11 +269,15 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     ctype = "application/json" if args.file.suffix.lower() == ".json" else "text/csv"
 
     async def run() -> int:
-        async with ClientSession(timeout=ClientTimeout(total=300)) as http:
-            async with http.post(f"{args.url}/api/v1/cameras/import", data=args.file.read_bytes(),
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": ctype}) as resp:
-                body = await resp.json(content_type=None)
+        async with (
+            ClientSession(timeout=ClientTimeout(total=300)) as http,
+            http.post(
+                f"{args.url}/api/v1/cameras/import",
+                data=args.file.read_bytes(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": ctype},
+            ) as resp,
+        ):
+            body = await resp.json(content_type=None)
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return 0 if resp.status == 200 and body.get("failed") == 0 else 1
 
@@ -261,8 +298,10 @@ def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     path = settings.secrets.key_file
     if path.exists():
-        print(f"camgw: {path} exists; refusing to replace a key (stored credentials need it)",
-              file=sys.stderr)
+        print(
+            f"camgw: {path} exists; refusing to replace a key (stored credentials need it)",
+            file=sys.stderr,
+        )
         return 1
     create_key_file(path)
     print(f"wrote {path} (mode 600)")

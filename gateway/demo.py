@@ -8,13 +8,15 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from pathlib import Path
 
 from adapters.simulator.fleet import CategorySpec, FleetCamera, build_fleet
+from adapters.uris import UriCredentials
 
 from .audit import AuditEvent
 from .auth import TokenStore
-from .models import CameraCreate, CameraSource, Location, Role
+from .models import Camera, CameraCreate, CameraSource, Location, Role
 from .records import new_camera
 from .registry import Registry
 from .settings import Settings
@@ -45,7 +47,7 @@ def fleet_rows(fleet: list[FleetCamera]) -> list[CameraCreate]:
             network=c.network,
             name=c.name,
             category=c.category,
-            address=c.address,  # type: ignore[arg-type]
+            address=ip_address(c.address),
             location=Location(lat=c.lat, lon=c.lon, address=c.place),
             tags=["demo"],
         )
@@ -57,12 +59,20 @@ async def seed_registry(registry: Registry, settings: Settings, fleet: list[Flee
     """Register the fleet (cameras already present are left alone); returns how many were new."""
     now = datetime.now(UTC)
     actor = cli_actor()
-    items = [
+    items: list[tuple[Camera, UriCredentials | None, AuditEvent | None]] = [
         (
             new_camera(row, settings, now, CameraSource.imported),
             None,
-            AuditEvent(actor=actor, role="admin", action="camera.create", target=row.id or "",
-                       network=row.network, outcome="ok", status=200, detail="demo seed"),
+            AuditEvent(
+                actor=actor,
+                role="admin",
+                action="camera.create",
+                target=row.id or "",
+                network=row.network,
+                outcome="ok",
+                status=200,
+                detail="demo seed",
+            ),
         )
         for row in fleet_rows(fleet)
         if row.id is not None and not await registry.get_raw(row.id)
@@ -81,8 +91,9 @@ async def demo_tokens(tokens: TokenStore, settings: Settings) -> dict[str, str]:
         token, _ = await tokens.create(f"{DEMO_TOKEN_PREFIX}{role.value}", role, ["*"], cli_actor())
         out[role.value] = token
     first = settings.networks[0].id
-    token, _ = await tokens.create(f"{DEMO_TOKEN_PREFIX}viewer-{first}", Role.viewer, [first],
-                                   cli_actor())
+    token, _ = await tokens.create(
+        f"{DEMO_TOKEN_PREFIX}viewer-{first}", Role.viewer, [first], cli_actor()
+    )
     out[f"viewer ({first} only)"] = token
     return out
 

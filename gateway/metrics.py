@@ -45,13 +45,17 @@ class _CatalogCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         cams = GaugeMetricFamily(
-            "camgw_cameras", "Registered cameras by network and status", labels=["network", "status"]
+            "camgw_cameras",
+            "Registered cameras by network and status",
+            labels=["network", "status"],
         )
         for (network, status), n in sorted(self.catalog.status_counts().items()):
             cams.add_metric([network, status], n)
         yield cams
         yield GaugeMetricFamily(
-            "camgw_registry_version", "Registry version the catalog serves", value=self.catalog.snapshot.version
+            "camgw_registry_version",
+            "Registry version the catalog serves",
+            value=self.catalog.snapshot.version,
         )
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds

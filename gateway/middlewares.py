@@ -60,12 +60,15 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return _http_problem(exc, request.path)
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
-        return CamgwError("an internal error occurred; quote the X-Request-Id").response(request.path)
+        return CamgwError("an internal error occurred; quote the X-Request-Id").response(
+            request.path
+        )
 
 
 def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
     body = CamgwError.problem(CamgwError(exc.reason), instance)
     body.update(type=f"urn:camgw:problem:http-{exc.status}", title=exc.reason, status=exc.status)
     headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-    return web.Response(status=exc.status, body=orjson.dumps(body), content_type=PROBLEM_JSON,
-                        headers=headers)
+    return web.Response(
+        status=exc.status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers
+    )

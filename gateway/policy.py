@@ -22,9 +22,16 @@ class Permission(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.viewer: frozenset({Permission.read_cameras, Permission.read_networks, Permission.read_metrics}),
+    Role.viewer: frozenset(
+        {Permission.read_cameras, Permission.read_networks, Permission.read_metrics}
+    ),
     Role.operator: frozenset(
-        {Permission.read_cameras, Permission.read_networks, Permission.read_metrics, Permission.snapshot}
+        {
+            Permission.read_cameras,
+            Permission.read_networks,
+            Permission.read_metrics,
+            Permission.snapshot,
+        }
     ),
     Role.admin: frozenset(
         {
@@ -37,7 +44,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     # Separation of duties: auditors read the trail, not the cameras; admins do not read the trail.
-    Role.auditor: frozenset({Permission.read_audit, Permission.read_networks, Permission.read_metrics}),
+    Role.auditor: frozenset(
+        {Permission.read_audit, Permission.read_networks, Permission.read_metrics}
+    ),
 }
 
 

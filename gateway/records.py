@@ -30,7 +30,9 @@ def new_camera_id() -> str:
     return f"cam-{secrets.token_hex(6)}"
 
 
-def new_camera(body: CameraCreate, settings: Settings, now: datetime, source: CameraSource) -> Camera:
+def new_camera(
+    body: CameraCreate, settings: Settings, now: datetime, source: CameraSource
+) -> Camera:
     """A registered (or imported) camera: defaults for department, carrier and project come
     from its category, so every record says who answers for it."""
     category = settings.category_by_id.get(body.category)

@@ -89,8 +89,8 @@ class Registry:
 
     async def get_raw(self, cam_id: str) -> bytes | None:
         with redis_errors():
-            raw: bytes | None = await self.redis.get(self.keys.cam(cam_id))
-        return raw
+            raw = await self.redis.get(self.keys.cam(cam_id))
+        return _bytes(raw) if raw is not None else None
 
     async def get(self, cam_id: str) -> Camera | None:
         raw = await self.get_raw(cam_id)
@@ -103,11 +103,11 @@ class Registry:
                 pipe.get(self.keys.version)
                 pipe.smembers(self.keys.all)
                 version, ids = await pipe.execute()
-            ordered = sorted(i.decode() for i in ids)
+            ordered = sorted(_text(i) for i in ids)
             raws: list[bytes] = []
             for start in range(0, len(ordered), _MGET_CHUNK):
                 chunk = [self.keys.cam(i) for i in ordered[start : start + _MGET_CHUNK]]
-                raws.extend(r for r in await self.redis.mget(chunk) if r is not None)
+                raws.extend(_bytes(r) for r in await self.redis.mget(chunk) if r is not None)
         return int(version or 0), raws
 
     async def create(
@@ -158,7 +158,7 @@ class Registry:
     async def credentials(self, cam_id: str) -> UriCredentials | None:
         with redis_errors():
             sealed = await self.redis.get(self.keys.cred(cam_id))
-        return self._vault.open(cam_id, sealed) if sealed else None
+        return self._vault.open(cam_id, _bytes(sealed)) if sealed else None
 
     def _keys(self, cam_id: str) -> list[str]:
         k = self.keys
@@ -202,14 +202,15 @@ class Registry:
         """Index members and address entries that point at no record (should always be empty)."""
         problems: list[str] = []
         with redis_errors():
-            index_keys = [k.decode() async for k in self.redis.scan_iter(f"{self.keys.prefix}:idx:*")]
+            pattern = f"{self.keys.prefix}:idx:*"
+            index_keys = [_text(k) async for k in self.redis.scan_iter(pattern)]
             for key in index_keys:
-                for member in await self.redis.smembers(key):
-                    if not await self.redis.exists(self.keys.cam(member.decode())):
-                        problems.append(f"{key} -> {member.decode()}")
+                for member in map(_text, await self.redis.smembers(key)):
+                    if not await self.redis.exists(self.keys.cam(member)):
+                        problems.append(f"{key} -> {member}")
             for addr, cam_id in (await self.redis.hgetall(self.keys.addr)).items():
-                if not await self.redis.exists(self.keys.cam(cam_id.decode())):
-                    problems.append(f"{self.keys.addr}[{addr.decode()}] -> {cam_id.decode()}")
+                if not await self.redis.exists(self.keys.cam(_text(cam_id))):
+                    problems.append(f"{self.keys.addr}[{_text(addr)}] -> {_text(cam_id)}")
         return problems
 
 
@@ -228,3 +229,12 @@ def _translate(exc: Exception, camera: Camera) -> Exception:
     if message.startswith("NOTFOUND"):
         return NotFound(f"camera {camera.id} not found")
     return exc
+
+
+def _bytes(value: bytes | str) -> bytes:
+    """redis-py types replies as bytes | str; this client never decodes, so they are bytes."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

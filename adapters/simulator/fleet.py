@@ -72,6 +72,16 @@ def build_fleet(
 
 
 _STREETS = [
-    "Dongjing Rd", "Changxi Rd", "Sijing Rd", "Dongxing Rd", "Jiuting Ave", "Baole Rd",
-    "Gongdong Rd", "Xinming Rd", "Chenghe Rd", "Huangjia Rd", "Dongxun Rd", "Yixin Rd",
+    "Dongjing Rd",
+    "Changxi Rd",
+    "Sijing Rd",
+    "Dongxing Rd",
+    "Jiuting Ave",
+    "Baole Rd",
+    "Gongdong Rd",
+    "Xinming Rd",
+    "Chenghe Rd",
+    "Huangjia Rd",
+    "Dongxun Rd",
+    "Yixin Rd",
 ]

@@ -28,6 +28,14 @@ async def read_audit(request: web.Request) -> web.StreamResponse:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v1/audit", read_audit, "Audit trail, newest first", "audit.read",
-             Permission.read_audit, query=AuditQueryParams, response=AuditPage),
+    Endpoint(
+        "GET",
+        "/api/v1/audit",
+        read_audit,
+        "Audit trail, newest first",
+        "audit.read",
+        Permission.read_audit,
+        query=AuditQueryParams,
+        response=AuditPage,
+    ),
 ]

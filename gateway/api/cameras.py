@@ -98,8 +98,13 @@ async def patch_camera(request: web.Request) -> web.StreamResponse:
         updated = apply_patch(current, patch, datetime.now(UTC))
         _require_grant(who, updated.network)
         _check(settings, updated)
-        audit = _change(request, "camera.update", updated.id, updated.network,
-                        fields=",".join(sorted(patch.model_fields_set)))
+        audit = _change(
+            request,
+            "camera.update",
+            updated.id,
+            updated.network,
+            fields=",".join(sorted(patch.model_fields_set)),
+        )
         try:
             version = await registry.replace(
                 updated, current.rev, change, _creds(patch.credentials), audit
@@ -125,8 +130,12 @@ async def delete_camera(request: web.Request) -> web.StreamResponse:
 async def import_cameras(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     who = request[PRINCIPAL]
-    raw = await read_body(request, settings.server.max_import_bytes, (*CSV_TYPES, "application/json"))
-    rows = parse_json(raw) if request.content_type == "application/json" else parse_csv(raw, settings)
+    raw = await read_body(
+        request, settings.server.max_import_bytes, (*CSV_TYPES, "application/json")
+    )
+    rows = (
+        parse_json(raw) if request.content_type == "application/json" else parse_csv(raw, settings)
+    )
     good, bad = validate_rows(rows)
     now = datetime.now(UTC)
     batch: list[tuple[Camera, UriCredentials | None, AuditEvent | None]] = []
@@ -195,7 +204,9 @@ async def _visible_raw(
         raise missing
     data = orjson.loads(raw)
     if not who.sees(data["network"]):
-        await audit_refusal(request, action, Forbidden("network not granted"), cam_id, data["network"])
+        await audit_refusal(
+            request, action, Forbidden("network not granted"), cam_id, data["network"]
+        )
         raise missing
     return raw, data
 
@@ -220,7 +231,9 @@ def _creds(creds: CameraCredentials | None) -> UriCredentials | None:
     return UriCredentials(creds.username, creds.password.get_secret_value()) if creds else None
 
 
-def _change(request: web.Request, action: str, target: str, network: str, **extra: str) -> AuditEvent:
+def _change(
+    request: web.Request, action: str, target: str, network: str, **extra: str
+) -> AuditEvent:
     who = request[PRINCIPAL]
     return AuditEvent(
         actor=who.actor,
@@ -241,20 +254,67 @@ def _row_error(row: Row, exc: CamgwError) -> RowError:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v1/cameras", list_cameras, "List cameras (ETag/304, gzip)",
-             "camera.list", Permission.read_cameras, query=CameraQuery, response=CameraPage),
-    Endpoint("POST", "/api/v1/cameras", create_camera, "Register a camera", "camera.create",
-             Permission.write_cameras, body=CameraCreate, response=Camera, status=201,
-             audit_failures=True),
-    Endpoint("POST", "/api/v1/cameras/import", import_cameras,
-             "Import cameras from CSV or a JSON array; bad rows reported, good rows kept",
-             "camera.import", Permission.write_cameras, body_types=(*CSV_TYPES, "application/json"),
-             response=ImportResult, audit_failures=True),
-    Endpoint("GET", "/api/v1/cameras/{id}", get_camera, "One camera", "camera.get",
-             Permission.read_cameras, response=Camera),
-    Endpoint("PATCH", "/api/v1/cameras/{id}", patch_camera,
-             "Change admin-owned fields (JSON merge patch)", "camera.update",
-             Permission.write_cameras, body=CameraPatch, response=Camera, audit_failures=True),
-    Endpoint("DELETE", "/api/v1/cameras/{id}", delete_camera, "Remove a camera", "camera.delete",
-             Permission.write_cameras, status=204, audit_failures=True),
+    Endpoint(
+        "GET",
+        "/api/v1/cameras",
+        list_cameras,
+        "List cameras (ETag/304, gzip)",
+        "camera.list",
+        Permission.read_cameras,
+        query=CameraQuery,
+        response=CameraPage,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/cameras",
+        create_camera,
+        "Register a camera",
+        "camera.create",
+        Permission.write_cameras,
+        body=CameraCreate,
+        response=Camera,
+        status=201,
+        audit_failures=True,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/cameras/import",
+        import_cameras,
+        "Import cameras from CSV or a JSON array; bad rows reported, good rows kept",
+        "camera.import",
+        Permission.write_cameras,
+        body_types=(*CSV_TYPES, "application/json"),
+        response=ImportResult,
+        audit_failures=True,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/cameras/{id}",
+        get_camera,
+        "One camera",
+        "camera.get",
+        Permission.read_cameras,
+        response=Camera,
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v1/cameras/{id}",
+        patch_camera,
+        "Change admin-owned fields (JSON merge patch)",
+        "camera.update",
+        Permission.write_cameras,
+        body=CameraPatch,
+        response=Camera,
+        audit_failures=True,
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/cameras/{id}",
+        delete_camera,
+        "Remove a camera",
+        "camera.delete",
+        Permission.write_cameras,
+        status=204,
+        audit_failures=True,
+    ),
 ]

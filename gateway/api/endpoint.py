@@ -16,8 +16,15 @@ from ..policy import Permission, Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_OUTCOMES = {401: "denied", 403: "denied", 404: "not_found", 409: "conflict", 413: "invalid",
-             415: "invalid", 422: "invalid"}
+_OUTCOMES = {
+    401: "denied",
+    403: "denied",
+    404: "not_found",
+    409: "conflict",
+    413: "invalid",
+    415: "invalid",
+    422: "invalid",
+}
 
 
 @dataclass(frozen=True, slots=True)

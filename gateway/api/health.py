@@ -39,8 +39,16 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 ENDPOINTS = [
     Endpoint("GET", "/healthz", healthz, "Liveness", "health", None, response=Health),
-    Endpoint("GET", "/readyz", readyz, "Readiness (registry reachable)", "ready", None,
-             response=Health),
-    Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "metrics",
-             Permission.read_metrics, produces="text/plain"),
+    Endpoint(
+        "GET", "/readyz", readyz, "Readiness (registry reachable)", "ready", None, response=Health
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics",
+        "metrics",
+        Permission.read_metrics,
+        produces="text/plain",
+    ),
 ]

@@ -3,6 +3,7 @@ JSON out, and conditional GET (ETag / 304 / gzip) for cached bodies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import orjson
@@ -61,11 +62,14 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         raise Invalid(field_errors(exc)) from exc
 
 
-def json_response(data: BaseModel | list[BaseModel] | dict[str, object], status: int = 200,
-                  headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    data: BaseModel | Sequence[BaseModel] | dict[str, object],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     if isinstance(data, BaseModel):
         body = data.model_dump_json().encode()
-    elif isinstance(data, list):
+    elif isinstance(data, Sequence):
         body = b"[" + b",".join(m.model_dump_json().encode() for m in data) + b"]"
     else:
         body = orjson.dumps(data)

@@ -16,6 +16,13 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v1/networks", list_networks, "Configured networks and their counts",
-             "network.list", Permission.read_networks, response=NetworkInfo),
+    Endpoint(
+        "GET",
+        "/api/v1/networks",
+        list_networks,
+        "Configured networks and their counts",
+        "network.list",
+        Permission.read_networks,
+        response=NetworkInfo,
+    ),
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .endpoint import Endpoint
 
@@ -41,7 +41,9 @@ def build(endpoints: Iterable[Endpoint], version: str) -> dict[str, Any]:
     models: set[type[BaseModel]] = set()
     for ep in eps:
         models.update(m for m in (ep.body, ep.response, ep.query) if m is not None)
-    modes = [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)]
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation") for m in sorted(models, key=lambda m: m.__name__)
+    ]
     refs, top = models_json_schema(modes, ref_template=_REF)
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
     schemas["Problem"] = _PROBLEM_SCHEMA
@@ -50,8 +52,11 @@ def build(endpoints: Iterable[Endpoint], version: str) -> dict[str, Any]:
         paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep, refs, schemas)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "camgw", "version": version,
-                 "description": "Camera-network unification gateway API"},
+        "info": {
+            "title": "camgw",
+            "version": version,
+            "description": "Camera-network unification gateway API",
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -60,9 +65,7 @@ def build(endpoints: Iterable[Endpoint], version: str) -> dict[str, Any]:
     }
 
 
-def _operation(
-    ep: Endpoint, refs: dict[tuple[type[BaseModel], str], Any], schemas: dict[str, Any]
-) -> dict[str, Any]:
+def _operation(ep: Endpoint, refs: dict[Any, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": ep.action, "summary": ep.summary}
     params = []
     if "{id}" in ep.path:
@@ -71,11 +74,13 @@ def _operation(
         schema = schemas[ep.query.__name__]
         required = set(schema.get("required", []))
         for name, prop in schema["properties"].items():
-            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            params.append(
+                {"name": name, "in": "query", "required": name in required, "schema": prop}
+            )
     if params:
         op["parameters"] = params
     if ep.body is not None or ep.body_types != ("application/json",):
-        content = {t: {} for t in ep.body_types}
+        content: dict[str, Any] = {t: {} for t in ep.body_types}
         if ep.body is not None:
             content["application/json"] = {"schema": refs[(ep.body, "validation")]}
         op["requestBody"] = {"required": True, "content": content}

@@ -17,7 +17,13 @@ async def get_summary(request: web.Request) -> web.StreamResponse:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v1/summary", get_summary,
-             "Counts by network x category x status, by department and carrier", "summary.get",
-             Permission.read_cameras, response=Summary),
+    Endpoint(
+        "GET",
+        "/api/v1/summary",
+        get_summary,
+        "Counts by network x category x status, by department and carrier",
+        "summary.get",
+        Permission.read_cameras,
+        response=Summary,
+    ),
 ]
