@@ -8,8 +8,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-# Debian packages each target needs, as "command:package" pairs.
-RUN_DEBS   := redis-server:redis-server
+# Debian packages each target needs, as "command-or-file:package" pairs: a word starting with "/"
+# is a file that the package installs (for packages without a command), anything else a command.
+# GStreamer (RTSP camera simulator) is run by Debian's python3, not the venv: gst_rtsp.py.
+# (a wrong guess only costs a redundant apt-get install of an installed package)
+MULTIARCH  := $(shell /usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("MULTIARCH"))' 2>/dev/null || echo $$(uname -m)-linux-gnu)
+GST_LIB    := /usr/lib/$(MULTIARCH)/gstreamer-1.0
+RUN_DEBS   := redis-server:redis-server \
+              /usr/lib/python3/dist-packages/gi/__init__.py:python3-gi \
+              /usr/lib/$(MULTIARCH)/girepository-1.0/GstRtspServer-1.0.typelib:gir1.2-gst-rtsp-server-1.0 \
+              $(GST_LIB)/libgstvideotestsrc.so:gstreamer1.0-plugins-base \
+              $(GST_LIB)/libgstrtp.so:gstreamer1.0-plugins-good \
+              $(GST_LIB)/libgstx264.so:gstreamer1.0-plugins-ugly \
+              $(GST_LIB)/libgstpango.so:gstreamer1.0-x
 BENCH_DEBS := $(RUN_DEBS) nginx:nginx-light wrk:wrk
 
 .PHONY: run test bench check clean debs-run debs-bench
@@ -42,10 +53,14 @@ debs-run:
 debs-bench:
 	@$(MAKE) --no-print-directory _need PAIRS="$(BENCH_DEBS)"
 
-# Install the Debian package of every missing command; elsewhere, say what to install.
+# Install the Debian package of every missing command or file; elsewhere, say what to install.
 _need:
 	@missing=""; for pair in $(PAIRS); do \
-	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \
+	  what=$${pair%%:*}; \
+	  case $$what in \
+	    /*) [ -e "$$what" ] || missing="$$missing $${pair##*:}" ;; \
+	    *) command -v $$what >/dev/null 2>&1 || [ -x /usr/sbin/$$what ] || missing="$$missing $${pair##*:}" ;; \
+	  esac; \
 	done; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory _apt PKGS="$$missing"; fi
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from adapters.base import NetworkAdapter
+from adapters.network import AdapterSpec, CameraNetworkAdapter
+
 from . import events
-from .api import audit, cameras, health, networks, openapi, summary
+from .api import audit, cameras, discovery, health, networks, openapi, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
-from .keys import AUDIT, CATALOG, METRICS, REDIS, REGISTRY, SETTINGS, TOKENS, VAULT
+from .discovery import DiscoveryService
+from .keys import AUDIT, CATALOG, DISCOVERY, METRICS, REDIS, REGISTRY, SETTINGS, TOKENS, VAULT
 from .metrics import Metrics
 from .middlewares import observe, problems
 from .registry import Registry
@@ -30,7 +34,10 @@ ENDPOINTS: list[Endpoint] = [
     *summary.ENDPOINTS,
     *networks.ENDPOINTS,
     *audit.ENDPOINTS,
+    *discovery.ENDPOINTS,
 ]
+
+AdapterFactory = Callable[[Settings], dict[str, NetworkAdapter]]
 
 
 def package_version() -> str:
@@ -45,7 +52,21 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15)
 
 
-def create_app(settings: Settings, vault: CredentialVault) -> web.Application:
+def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:
+    """One in-process adapter per configured network; credentials resolved now, not at import."""
+    return {
+        n.id: CameraNetworkAdapter(
+            AdapterSpec(
+                n.id, n.cidrs, n.discovery, n.credentials.resolve() if n.credentials else None
+            )
+        )
+        for n in settings.networks
+    }
+
+
+def create_app(
+    settings: Settings, vault: CredentialVault, adapters: AdapterFactory = default_adapters
+) -> web.Application:
     app = web.Application(
         middlewares=[observe, problems],
         client_max_size=max(settings.server.max_body_bytes, settings.server.max_import_bytes),
@@ -60,6 +81,7 @@ def create_app(settings: Settings, vault: CredentialVault) -> web.Application:
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_events)
+    app.cleanup_ctx.append(_discovery(adapters))
     return app
 
 
@@ -98,3 +120,17 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _discovery(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        adapters = factory(app[SETTINGS])
+        service = DiscoveryService(
+            app[SETTINGS], app[REDIS], app[REGISTRY], app[CATALOG], app[AUDIT], adapters
+        )
+        app[DISCOVERY] = service
+        async for _ in service.background():
+            yield
+        await asyncio.gather(*(a.close() for a in adapters.values()), return_exceptions=True)
+
+    return ctx

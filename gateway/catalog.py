@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import gzip
 import hashlib
 import logging
@@ -21,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from .models import CameraStatus, InventoryRow, NetworkInfo, Summary, SummaryCell
-from .policy import Principal
+from .models import AdapterState, CameraStatus, InventoryRow, NetworkInfo, Summary, SummaryCell
+from .policy import Permission, Principal
 from .registry import Registry
 from .settings import Settings
 
@@ -43,7 +44,8 @@ class Entry:
     category: str
     department: str
     carrier: str
-    haystack: str  # lower-cased text that `q` searches
+    haystack: str  # lower-cased text that `q` searches (admins)
+    shared_haystack: str  # the same from the shared record: no match on a redacted field
     full: bytes  # the stored record (admins)
     shared: bytes  # what the network's owner shares (everyone else)
 
@@ -59,6 +61,10 @@ class Body:
     etag: str
     data: bytes
     gz: bytes | None = None
+    etag_gz: str = ""  # the gzip representation's own strong ETag
+
+    def __post_init__(self) -> None:
+        self.etag_gz = self.etag[:-1] + '-gz"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class Catalog:
     _bodies: OrderedDict[tuple[Any, ...], Body] = field(default_factory=OrderedDict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _built_at: float = -1e9
+    # Parsed list queries by raw query string: dashboards repeat the same few queries.
+    queries: dict[str, ListQuery] = field(default_factory=dict)
     builds: int = 0
 
     # -- version and snapshot -------------------------------------------------------------
@@ -116,6 +124,10 @@ class Catalog:
         entries = await asyncio.to_thread(_entries, raws, self._redactions())
         self.builds += 1
         self._bodies.clear()
+        # The snapshot lives until the next change: keep it (and everything loaded before it)
+        # out of the cyclic collector's full passes, which otherwise stall a request for tens of
+        # milliseconds now and then. Plain refcounting still frees old snapshots.
+        gc.freeze()
         log.info("catalog rebuilt", extra={"version": version, "cameras": len(entries)})
         return Snapshot(version, entries)
 
@@ -146,7 +158,7 @@ class Catalog:
         return body.gz
 
     async def camera_list(self, who: Principal, query: ListQuery) -> Body:
-        key = ("list", who.full_records, who.visible(self.settings), query)
+        key = ("list", who.full_records, who.networks, query)
         _, body = await self.cached(key, lambda s: _list_body(s, who, self.settings, query))
         return body
 
@@ -158,7 +170,9 @@ class Catalog:
         )
         return body
 
-    async def networks(self, who: Principal) -> list[NetworkInfo]:
+    async def networks(
+        self, who: Principal, adapter_state: Callable[[str], AdapterState] | None = None
+    ) -> list[NetworkInfo]:
         snap = await self.current()
         counts: dict[str, Counter[str]] = {n: Counter() for n in who.visible(self.settings)}
         for e in snap.entries:
@@ -173,6 +187,9 @@ class Catalog:
                 cameras=sum(counts[n.id].values()),
                 by_status=dict(counts[n.id]),
                 reason_required=n.sharing.reason_required,
+                adapter=adapter_state(n.id)
+                if adapter_state and who.can(Permission.discover)
+                else None,
             )
             for n in self.settings.networks
             if n.id in counts
@@ -197,20 +214,8 @@ def _entries(raws: Iterable[bytes], redactions: dict[str, tuple[str, ...]]) -> t
     out = []
     for raw in raws:
         d = orjson.loads(raw)
-        shared = redact(raw, d, redactions.get(d["network"], ()))
-        loc = d.get("location") or {}
-        text = " ".join(
-            str(x)
-            for x in (
-                d["id"],
-                d["name"],
-                d["address"],
-                d["department"],
-                loc.get("address"),
-                *d["tags"],
-            )
-            if x
-        )
+        hidden = redactions.get(d["network"], ())
+        shared = redact(raw, d, hidden)
         out.append(
             Entry(
                 id=d["id"],
@@ -219,7 +224,8 @@ def _entries(raws: Iterable[bytes], redactions: dict[str, tuple[str, ...]]) -> t
                 category=d["category"],
                 department=d["department"],
                 carrier=d["carrier"],
-                haystack=text.lower(),
+                haystack=_haystack(d),
+                shared_haystack=_haystack({k: v for k, v in d.items() if k not in hidden}),
                 full=raw,
                 shared=shared,
             )
@@ -228,14 +234,33 @@ def _entries(raws: Iterable[bytes], redactions: dict[str, tuple[str, ...]]) -> t
     return tuple(out)
 
 
-def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...]) -> bool:
+def _haystack(d: dict[str, Any]) -> str:
+    """The lower-cased text `q` searches, from the fields of the record as served."""
+    loc = d.get("location") or {}
+    text = " ".join(
+        str(x)
+        for x in (
+            d["id"],
+            d["name"],
+            d.get("address"),
+            d.get("department"),
+            loc.get("address"),
+            *d.get("tags", ()),
+        )
+        if x
+    )
+    return text.lower()
+
+
+def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...], full: bool) -> bool:
+    haystack = e.haystack if full else e.shared_haystack
     return (
         e.network in visible
         and (q.network is None or e.network == q.network)
         and (q.status is None or e.status == q.status)
         and (q.category is None or e.category == q.category)
         and (q.department is None or e.department == q.department)
-        and (q.q is None or q.q.lower() in e.haystack)
+        and (q.q is None or q.q.lower() in haystack)
     )
 
 
@@ -252,7 +277,7 @@ def decode_cursor(cursor: str) -> str:
 def _list_body(snap: Snapshot, who: Principal, settings: Settings, q: ListQuery) -> bytes:
     after = decode_cursor(q.cursor) if q.cursor else None
     visible = who.visible(settings)
-    matched = [e for e in snap.entries if _matches(e, q, visible)]
+    matched = [e for e in snap.entries if _matches(e, q, visible, who.full_records)]
     page = [e for e in matched if after is None or e.id > after][: q.limit]
     last = page[-1].id if page else None
     more = last is not None and matched[-1].id > last

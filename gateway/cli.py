@@ -16,11 +16,13 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from . import logs
-from .app import create_app, redis_client
+from .app import create_app, default_adapters, redis_client
 from .audit import AuditEvent, AuditLog, AuditQuery
 from .auth import TokenStore
+from .catalog import Catalog
 from .demo import cli_actor, demo_tokens, fleet_for, seed_registry, write_token_file
-from .models import Role
+from .discovery import DiscoveryService
+from .models import DiscoveryJob, Role
 from .redis_server import RedisServer
 from .registry import Registry
 from .settings import Settings, load_settings
@@ -82,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     at = a.add_parser("tail", help="print the newest entries as JSON lines")
     at.add_argument("-n", type=int, default=20)
     at.set_defaults(func=cmd_audit_tail)
+
+    dc = sub.add_parser("discover", help="run one discovery with a progress bar")
+    dc.add_argument("--network", required=True)
+    dc.set_defaults(func=cmd_discover)
 
     k = sub.add_parser("keygen", help="create the credential key file")
     k.set_defaults(func=cmd_keygen)
@@ -256,6 +262,86 @@ async def _audit(
             detail=detail,
         )
     )
+
+
+# -- discover ----------------------------------------------------------------------------
+
+
+def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
+    if args.network not in settings.network_by_id:
+        print(
+            f"camgw: unknown network {args.network!r}; configured: "
+            f"{', '.join(settings.network_by_id)}",
+            file=sys.stderr,
+        )
+        return 2
+    vault = CredentialVault(load_key(settings.secrets.key_file))
+    one = settings.model_copy(update={"networks": (settings.network_by_id[args.network],)})
+
+    async def work(client: Redis) -> int:
+        prefix = settings.redis.prefix
+        registry = Registry(client, prefix, vault, settings.audit.max_entries)
+        audit = AuditLog(client, prefix, settings.audit.max_entries)
+        adapters = default_adapters(one)
+        service = DiscoveryService(
+            settings, client, registry, Catalog(registry, settings), audit, adapters
+        )
+        try:
+            job = service.start(args.network, cli_actor())
+            task = service.state[args.network].task
+            assert task is not None
+            while not task.done():
+                _progress_bar(job)
+                await asyncio.wait([task], timeout=0.2)
+            job = task.result()
+        finally:
+            await asyncio.gather(*(a.close() for a in adapters.values()))
+        _progress_bar(job)
+        print(file=sys.stderr)
+        print(discovery_summary(job))
+        return 0 if job.state == "done" else 1
+
+    return _with_redis(settings, work)
+
+
+def _progress_bar(job: DiscoveryJob, width: int = 30) -> None:
+    p = job.progress
+    done = p.enriched + p.failed
+    frac = done / p.found if p.found else 0.0
+    bar = "#" * int(frac * width)
+    print(
+        f"\r{job.network} [{bar:<{width}}] {done}/{p.found}  enriched {p.enriched}  "
+        f"failed {p.failed}  {job.elapsed_s:6.1f} s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def discovery_summary(job: DiscoveryJob) -> str:
+    p = job.progress
+    rate = p.enriched / job.elapsed_s if job.elapsed_s else 0.0
+    rows = [
+        ("network", job.network),
+        ("job", job.id),
+        ("state", job.state),
+        ("found", str(p.found)),
+        ("enriched", str(p.enriched)),
+        ("failed", str(p.failed)),
+        ("ignored (outside CIDRs)", str(p.ignored)),
+        ("elapsed", f"{job.elapsed_s:.1f} s"),
+        ("cameras/s", f"{rate:.1f}"),
+    ]
+    if job.error:
+        rows.append(("error", job.error))
+    by_step: dict[str, list[str]] = {}
+    for f in job.failures:
+        by_step.setdefault(f"{f.step}: {f.reason}", []).append(f.address)
+    for reason, addresses in sorted(by_step.items(), key=lambda kv: -len(kv[1]))[:10]:
+        shown = ", ".join(addresses[:3]) + (" ..." if len(addresses) > 3 else "")
+        rows.append((f"failed x{len(addresses)}", f"{reason} [{shown}]"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 # -- import / audit / keygen -------------------------------------------------------------

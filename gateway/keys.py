@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
+from .discovery import DiscoveryService
 from .metrics import Metrics
 from .policy import Principal
 from .registry import Registry
@@ -22,6 +23,7 @@ CATALOG = web.AppKey("catalog", Catalog)
 TOKENS = web.AppKey("tokens", TokenStore)
 AUDIT = web.AppKey("audit", AuditLog)
 METRICS = web.AppKey("metrics", Metrics)
+DISCOVERY = web.AppKey("discovery", DiscoveryService)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

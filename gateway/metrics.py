@@ -3,31 +3,69 @@ network and status, catalog rebuilds, refused requests). One registry per app, n
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from .catalog import Catalog
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class RequestStats(Collector):
+    """Per-request counting in plain dicts (~1 us), turned into Prometheus families only when
+    scraped: prometheus_client's labelled Counter and Histogram take a lock and a label lookup
+    per call, which on the 304 path of the camera list cost a fifth of the request."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        hist = self.buckets.get(route)
+        if hist is None:
+            hist = self.buckets[route] = [0] * (len(_BUCKETS) + 1)
+            self.sums[route] = 0.0
+        hist[bisect_left(_BUCKETS, seconds)] += 1
+        self.sums[route] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "camgw_http_requests",
+            "HTTP requests by route, method and status",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), n in sorted(self.counts.items()):
+            requests.add_metric([route, method, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "camgw_http_request_duration_seconds", "HTTP request latency by route", labels=["route"]
+        )
+        for route, hist in sorted(self.buckets.items()):
+            cumulative, total = [], 0
+            for bound, n in zip((*_BUCKETS, float("inf")), hist, strict=True):
+                total += n
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", total))
+            latency.add_metric([route], cumulative, self.sums[route])
+        yield latency
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "camgw_http_requests",
-            "HTTP requests by route, method and status",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "camgw_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["route"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
+        self.http = RequestStats()
+        self.registry.register(self.http)
         self.refused = Counter(
             "camgw_auth_refused",
             "Requests refused for authentication or authorisation",
@@ -60,3 +98,22 @@ class _CatalogCollector(Collector):
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds
         )
+
+
+class NetworkView(Collector):
+    """The metrics as a caller granted some networks sees them: series labelled with any other
+    network are left out (camera counts are as much the network owner's data as the records)."""
+
+    def __init__(self, source: Collector, visible: frozenset[str]) -> None:
+        self.source = source
+        self.visible = visible
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [
+                s
+                for s in family.samples
+                if "network" not in s.labels or s.labels["network"] in self.visible
+            ]
+            yield kept

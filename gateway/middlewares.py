@@ -34,9 +34,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
     route = request.match_info.route.name or "unmatched"
-    metrics = request.app[METRICS]
-    metrics.requests.labels(route, request.method, str(response.status)).inc()
-    metrics.latency.labels(route).observe(time.perf_counter() - started)
+    request.app[METRICS].http.observe(
+        route, request.method, response.status, time.perf_counter() - started
+    )
     response.headers["X-Request-Id"] = request_id
     return response
 

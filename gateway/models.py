@@ -33,7 +33,11 @@ def _no_control_chars(value: str) -> str:
 
 
 def _uri_without_credentials(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        # urlsplit's own message quotes the netloc, and with it any password: never pass it on.
+        raise ValueError("is not a valid URI") from None
     if parts.scheme not in {"rtsp", "rtsps", "http", "https"}:
         raise ValueError("scheme must be rtsp, rtsps, http or https")
     if not parts.hostname:
@@ -275,6 +279,41 @@ class Summary(Model):
     inventory: list[InventoryRow]
 
 
+class JobProgress(Model):
+    found: int = 0
+    enriched: int = 0
+    failed: int = 0
+    ignored: int = Field(0, description="Answers from outside the network's CIDRs")
+
+
+class JobFailure(Model):
+    address: str
+    step: str = Field(description="targets, credentials, timeout, auth, read, normalise, store")
+    reason: str
+
+
+class DiscoveryJob(Model):
+    id: str
+    network: str
+    state: Literal["running", "done", "failed"]
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    elapsed_s: float = 0.0
+    progress: JobProgress
+    failures: list[JobFailure] = Field(default_factory=list)
+    failures_dropped: int = Field(0, description="Failures beyond the first 1,000")
+    error: str | None = Field(None, description="Why the whole job failed, if it did")
+
+
+class AdapterState(Model):
+    state: Literal["idle", "running"]
+    running_job: str | None = None
+    last_job: DiscoveryJob | None = None
+    last_error: str | None = None
+    health_rounds: int = 0
+
+
 class NetworkInfo(Model):
     id: str
     name: str
@@ -283,6 +322,7 @@ class NetworkInfo(Model):
     cameras: int
     by_status: dict[str, int]
     reason_required: bool
+    adapter: AdapterState | None = Field(None, description="Discovery state (admins only)")
 
 
 class TokenInfo(Model):

@@ -5,11 +5,16 @@ No I/O here; `registry.py` stores what these functions decide.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import secrets
+from dataclasses import asdict
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
+
+from adapters.base import Discovered
 
 from .errors import FieldError
 from .models import (
@@ -18,6 +23,9 @@ from .models import (
     CameraCreate,
     CameraPatch,
     CameraSource,
+    CameraStatus,
+    Capabilities,
+    OnvifInfo,
     StreamProfile,
 )
 from .settings import Settings
@@ -103,6 +111,50 @@ def merge_discovered(existing: Camera, discovered: Camera, now: datetime) -> Cam
         rev=existing.rev + 1,
     )
     return Camera.model_validate(data)
+
+
+def discovered_id(d: Discovered) -> str:
+    """A stable id for a camera nobody registered: from its strongest identity, so the same
+    camera found twice (even by two gateways at once) gets the same record."""
+    identity = d.endpoint_reference or (f"{d.serial}|{d.mac}" if d.serial and d.mac else "")
+    key = f"{d.network}|{identity or d.address}"
+    return f"{d.network}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+
+
+def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam_id: str) -> Camera:
+    """Normalise what a camera said about itself; raises pydantic's ValidationError when the
+    camera sent something the record cannot hold."""
+    onvif = None
+    if not d.rtsp_only:
+        onvif = OnvifInfo(
+            device_uri=d.device_uri,
+            endpoint_reference=d.endpoint_reference,
+            services=d.services,
+            clock_offset_s=d.clock_offset_s,
+        )
+    fallback_name = " ".join(x for x in (d.vendor, d.model, d.address) if x)
+    return Camera(
+        id=cam_id,
+        network=d.network,
+        name=(d.name or fallback_name)[:200],
+        category=settings.discovered_category,
+        address=ip_address(d.address),
+        vendor=d.vendor,
+        model=d.model,
+        firmware=d.firmware,
+        serial=d.serial,
+        mac=d.mac,
+        hardware_id=d.hardware_id,
+        onvif=onvif,
+        profiles=[StreamProfile(**asdict(p)) for p in d.profiles],
+        snapshot_uri=d.snapshot_uri,
+        capabilities=Capabilities(ptz=d.ptz, audio=d.audio, events=d.events),
+        status=CameraStatus.online,
+        last_seen=now,
+        source=CameraSource.discovered,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:

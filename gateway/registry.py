@@ -6,6 +6,8 @@ Layout (prefix `camgw`):
     camgw:idx:all                   every id
     camgw:idx:{field}:{value}       ids by network, status, category and department
     camgw:addr                      hash "{network}|{address}" -> id (one camera per address)
+    camgw:ident                     hash "{network}|ref|{endpoint ref}" and
+                                    "{network}|hw|{serial}|{mac}" -> id (discovery identity)
     camgw:version                   bumped by every change; list bodies are cached per version
     camgw:events                    pub/sub: "version N" after each change, "tokens" on revocation
 
@@ -66,6 +68,10 @@ class Keys:
         return f"{self.prefix}:addr"
 
     @property
+    def ident(self) -> str:
+        return f"{self.prefix}:ident"
+
+    @property
     def version(self) -> str:
         return f"{self.prefix}:version"
 
@@ -95,6 +101,32 @@ class Registry:
     async def get(self, cam_id: str) -> Camera | None:
         raw = await self.get_raw(cam_id)
         return Camera.model_validate_json(raw) if raw else None
+
+    async def find(
+        self,
+        network: str,
+        address: str,
+        endpoint_reference: str | None,
+        serial: str | None,
+        mac: str | None,
+    ) -> str | None:
+        """The camera a discovered device is: by endpoint reference, then serial+MAC, then
+        address (a camera that moved keeps its record; a new one at an old address takes
+        that record over only when it has no stronger identity of its own)."""
+        fields = []
+        if endpoint_reference:
+            fields.append(f"{network}|ref|{endpoint_reference}")
+        if serial and mac:
+            fields.append(f"{network}|hw|{serial}|{mac}")
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                if fields:
+                    pipe.hmget(self.keys.ident, fields)
+                pipe.hget(self.keys.addr, f"{network}|{address}")
+                replies = await pipe.execute()
+        by_identity = [_text(i) for i in (replies[0] if fields else []) if i]
+        by_address = _text(replies[-1]) if replies[-1] else None
+        return by_identity[0] if by_identity else by_address
 
     async def load_all(self) -> tuple[int, list[bytes]]:
         """The version first, then every record: the records are at least that new."""
@@ -162,7 +194,7 @@ class Registry:
 
     def _keys(self, cam_id: str) -> list[str]:
         k = self.keys
-        return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id)]
+        return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id), k.ident]
 
     async def _run(self, script: AsyncScript, camera: Camera, args: list[str | bytes]) -> int:
         with redis_errors():
@@ -208,9 +240,10 @@ class Registry:
                 for member in map(_text, await self.redis.smembers(key)):
                     if not await self.redis.exists(self.keys.cam(member)):
                         problems.append(f"{key} -> {member}")
-            for addr, cam_id in (await self.redis.hgetall(self.keys.addr)).items():
-                if not await self.redis.exists(self.keys.cam(_text(cam_id))):
-                    problems.append(f"{self.keys.addr}[{_text(addr)}] -> {_text(cam_id)}")
+            for key in (self.keys.addr, self.keys.ident):
+                for field, cam_id in (await self.redis.hgetall(key)).items():
+                    if not await self.redis.exists(self.keys.cam(_text(cam_id))):
+                        problems.append(f"{key}[{_text(field)}] -> {_text(cam_id)}")
         return problems
 
 
@@ -224,6 +257,9 @@ def _translate(exc: Exception, camera: Camera) -> Exception:
             f"address {camera.address} on network {camera.network} belongs to camera {holder}",
             field="address",
         )
+    if message.startswith("IDENTITY"):
+        holder = message.split(" ", 1)[1]
+        return Conflict(f"camera {holder} already has this identity", field="id")
     if message.startswith("CONFLICT"):
         return Conflict(f"camera {camera.id} changed meanwhile; retry", field="rev")
     if message.startswith("NOTFOUND"):

@@ -15,6 +15,8 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.config import CredentialRef, DiscoveryConfig
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -67,6 +69,8 @@ class NetworkConfig(Strict):
     name_zh: str = Field("", max_length=100)
     cidrs: tuple[IPNetwork, ...] = Field(min_length=1, description="Camera address ranges")
     sharing: SharingPolicy = SharingPolicy()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    credentials: CredentialRef | None = Field(None, description="Camera credentials reference")
 
     def contains(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net for net in self.cidrs)
@@ -93,6 +97,9 @@ class Settings(Strict):
     audit: AuditConfig = AuditConfig()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
+    discovered_category: Slug = Field(
+        "unclassified", description="Category of cameras that discovery finds unregistered"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
@@ -104,6 +111,8 @@ class Settings(Strict):
         for cat in self.categories:
             if cat.network is not None and cat.network not in known:
                 raise ValueError(f"category {cat.id!r} names unknown network {cat.network!r}")
+        if self.discovered_category not in {c.id for c in self.categories}:
+            raise ValueError(f"discovered_category {self.discovered_category!r} is not a category")
         return self
 
     @cached_property

@@ -40,13 +40,25 @@ CSV_TYPES = ("text/csv", "application/csv")
 
 
 async def list_cameras(request: web.Request) -> web.StreamResponse:
+    catalog = request.app[CATALOG]
+    query = catalog.queries.get(request.query_string)
+    if query is None:
+        query = _list_query(request)
+        if len(catalog.queries) >= 1024:
+            catalog.queries.clear()
+        catalog.queries[request.query_string] = query
+    body = await catalog.camera_list(request[PRINCIPAL], query)
+    return await conditional(request, catalog, body)
+
+
+def _list_query(request: web.Request) -> ListQuery:
     params = parse_query(request, CameraQuery)
     if params.cursor:
         try:
             decode_cursor(params.cursor)
         except ValueError as exc:
             raise Invalid([FieldError("cursor", "is not a cursor this API returned")]) from exc
-    query = ListQuery(
+    return ListQuery(
         network=params.network,
         status=params.status.value if params.status else None,
         category=params.category,
@@ -55,9 +67,6 @@ async def list_cameras(request: web.Request) -> web.StreamResponse:
         limit=params.limit,
         cursor=params.cursor,
     )
-    catalog = request.app[CATALOG]
-    body = await catalog.camera_list(request[PRINCIPAL], query)
-    return await conditional(request, catalog, body)
 
 
 async def get_camera(request: web.Request) -> web.StreamResponse:

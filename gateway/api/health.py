@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from ..keys import METRICS, REDIS
+from ..errors import Unavailable
+from ..keys import CATALOG, METRICS, PRINCIPAL, REDIS, SETTINGS
+from ..metrics import NetworkView
 from ..models import Health
 from ..policy import Permission
 from .endpoint import Endpoint
@@ -33,7 +37,14 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    body = generate_latest(request.app[METRICS].registry)
+    """Counts as of now (not as of the last list request), limited to the caller's networks."""
+    with contextlib.suppress(Unavailable):  # Redis down: serve the last counts, graph the outage
+        await request.app[CATALOG].current()
+    who = request[PRINCIPAL]
+    source: Collector = request.app[METRICS].registry
+    if who.networks is not None:
+        source = NetworkView(source, frozenset(who.visible(request.app[SETTINGS])))
+    body = generate_latest(source)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -80,17 +80,17 @@ def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = No
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
+_REVALIDATE = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding, Authorization"}
+
+
 async def conditional(request: web.Request, catalog: Catalog, body: Body) -> web.Response:
-    """Strong ETag per representation; 304 when the client already holds it."""
-    gz = "gzip" in request.headers.get("Accept-Encoding", "") and len(body.data) >= 1024
-    etag = body.etag[:-1] + '-gz"' if gz else body.etag
-    headers = {
-        "ETag": etag,
-        "Cache-Control": "private, no-cache",
-        "Vary": "Accept-Encoding, Authorization",
-    }
+    """Strong ETag per representation; 304 when the client already holds it (either
+    representation: If-None-Match compares weakly, RFC 9110 13.1.2)."""
+    gz = len(body.data) >= 1024 and "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = body.etag_gz if gz else body.etag
+    headers = {"ETag": etag, **_REVALIDATE}
     inm = request.headers.get("If-None-Match")
-    if inm and (inm.strip() == "*" or etag in inm or body.etag in inm):
+    if inm is not None and (body.etag in inm or body.etag_gz in inm or inm.strip() == "*"):
         return web.Response(status=304, headers=headers)
     if gz:
         headers["Content-Encoding"] = "gzip"

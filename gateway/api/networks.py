@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import CATALOG, PRINCIPAL
+from ..keys import CATALOG, DISCOVERY, PRINCIPAL
 from ..models import NetworkInfo
 from ..policy import Permission
 from .endpoint import Endpoint
@@ -12,7 +12,10 @@ from .http import json_response
 
 
 async def list_networks(request: web.Request) -> web.StreamResponse:
-    return json_response(await request.app[CATALOG].networks(request[PRINCIPAL]))
+    service = request.app[DISCOVERY]
+    return json_response(
+        await request.app[CATALOG].networks(request[PRINCIPAL], service.adapter_state)
+    )
 
 
 ENDPOINTS = [

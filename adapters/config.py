@@ -1,0 +1,65 @@
+"""How a network is reached: the per-network adapter configuration (a block of the gateway's
+config file, validated here so an adapter running as its own process reads the same model)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .uris import UriCredentials
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CredentialRef(_Strict):
+    """Where a network's camera credentials live: never a literal in the config file."""
+
+    username: str = Field("admin", min_length=1, max_length=64)
+    password_env: str | None = Field(None, description="Environment variable holding it")
+    password_file: Path | None = Field(None, description="File holding it (first line)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialRef:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env and password_file")
+        return self
+
+    def resolve(self) -> UriCredentials | None:
+        """None when the referenced secret is absent (the adapter reports it per camera)."""
+        if self.password_env is not None:
+            password = os.environ.get(self.password_env)
+        else:
+            assert self.password_file is not None
+            try:
+                password = self.password_file.read_text().splitlines()[0].strip()
+            except (OSError, IndexError):
+                password = None
+        return UriCredentials(self.username, password) if password else None
+
+
+class DiscoveryConfig(_Strict):
+    wsdiscovery_targets: tuple[str, ...] = Field(
+        (), description="Unicast probe targets: addresses or CIDRs (every host is probed)"
+    )
+    multicast_interface: str | None = Field(
+        None, description="Send a multicast probe on this interface only; none by default"
+    )
+    static_hosts: tuple[str, ...] = Field(
+        (), description="ONVIF hosts, 'address' or 'address:port'"
+    )
+    rtsp_uris: tuple[str, ...] = Field((), description="RTSP-only cameras (no credentials inside)")
+    csv_inventory: Path | None = Field(
+        None, description="CSV with address[,port,kind,name,rtsp_uri]"
+    )
+    onvif_port: int = Field(80, ge=1, le=65535, description="Device service port when unknown")
+    schedule_s: float = Field(0, ge=0, description="Rediscover every N seconds (0: on demand)")
+    health_interval_s: float = Field(30, ge=0, description="Health probe period (0: off)")
+    concurrency: int = Field(128, ge=1, le=2048, description="Cameras read at once")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="One request to a camera")
+    camera_budget_s: float = Field(20.0, gt=0, le=600, description="All requests to one camera")
+    probe_wait_s: float = Field(2.0, gt=0, le=60, description="How long to collect ProbeMatches")
+    max_response_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)

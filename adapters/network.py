@@ -1,0 +1,232 @@
+"""One adapter implementation for any network: the networks differ only by configuration.
+
+Discovery gathers targets from every configured source (WS-Discovery, static hosts, CSV
+inventory, RTSP URIs), keeps those inside the network's CIDRs, and reads each camera with
+bounded concurrency and a per-camera time budget: a hanging camera costs its own budget and
+one concurrency slot, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .base import (
+    AdapterError,
+    CameraAuthError,
+    CameraUnreachable,
+    Discovered,
+    Failure,
+    HealthResult,
+    Profile,
+    Progress,
+    ProgressCallback,
+    Target,
+)
+from .config import DiscoveryConfig
+from .inventory import parse_host, read_csv_inventory, rtsp_target
+from .onvif import OnvifClient
+from .rtsp import describe
+from .uris import UriCredentials
+from .wsdiscovery import expand_targets, probe
+
+log = logging.getLogger(__name__)
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    network: str
+    cidrs: tuple[IPNet, ...]
+    discovery: DiscoveryConfig
+    credentials: UriCredentials | None
+
+
+class CameraNetworkAdapter:
+    """Implements `base.NetworkAdapter` in-process."""
+
+    def __init__(self, spec: AdapterSpec) -> None:
+        self.spec = spec
+        self.network = spec.network
+        cfg = spec.discovery
+        self._onvif = OnvifClient(
+            timeout_s=cfg.timeout_s,
+            max_response_bytes=cfg.max_response_bytes,
+            pool_size=min(cfg.concurrency * 2, 1024),
+        )
+        self._started = False
+
+    def allowed(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == n.version and ip in n for n in self.spec.cidrs)
+
+    async def _ensure_started(self) -> None:
+        if not self._started:
+            await self._onvif.start()
+            self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            await self._onvif.close()
+            self._started = False
+
+    # -- discovery ----------------------------------------------------------------------
+
+    async def discover(
+        self, on_progress: ProgressCallback, on_camera: Callable[[Discovered], object]
+    ) -> list[Failure]:
+        await self._ensure_started()
+        progress = Progress()
+        failures: list[Failure] = []
+        targets = await self._targets(progress, failures)
+        progress.found = len(targets)
+        on_progress(progress)
+        gate = asyncio.Semaphore(self.spec.discovery.concurrency)
+
+        async def one(target: Target) -> None:
+            async with gate:
+                outcome = await self._read(target)
+            if isinstance(outcome, Failure):
+                failures.append(outcome)
+                progress.failed += 1
+            else:
+                result = on_camera(outcome)
+                if inspect.isawaitable(result):
+                    await result
+                progress.enriched += 1
+            on_progress(progress)
+
+        await asyncio.gather(*(one(t) for t in targets))
+        return failures
+
+    async def _targets(self, progress: Progress, failures: list[Failure]) -> list[Target]:
+        """Every source, deduplicated by address; WS-Discovery's answer wins (it carries the
+        endpoint reference, the most stable identity a camera has)."""
+        cfg = self.spec.discovery
+        found: dict[str, Target] = {}
+        static: list[Target] = []
+        for entry in cfg.static_hosts:
+            static.append(parse_host(entry, cfg.onvif_port))
+        for uri in cfg.rtsp_uris:
+            static.append(rtsp_target(uri))
+        if cfg.csv_inventory is not None:
+            static.extend(read_csv_inventory(cfg.csv_inventory, cfg.onvif_port))
+        for t in static:
+            if self.allowed(t.address):
+                found.setdefault(t.address, t)
+            else:
+                progress.ignored += 1
+                failures.append(
+                    Failure(self.network, t.address, "targets", "outside the network's CIDRs")
+                )
+        if cfg.wsdiscovery_targets or cfg.multicast_interface:
+            addresses = [a for a in expand_targets(cfg.wsdiscovery_targets) if self.allowed(a)]
+            result = await probe(
+                addresses,
+                allowed=self.allowed,
+                wait_s=cfg.probe_wait_s,
+                multicast_interface=cfg.multicast_interface,
+            )
+            progress.ignored += len(result.ignored)
+            for t in result.targets:
+                found[t.address] = t
+        return list(found.values())
+
+    async def _read(self, target: Target) -> Discovered | Failure:
+        creds = self.spec.credentials
+        if creds is None:
+            return self._failure(target, "credentials", "no credentials configured")
+        try:
+            async with asyncio.timeout(self.spec.discovery.camera_budget_s):
+                if target.kind == "rtsp":
+                    return await self._read_rtsp(target, creds)
+                return await self._onvif.enrich(self.network, target, creds)
+        except TimeoutError:
+            budget = self.spec.discovery.camera_budget_s
+            return self._failure(target, "timeout", f"no complete answer within {budget:g} s")
+        except AdapterError as exc:
+            step = "auth" if isinstance(exc, CameraAuthError) else "read"
+            return self._failure(target, step, str(exc))
+
+    async def _read_rtsp(self, target: Target, creds: UriCredentials) -> Discovered:
+        assert target.rtsp_uri is not None
+        info = await describe(
+            target.rtsp_uri, creds.username, creds.password, self.spec.discovery.timeout_s
+        )
+        return Discovered(
+            network=self.network,
+            address=target.address,
+            source=target.source,
+            name=target.name,
+            rtsp_only=True,
+            profiles=(
+                Profile(
+                    token="rtsp",
+                    name="RTSP stream",
+                    codec=info.codec,
+                    width=info.width,
+                    height=info.height,
+                    fps=info.fps,
+                    stream_uri=target.rtsp_uri,
+                ),
+            ),
+            notes=("RTSP-only camera: no ONVIF, snapshots from the stream",),
+        )
+
+    def _failure(self, target: Target, step: str, reason: str) -> Failure:
+        log.warning(
+            "camera not read",
+            extra={
+                "network": self.network,
+                "address": target.address,
+                "step": step,
+                "reason": reason,
+            },
+        )
+        return Failure(self.network, target.address, step, reason, target.endpoint_reference)
+
+    # -- health -------------------------------------------------------------------------
+
+    async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
+        """Cheap liveness per camera: ONVIF clock (no auth) or an RTSP OPTIONS-free TCP connect."""
+        await self._ensure_started()
+        gate = asyncio.Semaphore(self.spec.discovery.concurrency)
+
+        async def one(target: Target) -> HealthResult:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(self.spec.discovery.timeout_s):
+                        if target.kind == "rtsp":
+                            await _tcp_connect(target)
+                        else:
+                            await self._onvif.check(target)
+                except TimeoutError:
+                    return HealthResult(target.address, False, "timeout")
+                except (AdapterError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
+                    return HealthResult(target.address, False, reason)
+                ms = (time.perf_counter() - started) * 1000
+                return HealthResult(target.address, True, None, round(ms, 1))
+
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def _tcp_connect(target: Target) -> None:
+    parts = urlsplit(target.rtsp_uri or "")
+    try:
+        _, writer = await asyncio.open_connection(target.address, parts.port or 554)
+    except OSError as exc:
+        raise CameraUnreachable(f"RTSP port: {type(exc).__name__}") from exc
+    writer.close()
+    await writer.wait_closed()

@@ -1,0 +1,96 @@
+"""What a simulated camera is: identity, credentials, and the quirks and faults real fleets have.
+
+The simulator serves these; tests flip their quirks at run time (a camera goes offline, starts
+hanging, comes back) through the `SimDevice` objects they hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .fleet import FleetCamera
+
+ONVIF_PORT = 8000  # each device listens on its own loopback address, this port
+RTSP_PORT = 8554
+DISCOVERY_PORT = 3702
+SIM_USERNAME = "admin"
+
+
+class HostileXml(StrEnum):
+    billion_laughs = "billion_laughs"  # nested entity expansion in a DTD
+    external_entity = "external_entity"  # <!ENTITY x SYSTEM "file:///etc/passwd">
+    huge = "huge"  # a 50 MB SOAP body
+    malformed = "malformed"  # not XML at all / truncated
+
+
+@dataclass
+class Quirks:
+    """Per-device misbehaviour. Defaults describe a well-behaved camera."""
+
+    clock_skew_s: float = 0.0  # camera clock minus true time
+    snapshot_host: str | None = None  # report this host in GetSnapshotUri (e.g. "0.0.0.0")
+    no_snapshot_uri: bool = False  # GetSnapshotUri faults: use the RTSP path
+    rtsp_credentials_in_uri: bool = False  # GetStreamUri returns rtsp://user:pass@host/...
+    extra_delay_s: float = 0.0  # on top of the simulator's answer delay
+    hang: bool = False  # accept the connection, never answer
+    offline: bool = False  # refuse connections (port closed) and ignore probes
+    hostile_xml: HostileXml | None = None  # SOAP answers are hostile
+    wrong_password: bool = False  # the device's password differs from the one on file
+
+
+@dataclass
+class SimDevice:
+    camera: FleetCamera
+    password: str
+    username: str = SIM_USERNAME
+    onvif: bool = True  # False: an RTSP-only camera (no ONVIF, no WS-Discovery)
+    vendor: str = "Camgw Simulated"
+    model: str = "SIM-IPC-2MP"
+    firmware: str = "V5.7.3 build 230601"
+    quirks: Quirks = field(default_factory=Quirks)
+
+    @property
+    def address(self) -> str:
+        return self.camera.address
+
+    @property
+    def serial(self) -> str:
+        return "SN" + hashlib.sha1(self.camera.id.encode()).hexdigest()[:12].upper()
+
+    @property
+    def mac(self) -> str:
+        digest = hashlib.sha1(("mac" + self.camera.id).encode()).digest()
+        return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))  # locally administered
+
+    @property
+    def endpoint_reference(self) -> str:
+        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'camgw-sim/' + self.camera.id)}"
+
+    @property
+    def device_uri(self) -> str:
+        return f"http://{self.address}:{ONVIF_PORT}/onvif/device_service"
+
+    @property
+    def media_uri(self) -> str:
+        return f"http://{self.address}:{ONVIF_PORT}/onvif/media_service"
+
+    @property
+    def snapshot_path(self) -> str:
+        return "/onvif/snapshot.jpg"
+
+    @property
+    def stream_uri(self) -> str:
+        return f"rtsp://{self.address}:{RTSP_PORT}/stream1"
+
+    @property
+    def scopes(self) -> list[str]:
+        return [
+            "onvif://www.onvif.org/type/video_encoder",
+            "onvif://www.onvif.org/Profile/Streaming",
+            f"onvif://www.onvif.org/name/{self.camera.id}",
+            f"onvif://www.onvif.org/hardware/{self.model}",
+            "onvif://www.onvif.org/location/city/Dongjing",
+        ]

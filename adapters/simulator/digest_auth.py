@@ -1,0 +1,140 @@
+"""Server side of HTTP Digest authentication (RFC 7616; MD5, qop=auth), as IP cameras do it.
+
+Nonces are stateless (a timestamp and an HMAC over it and the device address), expire after
+`nonce_ttl_s` (then the client is told `stale=true`), and a (nonce, nc, cnonce) triple is accepted
+once: a replayed Authorization header is refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+REALM: Final = "camgw-sim"
+_PAIR = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*,?')
+_MAX_SEEN_PER_NONCE: Final = 10_000
+
+
+class DigestResult(enum.Enum):
+    ok = "ok"
+    missing = "missing"  # no (Digest) Authorization header
+    stale = "stale"  # our nonce, but expired: the client should retry with a new one
+    invalid = "invalid"  # wrong credentials, foreign nonce, replay, malformed
+
+
+def parse_authorization(value: str) -> dict[str, str] | None:
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return None
+    params: dict[str, str] = {}
+    for match in _PAIR.finditer(rest):
+        key, raw = match.group(1).lower(), match.group(2)
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params[key] = raw
+    return params
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class DigestAuthority:
+    """Issues challenges and checks Authorization headers for one or many devices."""
+
+    realm: str = REALM
+    nonce_ttl_s: float = 300.0
+    secret: bytes = field(default_factory=lambda: os.urandom(32))
+    _seen: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # nonce -> {(nc, cnonce)}
+    _seen_expiry: dict[str, float] = field(default_factory=dict)
+    _next_prune: float = 0.0
+
+    def _nonce_mac(self, stamp: str, scope: str) -> str:
+        return hmac.new(self.secret, f"{stamp}:{scope}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def new_nonce(self, scope: str) -> str:
+        stamp = f"{int(time.time() * 1000):x}"
+        return f"{stamp}{self._nonce_mac(stamp, scope)}"
+
+    def challenge(self, scope: str, *, stale: bool = False) -> str:
+        """A WWW-Authenticate value; `scope` binds the nonce (the device address)."""
+        nonce = self.new_nonce(scope)
+        opaque = self._nonce_mac("opaque", scope)
+        value = (
+            f'Digest realm="{self.realm}", qop="auth", algorithm=MD5, '
+            f'nonce="{nonce}", opaque="{opaque}"'
+        )
+        return value + (", stale=true" if stale else "")
+
+    def _nonce_state(self, nonce: str, scope: str) -> DigestResult:
+        if len(nonce) <= 32:
+            return DigestResult.invalid
+        stamp, mac = nonce[:-32], nonce[-32:]
+        if not hmac.compare_digest(mac, self._nonce_mac(stamp, scope)):
+            return DigestResult.invalid
+        try:
+            issued = int(stamp, 16) / 1000
+        except ValueError:
+            return DigestResult.invalid
+        age = time.time() - issued
+        if age > self.nonce_ttl_s or age < -5:
+            return DigestResult.stale
+        return DigestResult.ok
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 5.0
+        for nonce in [n for n, expiry in self._seen_expiry.items() if expiry < now]:
+            self._seen.pop(nonce, None)
+            self._seen_expiry.pop(nonce, None)
+
+    def check(
+        self,
+        authorization: str | None,
+        *,
+        method: str,
+        uri: str,
+        scope: str,
+        username: str,
+        password: str,
+    ) -> DigestResult:
+        """Check an Authorization header against the expected credentials for a request."""
+        if not authorization:
+            return DigestResult.missing
+        params = parse_authorization(authorization)
+        if params is None:
+            return DigestResult.missing
+        nonce = params.get("nonce", "")
+        state = self._nonce_state(nonce, scope)
+        if state is not DigestResult.ok:
+            return state
+        if params.get("realm") != self.realm or params.get("uri") != uri:
+            return DigestResult.invalid
+        if params.get("algorithm", "MD5").upper() != "MD5" or params.get("qop") != "auth":
+            return DigestResult.invalid
+        nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
+        if not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce:
+            return DigestResult.invalid
+        ha1 = _md5(f"{params.get('username', '')}:{self.realm}:{password}")
+        ha2 = _md5(f"{method.upper()}:{uri}")
+        expected = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        ok_user = hmac.compare_digest(params.get("username", "").encode(), username.encode())
+        ok_response = hmac.compare_digest(expected, params.get("response", ""))
+        if not (ok_user and ok_response):
+            return DigestResult.invalid
+        self._prune()
+        seen = self._seen.setdefault(nonce, set())
+        if (nc, cnonce) in seen or len(seen) >= _MAX_SEEN_PER_NONCE:
+            return DigestResult.invalid  # a replay (or a nonce used far too often)
+        seen.add((nc, cnonce))
+        self._seen_expiry.setdefault(nonce, time.monotonic() + self.nonce_ttl_s + 10)
+        return DigestResult.ok

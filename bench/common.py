@@ -1,0 +1,663 @@
+"""Shared benchmark plumbing: child processes (started pinned, always stopped), the gateway stack
+(private redis-server + key file + `camgw serve`), a static nginx, wrk runs and their parsing,
+min/median/max formatting and the machine/version header every table starts with.
+
+Conventions (see PERF-NOTES.md): everything on 127.0.0.1; the server under test on core 0 and the
+load generator on core 1; each figure min / median / max over at least 3 runs; ratios computed
+from runs of the same invocation, never across invocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import http.client
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import orjson
+
+from gateway.app import redis_client
+from gateway.auth import TokenStore
+from gateway.models import Role
+from gateway.redis_server import RedisServer
+from gateway.redis_server import free_port as _free_port
+from gateway.settings import Settings, load_settings
+from gateway.vault import create_key_file
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALHOST = "127.0.0.1"
+SERVER_CORE = 0  # the server under test
+LOAD_CORE = 1  # the load generator
+
+
+class BenchError(RuntimeError):
+    """A benchmark precondition or check failed; the run's figures must not be trusted."""
+
+
+def progress(msg: str) -> None:
+    """Progress goes to stderr; stdout carries only the tables."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so `finally` blocks stop what the benchmark started."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# -- CPU pinning and child processes -----------------------------------------------------------
+
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+
+
+def pinned(core: int | None, argv: Sequence[str]) -> list[str]:
+    """`argv` run on one core (taskset execs, so the pid is the program's own)."""
+    if core is None or not can_pin():
+        return list(argv)
+    return ["taskset", "-c", str(core), *argv]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """If the benchmark itself is killed (SIGKILL), the child gets SIGTERM instead of leaking."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start_process(
+    argv: Sequence[str],
+    *,
+    core: int | None,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            pinned(core, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; safe to call twice."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def free_port() -> int:
+    return _free_port(LOCALHOST)
+
+
+# -- CPU accounting ------------------------------------------------------------------------------
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user+system CPU seconds) of one process, from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its live descendants (nginx: master + workers)."""
+    parents: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None:
+                parents.setdefault(st[0], []).append(int(entry.name))
+                cpu[int(entry.name)] = st[1]
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(parents.get(p, []))
+    return total
+
+
+# -- plain HTTP for setup and checks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+def http_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+) -> Reply:
+    m = re.match(r"^http://([^/:]+):(\d+)(/.*)$", url)
+    if m is None:
+        raise ValueError(f"not an http://host:port/path URL: {url}")
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
+    try:
+        conn.request(method, m.group(3), body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with {proc.returncode}:\n{log_tail(log)}")
+        try:
+            if http_request("GET", url, timeout=1.0).status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"{what} not ready at {url} in {timeout}s:\n{log_tail(log)}")
+        time.sleep(0.05)
+
+
+# -- the gateway stack ---------------------------------------------------------------------------
+
+
+def camgw_binary() -> str:
+    """The console script of the venv running the benchmark (`.venv/bin/camgw`)."""
+    here = Path(sys.executable).parent / "camgw"
+    found = str(here) if here.exists() else shutil.which("camgw")
+    if found is None:
+        raise BenchError("camgw not installed in this environment (run `make bench`)")
+    return found
+
+
+@dataclass
+class GatewayStack:
+    """A private redis-server, a fresh credential key, and `camgw serve` pinned to `core`.
+
+    The gateway runs the shipped config (config/camgw.toml, access_log = true); `log_level` is
+    CAMGW_LOG_LEVEL. At WARNING the access logger is disabled by level, so no line is emitted.
+    """
+
+    workdir: Path
+    core: int | None = SERVER_CORE
+    log_level: str = "WARNING"
+    config: Path = ROOT / "config" / "camgw.toml"
+    redis: RedisServer | None = field(default=None, repr=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    port: int = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "gateway.log"
+
+    @property
+    def redis_url(self) -> str:
+        if self.redis is None:
+            raise BenchError("redis-server not started")
+        return self.redis.url
+
+    def settings(self) -> Settings:
+        return load_settings(self.config, use_env=False)
+
+    def start(self) -> GatewayStack:
+        if not self.settings().server.access_log:
+            raise BenchError(f"{self.config} has access_log off; benchmarks keep it on")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
+        key_file = self.workdir / "camgw.key"
+        create_key_file(key_file)
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))} | {
+            "REDIS_URL": self.redis_url,
+            "CAMGW_KEY_FILE": str(key_file),
+            "CAMGW_CONFIG": str(self.config),
+            "CAMGW_LOG_LEVEL": self.log_level,
+        }
+        self.proc = start_process(
+            [camgw_binary(), "serve", "--host", LOCALHOST, "--port", str(self.port)],
+            core=self.core,
+            log=self.log,
+            env=env,
+            cwd=self.workdir,
+        )
+        wait_http(f"{self.base}/readyz", self.proc, self.log, "camgw serve")
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def token(self, name: str, role: str, networks: list[str]) -> str:
+        """A new API token, created straight in the registry Redis (as `camgw token create`)."""
+        prefix = self.settings().redis.prefix
+
+        async def create() -> str:
+            client = redis_client(self.redis_url)
+            try:
+                token, _ = await TokenStore(client, prefix).create(
+                    name, Role(role), networks, "bench"
+                )
+                return token
+            finally:
+                await client.aclose()
+
+        return asyncio.run(create())
+
+    def problem_lines(self) -> list[str]:
+        """What the gateway logged at WARNING or above (and anything that is not a JSON line,
+        such as a traceback printed outside the logging setup)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return []
+        out = []
+        for ln in text.splitlines():
+            if not ln.strip():
+                continue
+            try:
+                level = str(orjson.loads(ln).get("level", ""))
+            except (orjson.JSONDecodeError, AttributeError):
+                level = "?"
+            if level not in ("debug", "info"):
+                out.append(ln)
+        return out
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+# -- a static nginx ------------------------------------------------------------------------------
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+    )
+    if found is None:
+        raise BenchError("nginx not found (Debian: apt-get install nginx-light; or `make bench`)")
+    return found
+
+
+@dataclass
+class StaticNginx:
+    """nginx serving `root` as static files: one worker, no access log, everything in `workdir`.
+
+    Its own ETag ("mtime-size") and If-None-Match handling give the 304 case. Keep-alive
+    requests per connection are unbounded-ish (aiohttp never closes a keep-alive connection).
+    """
+
+    workdir: Path
+    root: Path
+    core: int | None = SERVER_CORE
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    port: int = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "nginx-error.log"
+
+    def config_text(self) -> str:
+        w = self.workdir
+        user = ""
+        if os.geteuid() == 0:  # workers would run as nobody; the temp dirs are private
+            user = f"user {pwd.getpwuid(0).pw_name};\n"
+        temps = "\n".join(
+            f"    {name}_temp_path {w / ('tmp-' + name)};"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        return f"""# camgw benchmark: static files on {LOCALHOST}:{self.port}
+{user}worker_processes 1;
+daemon off;
+pid {w / "nginx.pid"};
+error_log {self.log} warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+{temps}
+    types {{
+        application/json json;
+        image/jpeg jpg jpeg;
+    }}
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    server {{
+        listen {LOCALHOST}:{self.port};
+        root {self.root};
+    }}
+}}
+"""
+
+    def start(self) -> StaticNginx:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(self.config_text())
+        argv = [nginx_binary(), "-p", str(self.workdir), "-c", str(conf), "-e", str(self.log)]
+        check = subprocess.run(
+            [*argv, "-t", "-q"], capture_output=True, text=True, timeout=10, check=False
+        )
+        if check.returncode != 0:
+            raise BenchError(f"nginx config test failed:\n{check.stderr}")
+        self.proc = start_process(argv, core=self.core, log=self.workdir / "nginx.out", env=None)
+        self._wait_listening()
+        return self
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"nginx exited with {self.proc.returncode}:\n{log_tail(self.log)}")
+            try:
+                http_request("GET", f"{self.base}/", timeout=1.0)  # any status: it answers
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"nginx not answering in {timeout}s:\n{log_tail(self.log)}")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.proc)  # SIGTERM: fast shutdown of master and worker
+        self.proc = None
+
+
+# -- wrk -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    bytes_read: float
+    rps: float
+    latency_ms: dict[int, float]  # percentile -> ms (50, 75, 90, 99)
+    non_2xx_3xx: int
+    socket_errors: dict[str, int]  # connect, read, write, timeout
+    server_cpu_s: float | None = None  # CPU the server process tree used during the run
+    output: str = ""
+
+    @property
+    def bytes_per_response(self) -> float:
+        return self.bytes_read / self.requests if self.requests else 0.0
+
+    @property
+    def server_us_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
+
+
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_BYTE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4, "PB": 1024**5}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if m is None:
+        raise BenchError(f"wrk: unreadable time {text!r}")
+    return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+
+
+def _bytes(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)([KMGTP]?B)", text)
+    if m is None:
+        raise BenchError(f"wrk: unreadable size {text!r}")
+    return float(m.group(1)) * _BYTE_UNITS[m.group(2)]
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """Parse `wrk --latency` output (wrk 4.x)."""
+    done = re.search(r"^\s*(\d+) requests in ([\d.]+\w+), ([\d.]+[KMGTP]?B) read", text, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if done is None or rps is None:
+        raise BenchError(f"wrk output not understood:\n{text}")
+    latency = {
+        int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)\s*$", text, re.M)
+    }
+    if set(latency) != {50, 75, 90, 99}:
+        raise BenchError(f"wrk latency distribution missing (use --latency):\n{text}")
+    non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = dict.fromkeys(("connect", "read", "write", "timeout"), 0)
+    if sock is not None:
+        errors = dict(zip(errors, map(int, sock.groups()), strict=True))
+    return WrkResult(
+        requests=int(done.group(1)),
+        seconds=_ms(done.group(2)) / 1e3,
+        bytes_read=_bytes(done.group(3)),
+        rps=float(rps.group(1)),
+        latency_ms=latency,
+        non_2xx_3xx=int(non.group(1)) if non else 0,
+        socket_errors=errors,
+        output=text,
+    )
+
+
+def lua_string(value: str) -> str:
+    """A double-quoted Lua string literal holding `value` (bytes outside printable ASCII, quotes
+    and backslashes as decimal escapes)."""
+    out = []
+    for b in value.encode():
+        ch = chr(b)
+        out.append(ch if 32 <= b < 127 and ch not in '"\\' else f"\\{b:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def write_wrk_script(path: Path, headers: dict[str, str]) -> Path:
+    """A wrk Lua script that only sets request headers (no per-response Lua: wrk stays fast)."""
+    lines = ['wrk.method = "GET"']
+    lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # it may hold a token
+    return path
+
+
+@dataclass(frozen=True)
+class WrkLoad:
+    threads: int = 2
+    connections: int = 64
+    seconds: int = 10
+
+    def describe(self) -> str:
+        return f"wrk -t{self.threads} -c{self.connections} -d{self.seconds}s --latency"
+
+
+def run_wrk(
+    url: str,
+    script: Path,
+    load: WrkLoad,
+    *,
+    server_pid: int | None = None,
+    core: int | None = LOAD_CORE,
+) -> WrkResult:
+    """One wrk run; fails loudly on any non-2xx/3xx response or socket error."""
+    argv = pinned(
+        core,
+        [
+            "wrk",
+            f"-t{load.threads}",
+            f"-c{load.connections}",
+            f"-d{load.seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+    )
+    cpu0 = tree_cpu_seconds(server_pid) if server_pid else None
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=load.seconds + 30, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish in {load.seconds + 30}s") from exc
+    cpu1 = tree_cpu_seconds(server_pid) if server_pid else None
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result = parse_wrk(done.stdout)
+    if result.non_2xx_3xx:
+        raise BenchError(
+            f"{url}: {result.non_2xx_3xx} non-2xx/3xx responses of {result.requests} "
+            f"during wrk:\n{done.stdout}"
+        )
+    if any(result.socket_errors.values()):
+        raise BenchError(f"{url}: socket errors {result.socket_errors} during wrk:\n{done.stdout}")
+    if cpu0 is not None and cpu1 is not None:
+        result = WrkResult(**{**result.__dict__, "server_cpu_s": cpu1 - cpu0})
+    return result
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def spread(values: Iterable[float]) -> tuple[float, float, float]:
+    vals = list(values)
+    return min(vals), statistics.median(vals), max(vals)
+
+
+def fmt_spread(values: Iterable[float], fmt: str = ",.0f") -> str:
+    """'min / median / max', each formatted with `fmt` (a format spec such as ',.0f' or '.0%')."""
+    lo, mid, hi = spread(values)
+    return f"{lo:{fmt}} / {mid:{fmt}} / {hi:{fmt}}"
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(columns), sep, *(line(r) for r in rows)])
+
+
+# -- machine and versions ------------------------------------------------------------------------
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
+
+
+def _pkg(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def tool_versions() -> dict[str, str]:
+    redis = _first_line(["redis-server", "--version"])
+    nginx = _first_line([nginx_binary(), "-v"])
+    wrk = _first_line(["wrk", "-v"])
+    m_redis = re.search(r"v=(\S+)", redis)
+    m_nginx = re.search(r"nginx/(\S+)", nginx)
+    m_wrk = re.match(r"wrk (\S+)", wrk)
+    return {
+        "Python": platform.python_version(),
+        "aiohttp": _pkg("aiohttp"),
+        "redis-py": _pkg("redis"),
+        "redis-server": m_redis.group(1) if m_redis else redis,
+        "nginx": m_nginx.group(1) if m_nginx else nginx,
+        "wrk": m_wrk.group(1) if m_wrk else wrk,
+        "camgw": _pkg("camgw"),
+    }
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                model = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0))
+    return (
+        f"{os.cpu_count()} cores ({usable} usable), {model}; "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def header_lines() -> list[str]:
+    v = tool_versions()
+    lines = [f"machine: {machine()}", "versions: " + ", ".join(f"{k} {x}" for k, x in v.items())]
+    if not can_pin():
+        lines.append("WARNING: fewer than 2 usable cores or no taskset: processes NOT pinned")
+    return lines

@@ -1,0 +1,379 @@
+"""Discovery jobs, the periodic health probe, and what both write to the registry.
+
+Each network's adapter runs on its own: a network whose adapter fails (or hangs) leaves the
+others' discovery and the API untouched. Jobs are kept in Redis (`<prefix>:job:{id}`, a week)
+so any gateway sharing the Redis can report them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from adapters.base import Discovered, Failure, NetworkAdapter, Progress, Target
+
+from .audit import AuditEvent, AuditLog
+from .catalog import Catalog
+from .errors import CamgwError, Conflict, field_errors, redis_errors
+from .models import AdapterState, Camera, CameraStatus, DiscoveryJob, JobFailure, JobProgress
+from .records import camera_from_discovered, check_camera, discovered_id, merge_discovered
+from .registry import CredentialChange, Registry
+from .settings import Settings
+from .status import StatusTracker
+
+log = logging.getLogger(__name__)
+
+JOB_TTL_S = 7 * 24 * 3600
+MAX_JOB_FAILURES = 1000
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
+_WRITE_RETRIES = 5
+_PROGRESS_SAVE_S = 0.5
+
+
+@dataclass
+class NetworkState:
+    """What /networks reports about a network's adapter."""
+
+    running: DiscoveryJob | None = None
+    last: DiscoveryJob | None = None
+    last_error: str | None = None
+    health_runs: int = 0
+    task: asyncio.Task[DiscoveryJob] | None = field(default=None, repr=False)
+
+
+class DiscoveryService:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        registry: Registry,
+        catalog: Catalog,
+        audit: AuditLog,
+        adapters: dict[str, NetworkAdapter],
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.registry = registry
+        self.catalog = catalog
+        self.audit = audit
+        self.adapters = adapters
+        self.state = {n: NetworkState() for n in adapters}
+        self.tracker = StatusTracker()
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def start(self, network: str, actor: str) -> DiscoveryJob:
+        """Start a discovery job, or return the one already running for this network."""
+        state = self.state[network]
+        if state.running is not None:
+            return state.running
+        job = DiscoveryJob(
+            id=f"job-{secrets.token_hex(6)}",
+            network=network,
+            state="running",
+            actor=actor,
+            started_at=datetime.now(UTC),
+            progress=JobProgress(),
+        )
+        state.running = job
+        state.task = asyncio.create_task(self._run(job), name=f"discover-{network}")
+        return job
+
+    async def run(self, network: str, actor: str) -> DiscoveryJob:
+        """Start (or join) a job and wait for it to finish."""
+        self.start(network, actor)
+        task = self.state[network].task
+        assert task is not None
+        return await asyncio.shield(task)
+
+    async def job(self, job_id: str) -> DiscoveryJob | None:
+        for state in self.state.values():
+            if state.running and state.running.id == job_id:
+                return state.running
+        with redis_errors():
+            raw = await self.redis.get(self._job_key(job_id))
+        return DiscoveryJob.model_validate_json(raw) if raw else None
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.registry.keys.prefix}:job:{job_id}"
+
+    async def _save(self, job: DiscoveryJob) -> None:
+        # A Redis blip must not kill the job itself.
+        with contextlib.suppress(CamgwError), redis_errors():
+            await self.redis.set(self._job_key(job.id), job.model_dump_json(), ex=JOB_TTL_S)
+
+    async def _run(self, job: DiscoveryJob) -> DiscoveryJob:
+        state = self.state[job.network]
+        adapter = self.adapters[job.network]
+        started = time.monotonic()
+        last_save = 0.0
+        await self._audit(job, "discovery.start", "ok", "")
+
+        def on_progress(p: Progress) -> None:
+            nonlocal last_save
+            job.progress = JobProgress(
+                found=p.found, enriched=p.enriched, failed=p.failed, ignored=p.ignored
+            )
+            job.elapsed_s = round(time.monotonic() - started, 2)
+            if time.monotonic() - last_save > _PROGRESS_SAVE_S:
+                last_save = time.monotonic()
+                asyncio.get_running_loop().create_task(self._save(job))
+
+        async def on_camera(d: Discovered) -> None:
+            problem = await self.apply(d)
+            if problem is not None:
+                _add_failure(job, problem)
+
+        await self._save(job)
+        try:
+            failures = await adapter.discover(on_progress, on_camera)
+            for f in failures:
+                _add_failure(job, f)
+                await self.apply_failure(f)
+            job.state = "done"
+        except Exception as exc:  # the adapter broke: this network's job fails, nothing else
+            log.exception("discovery failed", extra={"network": job.network, "job": job.id})
+            job.state = "failed"
+            job.error = f"{type(exc).__name__}: {exc}"[:500]
+            state.last_error = job.error
+        job.finished_at = datetime.now(UTC)
+        job.elapsed_s = round(time.monotonic() - started, 2)
+        job.progress.failed = len(job.failures) + job.failures_dropped
+        state.running, state.last = None, job
+        await self._save(job)
+        await self._audit(
+            job,
+            "discovery.finish",
+            "ok" if job.state == "done" else "error",
+            f"found {job.progress.found}, enriched {job.progress.enriched}, "
+            f"failed {job.progress.failed}",
+        )
+        return job
+
+    async def _audit(self, job: DiscoveryJob, action: str, outcome: str, detail: str) -> None:
+        with contextlib.suppress(CamgwError):
+            await self.audit.append(
+                AuditEvent(
+                    actor=job.actor,
+                    role="admin",
+                    action=action,
+                    target=job.id,
+                    network=job.network,
+                    outcome=outcome,
+                    status=200,
+                    detail=detail,
+                )
+            )
+
+    def adapter_state(self, network: str) -> AdapterState:
+        state = self.state.get(network) or NetworkState()
+        return AdapterState(
+            state="running" if state.running else "idle",
+            running_job=state.running.id if state.running else None,
+            last_job=state.last,
+            last_error=state.last_error,
+            health_rounds=state.health_runs,
+        )
+
+    # -- writing what was found ---------------------------------------------------------
+
+    async def apply(self, d: Discovered) -> Failure | None:
+        """Create or refresh the record of a discovered camera; admin-owned fields survive."""
+        now = datetime.now(UTC)
+        existing_id = await self.registry.find(
+            d.network, d.address, d.endpoint_reference, d.serial, d.mac
+        )
+        cam_id = existing_id or discovered_id(d)
+        try:
+            fresh = camera_from_discovered(d, self.settings, now, cam_id)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            reason = "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+            return Failure(d.network, d.address, "normalise", reason, d.endpoint_reference)
+        if errors := check_camera(self.settings, fresh):
+            reason = "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+            return Failure(d.network, d.address, "normalise", reason, d.endpoint_reference)
+        for note in d.notes:
+            log.info("camera quirk", extra={"camera": cam_id, "network": d.network, "note": note})
+        change = CredentialChange.set if d.uri_credentials else CredentialChange.keep
+        try:
+            await self._write(
+                cam_id, lambda old: merge_discovered(old, fresh, now) if old else fresh, change, d
+            )
+        except CamgwError as exc:
+            return Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
+        self.tracker.reset(cam_id)
+        return None
+
+    async def _write(
+        self,
+        cam_id: str,
+        build: Callable[[Camera | None], Camera | None],
+        change: CredentialChange = CredentialChange.keep,
+        d: Discovered | None = None,
+    ) -> None:
+        """Read-modify-write with the record's revision; re-applied if someone else wrote."""
+        for _ in range(_WRITE_RETRIES):
+            old = await self.registry.get(cam_id)
+            new = build(old)
+            if new is None:
+                return
+            creds = d.uri_credentials if d else None
+            try:
+                if old is None:
+                    audit = AuditEvent(
+                        actor=f"discovery:{new.network}",
+                        role="adapter",
+                        action="camera.discovered",
+                        target=new.id,
+                        network=new.network,
+                        outcome="ok",
+                        status=200,
+                        detail=str(new.address),
+                    )
+                    version = await self.registry.create(new, creds, audit)
+                else:
+                    version = await self.registry.replace(new, old.rev, change, creds)
+            except Conflict as exc:
+                if exc.extra.get("field") in ("rev", "id"):
+                    continue  # concurrent write (or a create race): read again
+                raise
+            self.catalog.note_version(version)
+            return
+        raise Conflict(f"camera {cam_id} kept changing during discovery")
+
+    async def apply_failure(self, f: Failure) -> None:
+        """A known camera that could not be read: offline if it did not answer, degraded if it
+        answered but refused or garbled (the dashboard shows last_error either way)."""
+        cam_id = await self.registry.find(f.network, f.address, f.endpoint_reference, None, None)
+        if cam_id is None:
+            return
+        reachable = f.step in ("auth", "read", "normalise") and "Unreachable" not in f.reason
+        now = datetime.now(UTC)
+
+        def build(old: Camera | None) -> Camera | None:
+            if old is None:
+                return None
+            status = (
+                CameraStatus.degraded
+                if reachable
+                else self.tracker.observe(old.id, old.status, ok=False)
+            )
+            error = f"{f.step}: {f.reason}"[:500]
+            if old.status is status and old.last_error == error:
+                return None
+            return old.model_copy(
+                update={
+                    "status": status,
+                    "last_error": error,
+                    "updated_at": now,
+                    "rev": old.rev + 1,
+                }
+            )
+
+        with contextlib.suppress(CamgwError):
+            await self._write(cam_id, build)
+
+    # -- health -------------------------------------------------------------------------
+
+    async def health_round(self, network: str) -> int:
+        """Probe every camera of the network once; returns how many records changed."""
+        snap = await self.catalog.current()
+        cams = [Camera.model_validate_json(e.full) for e in snap.entries if e.network == network]
+        targets = {c.id: t for c in cams if (t := _probe_target(c)) is not None}
+        if not targets:
+            return 0
+        results = await self.adapters[network].probe(list(targets.values()))
+        by_address = {r.address: r for r in results}
+        changed = 0
+        now = datetime.now(UTC)
+        for cam in cams:
+            target = targets.get(cam.id)
+            result = by_address.get(target.address) if target else None
+            if result is None:
+                continue
+            status = self.tracker.observe(cam.id, cam.status, result.ok)
+            seen_due = cam.last_seen is None or now - cam.last_seen >= LAST_SEEN_RESOLUTION
+            if status is cam.status and not (result.ok and seen_due):
+                continue
+            update = {"status": status, "updated_at": now, "rev": cam.rev + 1}
+            if result.ok:
+                update["last_seen"] = now
+                if cam.status is CameraStatus.offline:
+                    update["last_error"] = None
+            else:
+                update["last_error"] = f"health: {result.error}"[:500]
+            changed += 1
+            new = cam.model_copy(update=update)
+            with contextlib.suppress(CamgwError):
+                version = await self.registry.replace(new, cam.rev)
+                self.catalog.note_version(version)
+        self.state[network].health_runs += 1
+        return changed
+
+    async def background(self) -> AsyncIterator[None]:
+        """Cleanup-context body: health and scheduled discovery per network, each isolated."""
+        tasks = [
+            asyncio.create_task(self._network_loop(n), name=f"network-{n}") for n in self.adapters
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        for state in self.state.values():
+            if state.task is not None:
+                state.task.cancel()
+        await asyncio.gather(
+            *tasks, *(s.task for s in self.state.values() if s.task), return_exceptions=True
+        )
+
+    async def _network_loop(self, network: str) -> None:
+        cfg = self.settings.network_by_id[network].discovery
+        next_discovery = time.monotonic() if cfg.schedule_s > 0 else float("inf")
+        next_health = (
+            time.monotonic() + cfg.health_interval_s if cfg.health_interval_s else float("inf")
+        )
+        while True:
+            now = time.monotonic()
+            try:
+                if now >= next_discovery:
+                    next_discovery = now + cfg.schedule_s
+                    await self.run(network, "scheduler")
+                if now >= next_health:
+                    next_health = now + cfg.health_interval_s
+                    if self.state[network].running is None:
+                        await self.health_round(network)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one network's trouble never ends the loop, nor others
+                log.exception("network loop error", extra={"network": network})
+                self.state[network].last_error = f"{type(exc).__name__}: {exc}"[:500]
+            await asyncio.sleep(max(0.05, min(next_discovery, next_health) - time.monotonic()))
+
+
+def _probe_target(cam: Camera) -> Target | None:
+    if cam.onvif and cam.onvif.device_uri:
+        parts = urlsplit(cam.onvif.device_uri)
+        return Target(
+            address=str(cam.address), port=parts.port or 80, xaddrs=(cam.onvif.device_uri,)
+        )
+    stream = next((p.stream_uri for p in cam.profiles if p.stream_uri), None)
+    if stream:
+        return Target(address=str(cam.address), kind="rtsp", rtsp_uri=stream)
+    return None
+
+
+def _add_failure(job: DiscoveryJob, f: Failure) -> None:
+    if len(job.failures) >= MAX_JOB_FAILURES:
+        job.failures_dropped += 1
+        return
+    job.failures.append(JobFailure(address=f.address, step=f.step, reason=f.reason[:300]))
