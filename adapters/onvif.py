@@ -172,7 +172,9 @@ class OnvifClient:
     ) -> AsyncServiceProxy:
         assert self._transport is not None, "OnvifClient not started"
         wsse = (
-            UsernameDigestTokenDtDiff(creds.username, creds.password, dt_diff=dt_diff)
+            UsernameDigestTokenDtDiff(
+                creds.username, creds.password, dt_diff=dt_diff, use_digest=True
+            )
             if creds
             else None
         )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
@@ -47,9 +47,19 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def redis_client(url: str) -> Redis:
-    """Bounded timeouts: a stalled Redis turns into a 503, never a hung request."""
-    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15)
+def redis_client(url: str, max_connections: int = 64) -> Redis:
+    """Bounded timeouts: a stalled Redis turns into a 503, never a hung request. A bounded,
+    blocking pool: a burst (discovery writes, many dashboards) waits for a connection instead
+    of failing with "too many connections" or opening hundreds."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+    )
+    return Redis(connection_pool=pool)
 
 
 def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,13 +18,26 @@ from aiohttp import ClientSession, ClientTimeout, web
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from adapters.simulator.server import Simulator, build_devices, demo_quirks
+
 from . import logs
 from .app import create_app, default_adapters, redis_client
 from .audit import AuditEvent, AuditLog, AuditQuery
 from .auth import TokenStore
 from .catalog import Catalog
-from .demo import cli_actor, demo_tokens, fleet_for, seed_registry, write_token_file
+from .demo import (
+    cli_actor,
+    demo_tokens,
+    ensure_demo_passwords,
+    fleet_for,
+    network_passwords,
+    seed_registry,
+    with_inventories,
+    write_rtsp_inventories,
+    write_token_file,
+)
 from .discovery import DiscoveryService
+from .keys import DISCOVERY, REGISTRY, TOKENS
 from .models import DiscoveryJob, Role
 from .redis_server import RedisServer
 from .registry import Registry
@@ -85,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     at.add_argument("-n", type=int, default=20)
     at.set_defaults(func=cmd_audit_tail)
 
+    sm = sub.add_parser("simulate", help="serve the simulated camera fleet on loopback")
+    sm.add_argument("--scale", type=float, default=0.05, help="fleet size vs the inventory")
+    sm.add_argument("--delay", type=float, default=0.05, help="seconds before each answer")
+    sm.add_argument("--quirks", action="store_true", help="give a few cameras each quirk")
+    sm.add_argument("--rtsp-only-every", type=int, default=25, help="every Nth camera RTSP-only")
+    sm.add_argument("--no-rtsp", action="store_true", help="no GStreamer RTSP streams")
+    sm.add_argument("--inventory-dir", type=Path, help="write RTSP-only inventories (CSV) here")
+    sm.set_defaults(func=cmd_simulate)
+
     dc = sub.add_parser("discover", help="run one discovery with a progress bar")
     dc.add_argument("--network", required=True)
     dc.set_defaults(func=cmd_discover)
@@ -108,15 +133,11 @@ def _run_app(
     vault: CredentialVault,
     host: str,
     port: int,
-    on_ready: Callable[[], Awaitable[None]] | None = None,
+    on_ready: Callable[[web.Application], Awaitable[None]] | None = None,
 ) -> None:
     app = create_app(settings, vault)
     if on_ready is not None:
-
-        async def ready(_: web.Application) -> None:
-            await on_ready()
-
-        app.on_startup.append(ready)
+        app.on_startup.append(on_ready)  # after the cleanup contexts: every service is up
     web.run_app(
         app,
         host=host,
@@ -128,49 +149,89 @@ def _run_app(
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Private Redis, the simulated fleet as a child process, the gateway discovering it."""
     var: Path = args.var.resolve()
     key_file = var / "camgw.key"
     if not key_file.exists():
         create_key_file(key_file)
-    server = None
-    if not os.environ.get("REDIS_URL"):
-        server = RedisServer(var / "redis", port=int(os.environ.get("CAMGW_REDIS_PORT", "6390")))
-        server.start()
-    url = server.url if server else settings.redis.url
-    settings = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(update={"url": url}),
-            "secrets": settings.secrets.model_copy(update={"key_file": key_file}),
-        }
-    )
-    vault = CredentialVault(load_key(key_file))
-    port = args.port or settings.server.port
-    base = f"http://{settings.server.host}:{port}"
-
-    async def prepare() -> None:
-        client = redis_client(url)
-        try:
-            registry = Registry(client, settings.redis.prefix, vault, settings.audit.max_entries)
-            added = await seed_registry(registry, settings, fleet_for(settings, args.scale))
-            tokens = await demo_tokens(TokenStore(client, settings.redis.prefix), settings)
-        finally:
-            await client.aclose()
-        write_token_file(var / "demo-tokens.txt", tokens)
-        print(f"\ncamgw demo: {base}  (registry: {url}, {added} demo cameras added)")
-        print(f"  OpenAPI: {base}/api/v1/openapi.json")
-        for role, token in tokens.items():
-            print(f"  {role:<24} {token}")
-        print(
-            f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary\n',
-            flush=True,
+    ensure_demo_passwords(settings)  # the simulator child inherits them
+    with contextlib.ExitStack() as stack:
+        url = settings.redis.url
+        if not os.environ.get("REDIS_URL"):
+            port = int(os.environ.get("CAMGW_REDIS_PORT", "6390"))
+            server = RedisServer(var / "redis", port=port).start()
+            stack.callback(server.stop)
+            url = server.url
+        inventories = var / "inventory"
+        sim = _start_simulator(args.scale, inventories)
+        stack.callback(_stop_child, sim)
+        settings = with_inventories(
+            settings, {p.stem: p for p in sorted(inventories.glob("*.csv"))}
+        ).model_copy(
+            update={
+                "redis": settings.redis.model_copy(update={"url": url}),
+                "secrets": settings.secrets.model_copy(update={"key_file": key_file}),
+            }
         )
+        vault = CredentialVault(load_key(key_file))
+        port = args.port or settings.server.port
+        base = f"http://{settings.server.host}:{port}"
 
-    try:
+        async def prepare(app: web.Application) -> None:
+            registry, tokens_store = app[REGISTRY], app[TOKENS]
+            fleet = fleet_for(settings, args.scale)
+            added = await seed_registry(registry, settings, fleet)
+            tokens = await demo_tokens(tokens_store, settings)
+            write_token_file(var / "demo-tokens.txt", tokens)
+            for network in sorted({c.network for c in fleet}):
+                app[DISCOVERY].start(network, "demo")
+            print(
+                f"\ncamgw demo: {base}  (registry: {url}; {len(fleet)} simulated cameras, "
+                f"{added} newly registered; discovery running)"
+            )
+            print(f"  OpenAPI: {base}/api/v1/openapi.json")
+            for role, token in tokens.items():
+                print(f"  {role:<24} {token}")
+            print(
+                f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary'
+                f"\n  tokens are also in {var / 'demo-tokens.txt'}\n",
+                flush=True,
+            )
+
         _run_app(settings, vault, settings.server.host, port, prepare)
-    finally:
-        if server:
-            server.stop()
     return 0
+
+
+def _start_simulator(scale: float, inventories: Path) -> subprocess.Popen[str]:
+    """`camgw simulate` as a child: its event loop and CPU stay apart from the gateway's."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "simulate",
+        "--scale",
+        str(scale),
+        "--quirks",
+        "--inventory-dir",
+        str(inventories),
+    ]
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line.startswith("READY"):
+        _stop_child(child)
+        raise RuntimeError("the camera simulator did not start (see its log above)")
+    print(f"simulator: {line.strip()}", flush=True)
+    return child
+
+
+def _stop_child(child: subprocess.Popen[str]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 # -- tokens ------------------------------------------------------------------------------
@@ -262,6 +323,30 @@ async def _audit(
             detail=detail,
         )
     )
+
+
+# -- simulate ----------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    fleet = fleet_for(settings, args.scale)
+    quirks = demo_quirks(fleet, rtsp_only_every=args.rtsp_only_every) if args.quirks else None
+    devices = build_devices(fleet, network_passwords(settings), quirks, args.rtsp_only_every)
+    if args.inventory_dir:
+        write_rtsp_inventories(devices, args.inventory_dir)
+
+    async def serve() -> None:
+        async with Simulator(devices, args.delay, serve_rtsp=not args.no_rtsp) as sim:
+            rtsp_only = len(sim.rtsp_only_devices)
+            print(f"READY {len(devices)} cameras ({rtsp_only} RTSP-only)", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    asyncio.run(serve())
+    return 0
 
 
 # -- discover ----------------------------------------------------------------------------

@@ -3,14 +3,17 @@ and one printed token per role. `make run` calls `camgw demo`."""
 
 from __future__ import annotations
 
+import csv
 import getpass
 import logging
 import os
+import secrets
 import socket
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
 
+from adapters.simulator.devices import SimDevice
 from adapters.simulator.fleet import CategorySpec, FleetCamera, build_fleet
 from adapters.uris import UriCredentials
 
@@ -104,3 +107,66 @@ def write_token_file(path: Path, tokens: dict[str, str]) -> None:
     with os.fdopen(fd, "w") as fh:
         for role, token in tokens.items():
             fh.write(f"{role}\t{token}\n")
+
+
+def rtsp_inventory_rows(devices: list[SimDevice]) -> dict[str, list[dict[str, str]]]:
+    """RTSP-only cameras do not answer WS-Discovery: their owner lists them in a CSV."""
+    rows: dict[str, list[dict[str, str]]] = {}
+    for d in devices:
+        if not d.onvif:
+            rows.setdefault(d.camera.network, []).append(
+                {
+                    "address": d.address,
+                    "kind": "rtsp",
+                    "name": d.camera.name,
+                    "rtsp_uri": d.stream_uri,
+                }
+            )
+    return rows
+
+
+def write_rtsp_inventories(devices: list[SimDevice], directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for network, rows in rtsp_inventory_rows(devices).items():
+        path = directory / f"{network}.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["address", "kind", "name", "rtsp_uri"])
+            writer.writeheader()
+            writer.writerows(rows)
+        paths[network] = path
+    return paths
+
+
+def with_inventories(settings: Settings, paths: dict[str, Path]) -> Settings:
+    """The settings with each network's discovery also reading its RTSP inventory."""
+    networks = tuple(
+        n.model_copy(
+            update={"discovery": n.discovery.model_copy(update={"csv_inventory": paths[n.id]})}
+        )
+        if n.id in paths
+        else n
+        for n in settings.networks
+    )
+    return settings.model_copy(update={"networks": networks})
+
+
+def network_passwords(settings: Settings) -> dict[str, str]:
+    """Each network's camera password from its credential reference (the simulator and the
+    adapters read the same environment)."""
+    out = {}
+    for n in settings.networks:
+        creds = n.credentials.resolve() if n.credentials else None
+        if creds is None:
+            raise RuntimeError(
+                f"network {n.id}: camera password not set (see [networks.credentials])"
+            )
+        out[n.id] = creds.password
+    return out
+
+
+def ensure_demo_passwords(settings: Settings) -> None:
+    """The demo invents camera passwords for networks whose variable is unset."""
+    for n in settings.networks:
+        if n.credentials and n.credentials.password_env:
+            os.environ.setdefault(n.credentials.password_env, secrets.token_urlsafe(12))

@@ -130,7 +130,10 @@ class DiscoveryService:
                 asyncio.get_running_loop().create_task(self._save(job))
 
         async def on_camera(d: Discovered) -> None:
-            problem = await self.apply(d)
+            try:
+                problem = await self.apply(d)
+            except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
+                problem = Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
             if problem is not None:
                 _add_failure(job, problem)
 
