@@ -123,6 +123,41 @@ class HealthResult:
     latency_ms: float | None = None
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class SnapshotRequest:
+    camera_id: str
+    address: str
+    snapshot_uri: str | None
+    stream_uri: str | None
+    credentials: UriCredentials | None = None  # the camera's own; None: the network's
+
+    def __repr__(self) -> str:
+        return f"SnapshotRequest({self.camera_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    jpeg: bytes
+    source: str  # "camera-http" or "rtsp-grab"
+    taken_at: float  # wall-clock seconds of the frame
+    warm: bool = False  # an RTSP frame from a stream that was already open
+    attempts: tuple[str, ...] = ()  # steps that failed before this one succeeded
+
+
+class SnapshotFailed(AdapterError):
+    """Every source failed; `steps` says which and how (no hosts, no credentials)."""
+
+    def __init__(self, steps: list[tuple[str, AdapterError]]) -> None:
+        self.steps = steps
+        super().__init__("; ".join(f"{name}: {exc}" for name, exc in steps) or "no source")
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.steps) and all(
+            "timed out" in str(e) or "within" in str(e) for _, e in self.steps
+        )
+
+
 class NetworkAdapter(Protocol):
     """One network's adapter, in-process or remote; the gateway cannot tell which."""
 
@@ -133,5 +168,7 @@ class NetworkAdapter(Protocol):
     ) -> list[Failure]: ...
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]: ...
+
+    async def snapshot(self, request: SnapshotRequest) -> SnapshotResult: ...
 
     async def close(self) -> None: ...

@@ -63,3 +63,15 @@ class DiscoveryConfig(_Strict):
     camera_budget_s: float = Field(20.0, gt=0, le=600, description="All requests to one camera")
     probe_wait_s: float = Field(2.0, gt=0, le=60, description="How long to collect ProbeMatches")
     max_response_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)
+
+
+class SnapshotConfig(_Strict):
+    """How hard the gateway may pull on a camera for a picture."""
+
+    connect_timeout_s: float = Field(2.0, gt=0, le=30)
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Whole HTTP snapshot request")
+    max_bytes: int = Field(8 << 20, ge=64 << 10, le=64 << 20, description="Largest JPEG accepted")
+    rtsp_timeout_s: float = Field(4.0, gt=0, le=60, description="Open + first frame of a stream")
+    rtsp_workers: int = Field(4, ge=1, le=64, description="Threads for grabs and JPEG work")
+    warm_streams: int = Field(4, ge=0, le=64, description="RTSP streams kept open per network")
+    warm_idle_s: float = Field(30.0, gt=0, le=3600, description="Close a warm stream when unused")

@@ -14,12 +14,16 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+import aiohttp
 
 from .base import (
     AdapterError,
     CameraAuthError,
+    CameraProtocolError,
     CameraUnreachable,
     Discovered,
     Failure,
@@ -27,12 +31,18 @@ from .base import (
     Profile,
     Progress,
     ProgressCallback,
+    SnapshotFailed,
+    SnapshotRequest,
+    SnapshotResult,
     Target,
 )
-from .config import DiscoveryConfig
+from .config import DiscoveryConfig, SnapshotConfig
+from .http_snapshot import fetch_snapshot
 from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import OnvifClient
-from .rtsp import describe
+from .rtsp import RtspTimeout, describe
+from .rtsp_grab import GrabError, with_credentials
+from .stream_pool import StreamPool
 from .uris import UriCredentials
 from .wsdiscovery import expand_targets, probe
 
@@ -47,6 +57,7 @@ class AdapterSpec:
     cidrs: tuple[IPNet, ...]
     discovery: DiscoveryConfig
     credentials: UriCredentials | None
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
 
 
 class CameraNetworkAdapter:
@@ -61,6 +72,12 @@ class CameraNetworkAdapter:
             max_response_bytes=cfg.max_response_bytes,
             pool_size=min(cfg.concurrency * 2, 1024),
         )
+        snap = spec.snapshots
+        self._executor = ThreadPoolExecutor(
+            snap.rtsp_workers, thread_name_prefix=f"rtsp-{self.network}"
+        )
+        self._streams = StreamPool(self._executor, snap.warm_streams, snap.warm_idle_s)
+        self._http: aiohttp.ClientSession | None = None
         self._started = False
 
     def allowed(self, address: str) -> bool:
@@ -75,10 +92,71 @@ class CameraNetworkAdapter:
             await self._onvif.start()
             self._started = True
 
+    def _snapshot_session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            connector = aiohttp.TCPConnector(limit=256, limit_per_host=2, ssl=False)
+            self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._http
+
     async def close(self) -> None:
         if self._started:
             await self._onvif.close()
             self._started = False
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self._streams.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def snapshot(self, request: SnapshotRequest) -> SnapshotResult:
+        """The camera's HTTP snapshot, else one frame of its RTSP stream."""
+        cfg = self.spec.snapshots
+        creds = request.credentials or self.spec.credentials
+        failed: list[tuple[str, AdapterError]] = []
+        if request.snapshot_uri:
+            timeout = aiohttp.ClientTimeout(total=cfg.timeout_s, sock_connect=cfg.connect_timeout_s)
+            try:
+                jpeg = await fetch_snapshot(
+                    self._snapshot_session(),
+                    request.snapshot_uri,
+                    creds,
+                    allowed=self.allowed,
+                    max_bytes=cfg.max_bytes,
+                    limits=timeout,
+                )
+                return SnapshotResult(jpeg, "camera-http", time.time())
+            except AdapterError as exc:
+                failed.append(("camera HTTP snapshot", exc))
+        if request.stream_uri:
+            try:
+                return await self._grab(request.stream_uri, creds, failed)
+            except AdapterError as exc:
+                failed.append(("RTSP grab", exc))
+        raise SnapshotFailed(failed)
+
+    async def _grab(
+        self, stream_uri: str, creds: UriCredentials | None, failed: list[tuple[str, AdapterError]]
+    ) -> SnapshotResult:
+        host = urlsplit(stream_uri).hostname or ""
+        if not self.allowed(host):
+            raise CameraProtocolError("stream URI names a host outside the network's ranges")
+        cfg = self.spec.snapshots
+        uri = with_credentials(
+            stream_uri, creds.username if creds else None, creds.password if creds else None
+        )
+        try:
+            # A blocked OpenCV call cannot be cancelled, only abandoned: the outer bound
+            # keeps the request's promise, the worker thread ends on its own read timeout.
+            async with asyncio.timeout(cfg.rtsp_timeout_s + 1.0):
+                jpeg, taken_at, warm = await self._streams.jpeg(uri, cfg.rtsp_timeout_s)
+        except TimeoutError as exc:
+            raise CameraUnreachable(f"no frame within {cfg.rtsp_timeout_s:g}s") from exc
+        except GrabError as exc:
+            raise CameraUnreachable(_without_uri(str(exc))) from exc
+        attempts = tuple(f"{name}: {exc}" for name, exc in failed)
+        return SnapshotResult(jpeg, "rtsp-grab", taken_at, warm, attempts)
 
     # -- discovery ----------------------------------------------------------------------
 
@@ -155,8 +233,7 @@ class CameraNetworkAdapter:
             budget = self.spec.discovery.camera_budget_s
             return self._failure(target, "timeout", f"no complete answer within {budget:g} s")
         except AdapterError as exc:
-            step = "auth" if isinstance(exc, CameraAuthError) else "read"
-            return self._failure(target, step, str(exc))
+            return self._failure(target, _failure_step(exc), str(exc))
 
     async def _read_rtsp(self, target: Target, creds: UriCredentials) -> Discovered:
         assert target.rtsp_uri is not None
@@ -222,6 +299,17 @@ class CameraNetworkAdapter:
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
+def _failure_step(exc: AdapterError) -> str:
+    """auth: credentials refused; read: an unusable answer; timeout and unreachable: no answer
+    at all, which the gateway counts as a failed observation, not as a fault of the camera."""
+    if isinstance(exc, CameraAuthError):
+        return "auth"
+    if isinstance(exc, CameraUnreachable):
+        timed_out = isinstance(exc, RtspTimeout) or isinstance(exc.__cause__, TimeoutError)
+        return "timeout" if timed_out else "unreachable"
+    return "read"
+
+
 async def _tcp_connect(target: Target) -> None:
     parts = urlsplit(target.rtsp_uri or "")
     try:
@@ -230,3 +318,9 @@ async def _tcp_connect(target: Target) -> None:
         raise CameraUnreachable(f"RTSP port: {type(exc).__name__}") from exc
     writer.close()
     await writer.wait_closed()
+
+
+def _without_uri(message: str) -> str:
+    """GrabError messages start with the (credential-free) URI; callers' messages name no host."""
+    head, sep, tail = message.partition(": ")
+    return tail if sep and "://" in head else message

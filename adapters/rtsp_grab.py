@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .base import CameraUnreachable
 from .uris import split_credentials
 
 # Read by OpenCV's FFmpeg backend at every open. Keys and values are `;`-separated, pairs `|`.
@@ -31,8 +32,8 @@ _env_lock = threading.Lock()
 Frame = npt.NDArray[np.uint8]
 
 
-class GrabError(RuntimeError):
-    """No frame could be taken from the stream."""
+class GrabError(CameraUnreachable):
+    """No frame could be taken from the stream (OpenCV cannot tell refused from unauthorised)."""
 
 
 class GrabTimeout(GrabError):

@@ -15,17 +15,31 @@ from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 
 from . import events
-from .api import audit, cameras, discovery, health, networks, openapi, summary
+from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
 from .discovery import DiscoveryService
-from .keys import AUDIT, CATALOG, DISCOVERY, METRICS, REDIS, REGISTRY, SETTINGS, TOKENS, VAULT
+from .keys import (
+    ADAPTERS,
+    AUDIT,
+    CATALOG,
+    DISCOVERY,
+    METRICS,
+    QUERY_CACHE,
+    REDIS,
+    REGISTRY,
+    SETTINGS,
+    SNAPSHOTS,
+    TOKENS,
+    VAULT,
+)
 from .metrics import Metrics
 from .middlewares import observe, problems
 from .registry import Registry
 from .settings import Settings
+from .snapshots import SnapshotService
 from .vault import CredentialVault
 
 ENDPOINTS: list[Endpoint] = [
@@ -35,6 +49,7 @@ ENDPOINTS: list[Endpoint] = [
     *networks.ENDPOINTS,
     *audit.ENDPOINTS,
     *discovery.ENDPOINTS,
+    *snapshots.ENDPOINTS,
 ]
 
 AdapterFactory = Callable[[Settings], dict[str, NetworkAdapter]]
@@ -67,7 +82,11 @@ def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:
     return {
         n.id: CameraNetworkAdapter(
             AdapterSpec(
-                n.id, n.cidrs, n.discovery, n.credentials.resolve() if n.credentials else None
+                n.id,
+                n.cidrs,
+                n.discovery,
+                n.credentials.resolve() if n.credentials else None,
+                settings.snapshots,
             )
         )
         for n in settings.networks
@@ -84,6 +103,7 @@ def create_app(
     app[SETTINGS] = settings
     app[VAULT] = vault
     app[METRICS] = Metrics()
+    app[QUERY_CACHE] = {}
     add_routes(app, ENDPOINTS)
     doc = openapi.build(ENDPOINTS, package_version())
     app.router.add_get("/api/v1/openapi.json", openapi.handler(doc), name="openapi")
@@ -91,7 +111,9 @@ def create_app(
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_events)
-    app.cleanup_ctx.append(_discovery(adapters))
+    app.cleanup_ctx.append(_adapters(adapters))
+    app.cleanup_ctx.append(_discovery)
+    app.cleanup_ctx.append(_snapshots)
     return app
 
 
@@ -132,15 +154,27 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _discovery(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:
+def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         adapters = factory(app[SETTINGS])
-        service = DiscoveryService(
-            app[SETTINGS], app[REDIS], app[REGISTRY], app[CATALOG], app[AUDIT], adapters
-        )
-        app[DISCOVERY] = service
-        async for _ in service.background():
-            yield
+        app[ADAPTERS] = adapters
+        yield
         await asyncio.gather(*(a.close() for a in adapters.values()), return_exceptions=True)
 
     return ctx
+
+
+async def _discovery(app: web.Application) -> AsyncIterator[None]:
+    service = DiscoveryService(
+        app[SETTINGS], app[REDIS], app[REGISTRY], app[CATALOG], app[AUDIT], app[ADAPTERS]
+    )
+    app[DISCOVERY] = service
+    async for _ in service.background():
+        yield
+
+
+async def _snapshots(app: web.Application) -> AsyncIterator[None]:
+    service = SnapshotService(app[SETTINGS], app[REDIS], app[REGISTRY], app[ADAPTERS])
+    app[SNAPSHOTS] = service
+    yield
+    service.close()

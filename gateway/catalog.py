@@ -22,7 +22,15 @@ from typing import Any
 
 import orjson
 
-from .models import AdapterState, CameraStatus, InventoryRow, NetworkInfo, Summary, SummaryCell
+from .models import (
+    AdapterState,
+    Camera,
+    CameraStatus,
+    InventoryRow,
+    NetworkInfo,
+    Summary,
+    SummaryCell,
+)
 from .policy import Permission, Principal
 from .registry import Registry
 from .settings import Settings
@@ -54,6 +62,7 @@ class Entry:
 class Snapshot:
     version: int
     entries: tuple[Entry, ...]  # sorted by id
+    by_id: dict[str, Entry] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -87,8 +96,7 @@ class Catalog:
     _bodies: OrderedDict[tuple[Any, ...], Body] = field(default_factory=OrderedDict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _built_at: float = -1e9
-    # Parsed list queries by raw query string: dashboards repeat the same few queries.
-    queries: dict[str, ListQuery] = field(default_factory=dict)
+    _parsed: dict[str, Camera] = field(default_factory=dict)
     builds: int = 0
 
     # -- version and snapshot -------------------------------------------------------------
@@ -129,10 +137,22 @@ class Catalog:
         # milliseconds now and then. Plain refcounting still frees old snapshots.
         gc.freeze()
         log.info("catalog rebuilt", extra={"version": version, "cameras": len(entries)})
-        return Snapshot(version, entries)
+        self._parsed.clear()
+        return Snapshot(version, entries, {e.id: e for e in entries})
 
     def _redactions(self) -> dict[str, tuple[str, ...]]:
         return {n.id: n.sharing.redact for n in self.settings.networks}
+
+    async def camera(self, cam_id: str) -> Camera | None:
+        """One camera as of the current version, parsed once per version (snapshot hot path)."""
+        snap = await self.current()
+        cam = self._parsed.get(cam_id)
+        if cam is None:
+            entry = snap.by_id.get(cam_id)
+            if entry is None:
+                return None
+            cam = self._parsed[cam_id] = Camera.model_validate_json(entry.full)
+        return cam
 
     # -- cached bodies --------------------------------------------------------------------
 

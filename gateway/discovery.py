@@ -261,7 +261,7 @@ class DiscoveryService:
         cam_id = await self.registry.find(f.network, f.address, f.endpoint_reference, None, None)
         if cam_id is None:
             return
-        reachable = f.step in ("auth", "read", "normalise") and "Unreachable" not in f.reason
+        reachable = f.step in ("auth", "read", "normalise")  # not timeout, unreachable
         now = datetime.now(UTC)
 
         def build(old: Camera | None) -> Camera | None:

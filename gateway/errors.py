@@ -8,7 +8,10 @@
     ├── PayloadTooLarge              413
     ├── UnsupportedMediaType         415
     ├── Invalid                      422  carries FieldError(field path, message) for each failure
-    └── Unavailable                  503  Redis (or another dependency) is unreachable
+    ├── TooManyRequests              429  a rate limit; Retry-After
+    ├── BadGateway                   502  the camera answered wrongly (auth, garbage, not a JPEG)
+    ├── Unavailable                  503  Redis unreachable, a camera's circuit open; Retry-After
+    └── GatewayTimeout               504  the camera did not answer in time
 
 Messages are written for the caller and never echo input values: an input may hold a password.
 Library errors are translated at the boundary (`from_validation_error`, `redis_errors`).
@@ -113,11 +116,26 @@ class Invalid(CamgwError):
         self.errors = errors
 
 
+class TooManyRequests(CamgwError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.extra.get("retry_after", 60))}
+
+
+class BadGateway(CamgwError):
+    status, slug, title = 502, "bad-gateway", "The camera answered wrongly"
+
+
 class Unavailable(CamgwError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
+        return {"Retry-After": str(self.extra.get("retry_after", 1))}
+
+
+class GatewayTimeout(CamgwError):
+    status, slug, title = 504, "gateway-timeout", "The camera did not answer in time"
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 from redis.asyncio import Redis
+
+from adapters.base import NetworkAdapter
 
 from .audit import AuditLog
 from .auth import TokenStore
@@ -13,6 +16,7 @@ from .metrics import Metrics
 from .policy import Principal
 from .registry import Registry
 from .settings import Settings
+from .snapshots import SnapshotService
 from .vault import CredentialVault
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,6 +28,10 @@ TOKENS = web.AppKey("tokens", TokenStore)
 AUDIT = web.AppKey("audit", AuditLog)
 METRICS = web.AppKey("metrics", Metrics)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
+SNAPSHOTS = web.AppKey("snapshots", SnapshotService)
+ADAPTERS = web.AppKey("adapters", dict[str, NetworkAdapter])
+
+QUERY_CACHE = web.AppKey("query_cache", dict[tuple[type, str], BaseModel])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

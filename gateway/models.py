@@ -207,6 +207,8 @@ class CameraQuery(Model):
     """Filters of the camera list; all exact matches except `q` (case-insensitive substring of
     id, name, address, department, location address and tags)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     network: Slug | None = None
     status: CameraStatus | None = None
     category: Slug | None = None
@@ -214,6 +216,15 @@ class CameraQuery(Model):
     q: Text100 | None = None
     limit: int = Field(1000, ge=1, le=10_000, description="Page size")
     cursor: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+class SnapshotQuery(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, _text(200, 1), _Clean] | None = Field(
+        None, description="Incident or ticket reference (required where the network says so)"
+    )
+    width: int | None = Field(None, ge=16, le=7680, description="Downscaled copy this wide")
 
 
 class AuditQueryParams(Model):
@@ -288,7 +299,9 @@ class JobProgress(Model):
 
 class JobFailure(Model):
     address: str
-    step: str = Field(description="targets, credentials, timeout, auth, read, normalise, store")
+    step: str = Field(
+        description="targets, credentials, timeout, unreachable, auth, read, normalise, store"
+    )
     reason: str
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.config import CredentialRef, DiscoveryConfig
+from adapters.config import CredentialRef, DiscoveryConfig, SnapshotConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
 
@@ -50,6 +50,18 @@ class AuditConfig(Strict):
     max_entries: int = Field(
         10_000_000, ge=10_000, description="Audit stream length kept (oldest trimmed beyond it)"
     )
+
+
+class SnapshotSettings(SnapshotConfig):
+    """Adapter-side limits (inherited) plus the gateway's cache, pacing and circuit breaker."""
+
+    cache_bytes: int = Field(64 << 20, ge=1 << 20, le=8 << 30, description="Snapshot cache size")
+    min_interval_s: float = Field(1.0, ge=0, le=60, description="Per camera, between fetches")
+    breaker_failures: int = Field(3, ge=1, le=100, description="Failures that open a circuit")
+    breaker_backoff_s: float = Field(5.0, gt=0, le=600, description="First open period")
+    breaker_max_backoff_s: float = Field(300.0, gt=0, le=86_400, description="Longest one")
+    image_workers: int = Field(2, ge=1, le=32, description="Threads for decode/resize/watermark")
+    jpeg_quality: int = Field(85, ge=30, le=100)
 
 
 class SharingPolicy(Strict):
@@ -95,6 +107,7 @@ class Settings(Strict):
     redis: RedisConfig = RedisConfig()
     secrets: SecretsConfig = SecretsConfig()
     audit: AuditConfig = AuditConfig()
+    snapshots: SnapshotSettings = SnapshotSettings()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
     discovered_category: Slug = Field(

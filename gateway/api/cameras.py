@@ -32,7 +32,7 @@ from ..records import apply_patch, check_camera, input_field, new_camera, patch_
 from ..registry import CredentialChange
 from ..settings import Settings
 from .endpoint import Endpoint, audit_refusal
-from .http import conditional, json_response, parse_query, raw_json, read_body, read_model
+from .http import cached_query, conditional, json_response, raw_json, read_body, read_model
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PATCH_RETRIES = 5
@@ -41,18 +41,12 @@ CSV_TYPES = ("text/csv", "application/csv")
 
 async def list_cameras(request: web.Request) -> web.StreamResponse:
     catalog = request.app[CATALOG]
-    query = catalog.queries.get(request.query_string)
-    if query is None:
-        query = _list_query(request)
-        if len(catalog.queries) >= 1024:
-            catalog.queries.clear()
-        catalog.queries[request.query_string] = query
-    body = await catalog.camera_list(request[PRINCIPAL], query)
+    body = await catalog.camera_list(request[PRINCIPAL], _list_query(request))
     return await conditional(request, catalog, body)
 
 
 def _list_query(request: web.Request) -> ListQuery:
-    params = parse_query(request, CameraQuery)
+    params = cached_query(request, CameraQuery)
     if params.cursor:
         try:
             decode_cursor(params.cursor)

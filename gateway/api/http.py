@@ -4,7 +4,7 @@ JSON out, and conditional GET (ETag / 304 / gzip) for cached bodies."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import orjson
 from aiohttp import web
@@ -19,6 +19,7 @@ from ..errors import (
     field_errors,
     from_validation_error,
 )
+from ..keys import QUERY_CACHE
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,6 +61,23 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise Invalid(field_errors(exc)) from exc
+
+
+_QUERY_CACHE_MAX = 1024
+
+
+def cached_query(request: web.Request, model: type[M]) -> M:
+    """`parse_query`, memoised per raw query string: dashboards and operators repeat the same
+    few queries many times a second. Query models are frozen, so sharing them is safe."""
+    cache = request.app[QUERY_CACHE]
+    key = (model, request.query_string)
+    hit = cache.get(key)
+    if hit is None:
+        hit = parse_query(request, model)
+        if len(cache) >= _QUERY_CACHE_MAX:
+            cache.clear()
+        cache[key] = hit
+    return cast(M, hit)
 
 
 def json_response(

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from adapters.httpauth import digest_response, parse_challenge
 from adapters.rtsp import (
     MAX_RESPONSE_BYTES,
     RtspAuthError,
@@ -30,8 +31,6 @@ from adapters.rtsp import (
     RtspProtocolError,
     RtspTimeout,
     describe,
-    digest_response,
-    parse_challenge,
     parse_h264_sps,
     parse_sdp,
 )

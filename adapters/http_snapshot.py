@@ -1,0 +1,84 @@
+"""A camera's snapshot URI over HTTP, with Basic or Digest as the camera asks.
+
+Hostile-camera rules: connect and total timeouts, a byte cap read as the body streams in,
+redirects followed only to the same host (and at most twice), and only hosts the caller allows
+(the network's CIDRs) are contacted at all. The body must look like a JPEG; decoding it is the
+gateway's business (it decodes anyway to watermark or resize).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from .base import CameraAuthError, CameraProtocolError, CameraUnreachable
+from .httpauth import Authenticator
+from .onvif import read_capped
+from .uris import UriCredentials, split_credentials
+
+_MAX_REDIRECTS = 2
+JPEG_SOI = b"\xff\xd8"
+
+
+async def fetch_snapshot(
+    session: aiohttp.ClientSession,
+    uri: str,
+    creds: UriCredentials | None,
+    *,
+    allowed: Callable[[str], bool],
+    max_bytes: int,
+    limits: aiohttp.ClientTimeout,
+) -> bytes:
+    """JPEG bytes from `uri`. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
+    with messages that name neither the host nor the credentials."""
+    url, _ = split_credentials(uri)
+    host = urlsplit(url).hostname or ""
+    if not allowed(host):
+        raise CameraProtocolError("snapshot URI names a host outside the network's ranges")
+    auth: Authenticator | None = None
+    for _ in range(_MAX_REDIRECTS + 2):  # one auth round trip plus the redirects
+        headers = {"Authorization": auth.header("GET", _path(url))} if auth else {}
+        try:
+            async with session.get(
+                url, headers=headers, allow_redirects=False, timeout=limits
+            ) as resp:
+                if resp.status == 401 and auth is None and creds is not None:
+                    auth = Authenticator.from_challenges(
+                        resp.headers.getall("WWW-Authenticate", []), creds.username, creds.password
+                    )
+                    if auth is None:
+                        raise CameraAuthError("snapshot: no supported authentication offered")
+                    continue
+                if resp.status in (401, 403):
+                    raise CameraAuthError(f"snapshot: credentials refused ({resp.status})")
+                if resp.status in (301, 302, 303, 307, 308):
+                    url = _same_host_redirect(url, resp.headers.get("Location", ""))
+                    continue
+                if resp.status != 200:
+                    raise CameraProtocolError(f"snapshot: HTTP {resp.status}")
+                body = await read_capped(resp, max_bytes)
+        except TimeoutError as exc:
+            raise CameraUnreachable("snapshot: timed out") from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise CameraUnreachable(f"snapshot: {type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise CameraProtocolError(f"snapshot: bad HTTP answer ({type(exc).__name__})") from exc
+        if not body.startswith(JPEG_SOI):
+            raise CameraProtocolError("snapshot: the answer is not a JPEG")
+        return body
+    raise CameraProtocolError("snapshot: too many redirects")
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "") or "/"
+
+
+def _same_host_redirect(current: str, location: str) -> str:
+    target = urljoin(current, location)
+    a, b = urlsplit(current), urlsplit(target)
+    if (a.scheme, a.hostname, a.port) != (b.scheme, b.hostname, b.port):
+        raise CameraProtocolError("snapshot: redirect to another host refused")
+    return target

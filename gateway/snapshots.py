@@ -1,0 +1,327 @@
+"""Authorised snapshots: cache, single flight, circuit breaker, rate limit, rendering.
+
+Cameras are small computers on thin links; the ops center may have many screens. So:
+- one upstream fetch per camera at a time, shared by every waiting request, in this process
+  (a future) and across gateways sharing the Redis (a lock key plus the frame stored briefly);
+- a frame is reused for the network's cache lifetime and never refetched sooner than
+  `min_interval_s`;
+- after `breaker_failures` consecutive failures a camera's circuit opens with growing backoff,
+  and its status says so;
+- the cache is bounded in bytes, not entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import struct
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from adapters.base import (
+    AdapterError,
+    NetworkAdapter,
+    SnapshotFailed,
+    SnapshotRequest,
+)
+
+from .errors import (
+    BadGateway,
+    CamgwError,
+    GatewayTimeout,
+    TooManyRequests,
+    Unavailable,
+    redis_errors,
+)
+from .imaging import BadImage, check_decodable, render, target_width, watermark_lines
+from .models import Camera, CameraStatus
+from .policy import Principal
+from .registry import Registry
+from .settings import Settings, SharingPolicy
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.025  # how often a waiting replica looks for the frame another one is fetching
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    jpeg: bytes
+    source: str  # camera-http | rtsp-grab
+    taken_at: float
+    width: int
+    height: int
+    fetched: float = field(default_factory=time.monotonic)
+
+    def pack(self) -> bytes:
+        head = f"{self.source}|{self.taken_at}|{self.width}|{self.height}".encode()
+        return struct.pack(">H", len(head)) + head + self.jpeg
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Frame:
+        (n,) = struct.unpack(">H", raw[:2])
+        source, taken, width, height = raw[2 : 2 + n].decode().split("|")
+        return cls(raw[2 + n :], source, float(taken), int(width), int(height))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    jpeg: bytes
+    frame: Frame
+    cache: str  # hit | miss | shared
+
+
+class ByteLru:
+    """An LRU bounded by the bytes it holds."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[object, tuple[object, int]] = OrderedDict()
+
+    def get(self, key: object) -> object | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: object, value: object, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        self.pop(key)
+        self._items[key] = (value, size)
+        self.size += size
+        while self.size > self.max_bytes:
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.size -= evicted
+
+    def pop(self, key: object) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: int = 0
+    open_until: float = 0.0
+    backoff_s: float = 0.0
+
+
+class Breakers:
+    def __init__(self, threshold: int, backoff_s: float, max_backoff_s: float) -> None:
+        self.threshold = threshold
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._circuits: dict[str, _Circuit] = {}
+
+    def retry_after(self, cam_id: str) -> float:
+        """Seconds until the camera may be tried again; 0 when its circuit is closed."""
+        c = self._circuits.get(cam_id)
+        return max(0.0, c.open_until - time.monotonic()) if c else 0.0
+
+    def success(self, cam_id: str) -> bool:
+        """Record a success; True when the circuit had been open (the status may recover)."""
+        c = self._circuits.pop(cam_id, None)
+        return c is not None and c.failures >= self.threshold
+
+    def failure(self, cam_id: str) -> bool:
+        """Record a failure; True when this one opened (or re-opened) the circuit."""
+        c = self._circuits.setdefault(cam_id, _Circuit())
+        c.failures += 1
+        if c.failures < self.threshold:
+            return False
+        c.backoff_s = min(self.max_backoff_s, c.backoff_s * 2 or self.backoff_s)
+        c.open_until = time.monotonic() + c.backoff_s
+        return True
+
+
+class SnapshotService:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        registry: Registry,
+        adapters: dict[str, NetworkAdapter],
+    ) -> None:
+        cfg = settings.snapshots
+        self.settings = settings
+        self.redis = redis
+        self.registry = registry
+        self.adapters = adapters
+        self.cache = ByteLru(cfg.cache_bytes)
+        self.breakers = Breakers(
+            cfg.breaker_failures, cfg.breaker_backoff_s, cfg.breaker_max_backoff_s
+        )
+        self.executor = ThreadPoolExecutor(cfg.image_workers, "snapshot-image")
+        self.upstream_fetches = 0
+        self._inflight: dict[str, asyncio.Task[Frame]] = {}
+        self._owner = secrets.token_hex(8)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- policy ---------------------------------------------------------------------------
+
+    async def check_rate(self, who: Principal, network: str, policy: SharingPolicy) -> None:
+        """Per operator and network, per minute, shared by every gateway on the Redis."""
+        minute = int(time.time() // 60)
+        key = f"{self.registry.keys.prefix}:rate:{network}:{who.token_id}:{minute}"
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 61)
+                count, _ = await pipe.execute()
+        if int(count) > policy.rate_limit_per_minute:
+            retry = 60 - int(time.time() % 60)
+            raise TooManyRequests(
+                f"at most {policy.rate_limit_per_minute} snapshots a minute from network "
+                f"{network}; retry in {retry} s",
+                retry_after=retry,
+            )
+
+    # -- the picture ----------------------------------------------------------------------
+
+    async def snapshot(
+        self, camera: Camera, who: Principal, width: int | None, policy: SharingPolicy
+    ) -> Snapshot:
+        frame, cache = await self.frame(camera, policy)
+        out_width = target_width(frame.width, width, policy.max_width)
+        marks = watermark_lines(who.actor, camera.id, frame.taken_at) if policy.watermark else None
+        key = ("variant", camera.id, frame.taken_at, who.actor if marks else "", out_width)
+        cached = self.cache.get(key)
+        if isinstance(cached, bytes):
+            return Snapshot(cached, frame, cache)
+        loop = asyncio.get_running_loop()
+        quality = self.settings.snapshots.jpeg_quality
+        jpeg: bytes = await loop.run_in_executor(
+            self.executor, render, frame.jpeg, frame.width, out_width, marks, quality
+        )
+        if jpeg is not frame.jpeg:
+            self.cache.put(key, jpeg, len(jpeg))
+        return Snapshot(jpeg, frame, cache)
+
+    async def frame(self, camera: Camera, policy: SharingPolicy) -> tuple[Frame, str]:
+        ttl = max(policy.cache_ttl_s, self.settings.snapshots.min_interval_s)
+        cached = self.cache.get(("frame", camera.id))
+        if isinstance(cached, Frame) and time.monotonic() - cached.fetched < ttl:
+            return cached, "hit"
+        task = self._inflight.get(camera.id)
+        if task is not None:
+            return await asyncio.shield(task), "shared"
+        retry = self.breakers.retry_after(camera.id)
+        if retry > 0:
+            raise Unavailable(
+                f"camera {camera.id} failed repeatedly; its circuit is open for {retry:.0f} s",
+                retry_after=max(1, round(retry)),
+            )
+        # The fetch is its own task: a requester that goes away does not cancel it for the
+        # others waiting on the same camera.
+        task = asyncio.create_task(self._fetch(camera, ttl), name=f"snapshot-{camera.id}")
+        self._inflight[camera.id] = task
+        task.add_done_callback(lambda _: self._inflight.pop(camera.id, None))
+        return await asyncio.shield(task), "miss"
+
+    async def _fetch(self, camera: Camera, ttl: float) -> Frame:
+        frame = await self._shared_fetch(camera, ttl)
+        self.cache.put(("frame", camera.id), frame, len(frame.jpeg))
+        return frame
+
+    async def _shared_fetch(self, camera: Camera, ttl: float) -> Frame:
+        """One fetch across every gateway on the Redis: the lock holder fetches and publishes
+        the frame for `ttl`; the others wait for it (or take over if the holder vanishes)."""
+        prefix = self.registry.keys.prefix
+        lock, shared = f"{prefix}:snaplock:{camera.id}", f"{prefix}:snap:{camera.id}"
+        cfg = self.settings.snapshots
+        budget = cfg.timeout_s + cfg.rtsp_timeout_s + 2.0
+        deadline = time.monotonic() + budget
+        while True:
+            with redis_errors():
+                raw = await self.redis.get(shared)
+                if raw:
+                    return Frame.unpack(raw if isinstance(raw, bytes) else raw.encode())
+                mine = await self.redis.set(lock, self._owner, nx=True, px=int(budget * 1000))
+            if mine:
+                break
+            if time.monotonic() > deadline:
+                raise GatewayTimeout("another gateway's fetch of this camera did not finish")
+            await asyncio.sleep(_POLL_S)
+        try:
+            frame = await self._upstream(camera)
+            with contextlib.suppress(CamgwError), redis_errors():
+                await self.redis.set(shared, frame.pack(), px=max(1, int(ttl * 1000)))
+            return frame
+        finally:
+            with contextlib.suppress(CamgwError), redis_errors():
+                if await self.redis.get(lock) == self._owner.encode():
+                    await self.redis.delete(lock)
+
+    async def _upstream(self, camera: Camera) -> Frame:
+        adapter = self.adapters.get(camera.network)
+        if adapter is None:
+            raise Unavailable(f"network {camera.network} has no adapter")
+        stream = next((p.stream_uri for p in camera.profiles if p.stream_uri), None)
+        if camera.snapshot_uri is None and stream is None:
+            raise Unavailable(f"camera {camera.id} has neither a snapshot URI nor a stream")
+        creds = await self.registry.credentials(camera.id) if camera.has_credentials else None
+        request = SnapshotRequest(
+            camera.id, str(camera.address), camera.snapshot_uri, stream, creds
+        )
+        self.upstream_fetches += 1
+        try:
+            result = await adapter.snapshot(request)
+            loop = asyncio.get_running_loop()
+            width, height = await loop.run_in_executor(self.executor, check_decodable, result.jpeg)
+        except (SnapshotFailed, AdapterError, BadImage) as exc:
+            await self._failed(camera, exc)
+            raise _http_error(camera, exc) from exc
+        if self.breakers.success(camera.id):
+            await self._set_status(camera, CameraStatus.online, None)
+        return Frame(result.jpeg, result.source, result.taken_at, width, height)
+
+    async def _failed(self, camera: Camera, exc: Exception) -> None:
+        log.warning(
+            "snapshot failed",
+            extra={"camera": camera.id, "network": camera.network, "error": str(exc)[:300]},
+        )
+        if self.breakers.failure(camera.id):
+            await self._set_status(camera, CameraStatus.degraded, f"snapshot: {exc}"[:500])
+
+    async def _set_status(self, camera: Camera, status: CameraStatus, error: str | None) -> None:
+        """Report the circuit in the camera's record (best effort: the picture matters more)."""
+        with contextlib.suppress(CamgwError):
+            current = await self.registry.get(camera.id)
+            if current is None or current.status is CameraStatus.offline:
+                return
+            if error is None and not (current.last_error or "").startswith("snapshot:"):
+                return
+            updated = current.model_copy(
+                update={
+                    "status": status,
+                    "last_error": error,
+                    "updated_at": datetime.now(UTC),
+                    "rev": current.rev + 1,
+                }
+            )
+            await self.registry.replace(updated, current.rev)
+
+
+def _http_error(camera: Camera, exc: Exception) -> CamgwError:
+    """Which step failed, without the camera's address or credentials."""
+    if isinstance(exc, BadImage):
+        return BadGateway(f"camera {camera.id} sent an image that is not a usable JPEG ({exc})")
+    detail = f"camera {camera.id}: {exc}"
+    if isinstance(exc, SnapshotFailed) and exc.timed_out:
+        return GatewayTimeout(detail)
+    return BadGateway(detail)
