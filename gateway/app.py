@@ -4,7 +4,6 @@ order (Redis, then the services built on it, then the events listener)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 
@@ -14,7 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 
-from . import events
+from . import events, tasks
 from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
@@ -74,7 +73,7 @@ def redis_client(url: str, max_connections: int = 64) -> Redis:
         socket_connect_timeout=2,
         health_check_interval=15,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:
@@ -149,9 +148,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         name="camgw-events",
     )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await tasks.stop(task)
 
 
 def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:

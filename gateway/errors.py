@@ -50,6 +50,8 @@ class CamgwError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+        self.audited = False  # already in the audit stream (don't append it twice)
+        self.audit_network = ""  # the network the refusal concerns, for its auditors
 
     def problem(self, instance: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -152,7 +154,9 @@ def field_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> li
 
 
 def from_validation_error(exc: ValidationError) -> Invalid:
-    return Invalid(field_errors(exc))
+    """A request body's errors; one about the body as a whole (not JSON, not an object) names
+    `body`, so every 422 says where the problem is."""
+    return Invalid([FieldError(e.field or "body", e.message) for e in field_errors(exc)])
 
 
 @contextmanager

@@ -73,6 +73,7 @@ class Row:
     number: int  # 1-based data row
     line: int | None  # CSV line where the record starts
     data: dict[str, Any]
+    problem: str | None = None  # found while parsing (CSV shape), before validation
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,12 @@ def parse_csv(raw: bytes, settings: Settings) -> list[Row]:
             raise Invalid([FieldError("body", f"has more than {MAX_ROWS} rows")])
         if any(c.strip() for c in cells):
             data = _row_dict(fields, cells, aliases)
-            rows.append(Row(len(rows) + 1, start, data))
+            problem = (
+                "row has more cells than the header has columns"
+                if len(cells) > len(fields)
+                else None
+            )
+            rows.append(Row(len(rows) + 1, start, data, problem))
         start = reader.line_num + 1
     return rows
 
@@ -142,8 +148,8 @@ def validate_rows(rows: list[Row]) -> tuple[list[tuple[Row, CameraCreate]], list
         if not isinstance(row.data, dict):
             bad.append(RowError(row, None, "must be an object"))
             continue
-        if "_extra" in row.data:
-            bad.append(RowError(row, None, row.data["_extra"]))
+        if row.problem:
+            bad.append(RowError(row, None, row.problem))
             continue
         try:
             good.append((row, CameraCreate.model_validate(row.data)))
@@ -197,8 +203,6 @@ def _row_dict(
         if field is None or value == "":
             continue
         data[field] = aliases.get(field, {}).get(value, value)
-    if len(cells) > len(fields):
-        data["_extra"] = "row has more cells than the header has columns"
     lat, lon, where = data.pop("lat", None), data.pop("lon", None), data.pop("location", None)
     if lat is not None or lon is not None:
         data["location"] = {"lat": lat, "lon": lon, **({"address": where} if where else {})}

@@ -60,7 +60,8 @@ def token(client: TestClient) -> TokenFactory:  # type: ignore[type-arg]
 
     async def make(role: str, networks: list[str] | None = None, name: str = "") -> Headers:
         store = client.app[TOKENS]
-        secret, _ = await store.create(name or f"test-{role}", Role(role), networks or ["*"], "tests")
+        grants = networks or ["*"]
+        secret, _ = await store.create(name or f"test-{role}", Role(role), grants, "tests")
         return {"Authorization": f"Bearer {secret}"}
 
     return make

@@ -37,6 +37,7 @@ from .http import cached_query, conditional, json_response, raw_json, read_body,
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PATCH_RETRIES = 5
 CSV_TYPES = ("text/csv", "application/csv")
+PATCH_TYPES = ("application/json", "application/merge-patch+json")  # RFC 7396
 
 
 async def list_cameras(request: web.Request) -> web.StreamResponse:
@@ -90,7 +91,7 @@ async def patch_camera(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     registry = request.app[REGISTRY]
     who = request[PRINCIPAL]
-    patch = await read_model(request, CameraPatch, settings.server.max_body_bytes)
+    patch = await read_model(request, CameraPatch, settings.server.max_body_bytes, PATCH_TYPES)
     if errors := patch_errors(patch):
         raise Invalid(errors)
     change = CredentialChange.keep
@@ -210,6 +211,7 @@ async def _visible_raw(
         await audit_refusal(
             request, action, Forbidden("network not granted"), cam_id, data["network"]
         )
+        missing.audited = True  # once, as the refusal it is; the caller sees a plain 404
         raise missing
     return raw, data
 
@@ -221,7 +223,9 @@ async def _visible_camera(request: web.Request, who: Principal, action: str) -> 
 
 def _require_grant(who: Principal, network: str) -> None:
     if not who.sees(network):
-        raise Forbidden(f"this token is not granted network {network!r}", field="network")
+        refusal = Forbidden(f"this token is not granted network {network!r}", field="network")
+        refusal.audit_network = network  # the network's auditor sees the attempt
+        raise refusal
 
 
 def _check(settings: Settings, camera: Camera) -> None:
@@ -307,6 +311,7 @@ ENDPOINTS = [
         "camera.update",
         Permission.write_cameras,
         body=CameraPatch,
+        body_types=PATCH_TYPES,
         response=Camera,
         audit_failures=True,
     ),

@@ -63,7 +63,7 @@ def _guarded(ep: Endpoint) -> Handler:
                 raise Forbidden(f"role {who.role.value} may not {permission.value}")
             return await ep.handler(request)
         except CamgwError as exc:
-            if ep.audit_failures or exc.status in (401, 403):
+            if (ep.audit_failures or exc.status in (401, 403)) and not exc.audited:
                 await audit_refusal(request, ep.action, exc)
             raise
 
@@ -94,7 +94,7 @@ async def audit_refusal(
             role=who.role.value if who else "",
             action=action,
             target=target or request.match_info.get("id", "") or request.path,
-            network=network,
+            network=network or exc.audit_network,
             outcome=_OUTCOMES.get(exc.status, "error"),
             status=exc.status,
             detail=exc.detail[:300],

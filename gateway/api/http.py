@@ -43,8 +43,10 @@ async def read_body(request: web.Request, limit: int, types: tuple[str, ...]) ->
     return b"".join(chunks)
 
 
-async def read_model(request: web.Request, model: type[M], limit: int) -> M:
-    raw = await read_body(request, limit, ("application/json",))
+async def read_model(
+    request: web.Request, model: type[M], limit: int, types: tuple[str, ...] = ("application/json",)
+) -> M:
+    raw = await read_body(request, limit, types)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -82,7 +82,8 @@ def _operation(ep: Endpoint, refs: dict[Any, Any], schemas: dict[str, Any]) -> d
     if ep.body is not None or ep.body_types != ("application/json",):
         content: dict[str, Any] = {t: {} for t in ep.body_types}
         if ep.body is not None:
-            content["application/json"] = {"schema": refs[(ep.body, "validation")]}
+            schema = {"schema": refs[(ep.body, "validation")]}
+            content.update({t: schema for t in ep.body_types if t.endswith("json")})
         op["requestBody"] = {"required": True, "content": content}
     ok: dict[str, Any] = {"description": "OK"}
     if ep.response is not None and ep.status != 204:

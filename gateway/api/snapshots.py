@@ -65,6 +65,8 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             exc.status,
             _OUTCOMES.get(exc.status, "error"),
             detail=exc.detail,
+            source="",  # no picture left the gateway: every entry has the same fields
+            bytes="0",
         )
         raise
     taken = datetime.fromtimestamp(snap.frame.taken_at, UTC).isoformat(timespec="milliseconds")
