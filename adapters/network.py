@@ -40,7 +40,7 @@ from .config import DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
 from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import OnvifClient
-from .rtsp import RtspTimeout, describe
+from .rtsp import RtspError, RtspTimeout, describe, options
 from .rtsp_grab import GrabError, with_credentials
 from .stream_pool import StreamPool
 from .uris import UriCredentials
@@ -143,13 +143,14 @@ class CameraNetworkAdapter:
         if not self.allowed(host):
             raise CameraProtocolError("stream URI names a host outside the network's ranges")
         cfg = self.spec.snapshots
-        uri = with_credentials(
-            stream_uri, creds.username if creds else None, creds.password if creds else None
-        )
+        username, password = (creds.username, creds.password) if creds else (None, None)
+        uri = with_credentials(stream_uri, username, password)
         try:
             # A blocked OpenCV call cannot be cancelled, only abandoned: the outer bound
             # keeps the request's promise, the worker thread ends on its own read timeout.
             async with asyncio.timeout(cfg.rtsp_timeout_s + 1.0):
+                if not self._streams.is_warm(uri):
+                    await _check_stream(stream_uri, username, password, cfg.rtsp_timeout_s)
                 jpeg, taken_at, warm = await self._streams.jpeg(uri, cfg.rtsp_timeout_s)
         except TimeoutError as exc:
             raise CameraUnreachable(f"no frame within {cfg.rtsp_timeout_s:g}s") from exc
@@ -318,6 +319,19 @@ async def _tcp_connect(target: Target) -> None:
         raise CameraUnreachable(f"RTSP port: {type(exc).__name__}") from exc
     writer.close()
     await writer.wait_closed()
+
+
+async def _check_stream(
+    uri: str, username: str | None, password: str | None, timeout_s: float
+) -> None:
+    """An RTSP OPTIONS before a cold open. OpenCV's FFmpeg backend opens one stream at a time
+    per process, and FFmpeg follows RTSP redirects to any host: a camera that does not answer
+    (or redirects its OPTIONS) fails here, within its own budget, instead of inside that lock,
+    holding up every other camera's grab (or on another host)."""
+    try:
+        await options(uri, username, password, timeout_s)
+    except RtspError as exc:
+        raise type(exc)(_without_uri(str(exc))) from exc
 
 
 def _without_uri(message: str) -> str:

@@ -30,6 +30,7 @@ from .records import camera_from_discovered, check_camera, discovered_id, merge_
 from .registry import CredentialChange, Registry
 from .settings import Settings
 from .status import StatusTracker
+from .tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ MAX_JOB_FAILURES = 1000
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
+# Registry writes of discovered cameras in flight at once, all networks together. Well under the
+# Redis pool (64, blocking, 5 s wait): when the event loop is busy enriching hundreds of cameras,
+# each command takes several loop turns, and unbounded writes used to hold every connection long
+# enough for others to time out ("registry unreachable" store failures, 503s for API requests).
+# Writes beyond this wait here, without a deadline; the job ends when the last one is stored.
+_WRITE_CONCURRENCY = 16
 
 
 @dataclass
@@ -69,6 +76,7 @@ class DiscoveryService:
         self.adapters = adapters
         self.state = {n: NetworkState() for n in adapters}
         self.tracker = StatusTracker()
+        self._write_gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -117,21 +125,30 @@ class DiscoveryService:
         adapter = self.adapters[job.network]
         started = time.monotonic()
         last_save = 0.0
+        # At most one progress save in flight, awaited before the final save: a snapshot taken
+        # while running and still waiting for a Redis connection must never land after (and
+        # overwrite) the finished job, which GET /jobs/{id} would then report running for a week.
+        progress_save: asyncio.Task[None] | None = None
         await self._audit(job, "discovery.start", "ok", "")
 
         def on_progress(p: Progress) -> None:
-            nonlocal last_save
+            nonlocal last_save, progress_save
             job.progress = JobProgress(
                 found=p.found, enriched=p.enriched, failed=p.failed, ignored=p.ignored
             )
             job.elapsed_s = round(time.monotonic() - started, 2)
-            if time.monotonic() - last_save > _PROGRESS_SAVE_S:
+            if (
+                job.state == "running"
+                and time.monotonic() - last_save > _PROGRESS_SAVE_S
+                and (progress_save is None or progress_save.done())
+            ):
                 last_save = time.monotonic()
-                asyncio.get_running_loop().create_task(self._save(job))
+                progress_save = asyncio.get_running_loop().create_task(self._save(job))
 
         async def on_camera(d: Discovered) -> None:
             try:
-                problem = await self.apply(d)
+                async with self._write_gate:
+                    problem = await self.apply(d)
             except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
                 problem = Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
             if problem is not None:
@@ -152,6 +169,8 @@ class DiscoveryService:
         job.finished_at = datetime.now(UTC)
         job.elapsed_s = round(time.monotonic() - started, 2)
         job.progress.failed = len(job.failures) + job.failures_dropped
+        if progress_save is not None:
+            await asyncio.gather(progress_save, return_exceptions=True)
         state.running, state.last = None, job
         await self._save(job)
         await self._audit(
@@ -330,14 +349,7 @@ class DiscoveryService:
             asyncio.create_task(self._network_loop(n), name=f"network-{n}") for n in self.adapters
         ]
         yield
-        for task in tasks:
-            task.cancel()
-        for state in self.state.values():
-            if state.task is not None:
-                state.task.cancel()
-        await asyncio.gather(
-            *tasks, *(s.task for s in self.state.values() if s.task), return_exceptions=True
-        )
+        await stop(*tasks, *(s.task for s in self.state.values()))
 
     async def _network_loop(self, network: str) -> None:
         cfg = self.settings.network_by_id[network].discovery

@@ -85,6 +85,20 @@ def apply_patch(camera: Camera, patch: CameraPatch, now: datetime) -> Camera:
     return Camera.model_validate(data)
 
 
+def with_category_defaults(camera: Camera, settings: Settings) -> Camera:
+    """Empty responsibility fields take the category's: when an admin classifies a discovered
+    camera, who answers for it should not stay blank if the taxonomy knows."""
+    category = settings.category_by_id.get(camera.category)
+    if category is None:
+        return camera
+    fill = {
+        f: getattr(category, f)
+        for f in ("department", "carrier", "project")
+        if not getattr(camera, f) and getattr(category, f)
+    }
+    return camera.model_copy(update=fill) if fill else camera
+
+
 def patch_errors(patch: CameraPatch) -> list[FieldError]:
     return [
         FieldError(f, "may not be null")

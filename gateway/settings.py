@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,6 +136,14 @@ class Settings(Strict):
     @cached_property
     def category_by_id(self) -> dict[str, CategoryConfig]:
         return {c.id: c for c in self.categories}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with other networks or categories must not keep the original's lookups
+        (pydantic copies the instance dict, where `cached_property` keeps its values)."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in ("network_by_id", "category_by_id"):
+            copy.__dict__.pop(name, None)
+        return copy
 
 
 def _require_unique(what: str, ids: list[str]) -> None:

@@ -28,7 +28,14 @@ from ..models import (
     ImportRowError,
 )
 from ..policy import Permission, Principal
-from ..records import apply_patch, check_camera, input_field, new_camera, patch_errors
+from ..records import (
+    apply_patch,
+    check_camera,
+    input_field,
+    new_camera,
+    patch_errors,
+    with_category_defaults,
+)
 from ..registry import CredentialChange
 from ..settings import Settings
 from .endpoint import Endpoint, audit_refusal
@@ -100,6 +107,8 @@ async def patch_camera(request: web.Request) -> web.StreamResponse:
     for _ in range(_PATCH_RETRIES):
         current = await _visible_camera(request, who, "camera.update")
         updated = apply_patch(current, patch, datetime.now(UTC))
+        if "category" in patch.model_fields_set:
+            updated = with_category_defaults(updated, settings)
         _require_grant(who, updated.network)
         _check(settings, updated)
         audit = _change(

@@ -123,6 +123,8 @@ async def test_rediscovery_is_idempotent_and_keeps_admin_edits(
     assert again["id"] == cam["id"]
     assert (again["name"], again["category"], again["tags"]) == ("North gate", "sharp-eyes", ["checked"])
     assert (again["vendor"], again["firmware"]) == ("Hikvision", "V6")
+    # Classifying it filled who answers for it from the taxonomy (the inventory table).
+    assert (again["department"], again["carrier"]) == ("Political-Legal Committee", "China Telecom")
 
 
 async def test_address_change_updates_the_same_record(
