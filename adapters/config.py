@@ -72,6 +72,6 @@ class SnapshotConfig(_Strict):
     timeout_s: float = Field(5.0, gt=0, le=60, description="Whole HTTP snapshot request")
     max_bytes: int = Field(8 << 20, ge=64 << 10, le=64 << 20, description="Largest JPEG accepted")
     rtsp_timeout_s: float = Field(4.0, gt=0, le=60, description="Open + first frame of a stream")
-    rtsp_workers: int = Field(4, ge=1, le=64, description="Threads for grabs and JPEG work")
+    rtsp_workers: int = Field(4, ge=1, le=64, description="Threads for H.264 and JPEG work")
     warm_streams: int = Field(4, ge=0, le=64, description="RTSP streams kept open per network")
     warm_idle_s: float = Field(30.0, gt=0, le=3600, description="Close a warm stream when unused")

@@ -8,6 +8,7 @@ gateway's business (it decodes anyway to watermark or resize).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -32,11 +33,26 @@ async def fetch_snapshot(
     limits: aiohttp.ClientTimeout,
 ) -> bytes:
     """JPEG bytes from `uri`. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
-    with messages that name neither the host nor the credentials."""
+    with messages that name neither the host nor the credentials. `limits.total` bounds the
+    whole exchange: the authentication round trip and any redirects included."""
     url, _ = split_credentials(uri)
     host = urlsplit(url).hostname or ""
     if not allowed(host):
         raise CameraProtocolError("snapshot URI names a host outside the network's ranges")
+    try:
+        async with asyncio.timeout(limits.total):
+            return await _exchange(session, url, creds, max_bytes, limits)
+    except TimeoutError as exc:
+        raise CameraUnreachable("snapshot: timed out") from exc
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    url: str,
+    creds: UriCredentials | None,
+    max_bytes: int,
+    limits: aiohttp.ClientTimeout,
+) -> bytes:
     auth: Authenticator | None = None
     for _ in range(_MAX_REDIRECTS + 2):  # one auth round trip plus the redirects
         headers = {"Authorization": auth.header("GET", _path(url))} if auth else {}

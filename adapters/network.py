@@ -40,8 +40,7 @@ from .config import DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
 from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import OnvifClient
-from .rtsp import RtspError, RtspTimeout, describe, options
-from .rtsp_grab import GrabError, with_credentials
+from .rtsp import RtspTimeout, describe
 from .stream_pool import StreamPool
 from .uris import UriCredentials
 from .wsdiscovery import expand_targets, probe
@@ -105,7 +104,7 @@ class CameraNetworkAdapter:
         if self._http is not None:
             await self._http.close()
             self._http = None
-        self._streams.close()
+        await self._streams.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- snapshots ------------------------------------------------------------------------
@@ -144,18 +143,20 @@ class CameraNetworkAdapter:
             raise CameraProtocolError("stream URI names a host outside the network's ranges")
         cfg = self.spec.snapshots
         username, password = (creds.username, creds.password) if creds else (None, None)
-        uri = with_credentials(stream_uri, username, password)
         try:
-            # A blocked OpenCV call cannot be cancelled, only abandoned: the outer bound
-            # keeps the request's promise, the worker thread ends on its own read timeout.
+            # The RTSP client checks `allowed` before it connects, follows no redirect and
+            # refuses a Content-Base or control URL on another host; every wait in it is an
+            # asyncio wait. The outer bound covers decoding too (milliseconds, in the executor).
             async with asyncio.timeout(cfg.rtsp_timeout_s + 1.0):
-                if not self._streams.is_warm(uri):
-                    await _check_stream(stream_uri, username, password, cfg.rtsp_timeout_s)
-                jpeg, taken_at, warm = await self._streams.jpeg(uri, cfg.rtsp_timeout_s)
+                jpeg, taken_at, warm = await self._streams.jpeg(
+                    stream_uri,
+                    username,
+                    password,
+                    allowed=self.allowed,
+                    timeout_s=cfg.rtsp_timeout_s,
+                )
         except TimeoutError as exc:
             raise CameraUnreachable(f"no frame within {cfg.rtsp_timeout_s:g}s") from exc
-        except GrabError as exc:
-            raise CameraUnreachable(_without_uri(str(exc))) from exc
         attempts = tuple(f"{name}: {exc}" for name, exc in failed)
         return SnapshotResult(jpeg, "rtsp-grab", taken_at, warm, attempts)
 
@@ -319,22 +320,3 @@ async def _tcp_connect(target: Target) -> None:
         raise CameraUnreachable(f"RTSP port: {type(exc).__name__}") from exc
     writer.close()
     await writer.wait_closed()
-
-
-async def _check_stream(
-    uri: str, username: str | None, password: str | None, timeout_s: float
-) -> None:
-    """An RTSP OPTIONS before a cold open. OpenCV's FFmpeg backend opens one stream at a time
-    per process, and FFmpeg follows RTSP redirects to any host: a camera that does not answer
-    (or redirects its OPTIONS) fails here, within its own budget, instead of inside that lock,
-    holding up every other camera's grab (or on another host)."""
-    try:
-        await options(uri, username, password, timeout_s)
-    except RtspError as exc:
-        raise type(exc)(_without_uri(str(exc))) from exc
-
-
-def _without_uri(message: str) -> str:
-    """GrabError messages start with the (credential-free) URI; callers' messages name no host."""
-    head, sep, tail = message.partition(": ")
-    return tail if sep and "://" in head else message

@@ -149,8 +149,12 @@ class OnvifClient:
         await self.close()
 
     async def start(self) -> None:
+        # sock_connect, not connect: aiohttp's `connect` also covers waiting for a free slot in
+        # our own pool (up to `concurrency` cameras, up to 4 requests each), so under load healthy
+        # cameras failed with ConnectionTimeoutError. The camera gets its TCP connect bounded;
+        # a wait for the pool is bounded by `total` and the per-camera budget.
         timeout = aiohttp.ClientTimeout(
-            total=self.timeout_s, connect=self.connect_timeout_s, sock_read=self.timeout_s
+            total=self.timeout_s, sock_connect=self.connect_timeout_s, sock_read=self.timeout_s
         )
         connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=4, ssl=False)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)

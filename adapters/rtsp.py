@@ -1,33 +1,50 @@
-"""RTSP inspection of a camera: OPTIONS and DESCRIBE (RTSP/1.0), with digest or basic auth, and
-what the SDP says about the video (codec, resolution, frame rate).
+"""RTSP (RFC 2326, RTSP/1.0) in pure asyncio, with digest or basic auth.
 
-Used for RTSP-only cameras (no ONVIF) and to check a stream URI. Pure asyncio streams, no media:
-one TCP connection, at most a handful of requests, the whole exchange bounded by one timeout and
-by MAX_RESPONSE_BYTES per response.
+`describe()`: OPTIONS and DESCRIBE, and what the SDP says about the video (codec, resolution,
+frame rate). Used for RTSP-only cameras (no ONVIF) and to check a stream URI: one TCP connection,
+at most a handful of requests, the whole exchange bounded by one timeout and by
+MAX_RESPONSE_BYTES per response.
+
+`open_h264()` / `RtspPlayer`: the media too, for frame grabs. OPTIONS, DESCRIBE, SETUP of the
+first H.264 video track with RTP over the RTSP connection (RTP/AVP/TCP, interleaved), PLAY, then
+interleaved RTP depacketized by `adapters.rtp` into the current GOP as Annex-B bytes, which
+OpenCV decodes from a file (no network in FFmpeg). The gateway must contact only addresses inside
+a network's CIDRs, so: `allowed(host)` is checked before every connection, redirects (3xx) are
+never followed, and a Content-Base or control URL naming another host is refused. One host, one
+TCP connection (two if the camera closes after a 401), every wait under an asyncio timeout, so a
+hanging camera holds up nobody else and a grab can be cancelled.
 
 Credentials may come in the URI (rtsp://user:pass@host/...) or as arguments; they are never sent
 in the request line, never logged, and never appear in an `RtspInfo` or an exception message.
+The player's messages name neither the host nor the stream URI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
+import ipaddress
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 from .base import AdapterError, CameraAuthError, CameraProtocolError, CameraUnreachable
 from .httpauth import Authenticator
+from .rtp import MAX_GOP_BYTES, Gop, H264Stream, RtpError, decode_sprop
 from .uris import split_credentials
 
 log = logging.getLogger(__name__)
 
 RTSP_DEFAULT_PORT = 554
 MAX_RESPONSE_BYTES = 64 * 1024  # status line + headers + body, per response
+MAX_EARLY_MEDIA_BYTES = 4 << 20  # interleaved media arriving before the answer to PLAY
+DESCRIBE_RETRY_S = 0.2  # wait before the one retry of a DESCRIBE answered 503
 USER_AGENT = "camgw-rtsp/1.0"
 
 # Static RTP payload types (RFC 3551) that cameras send without an rtpmap line.
@@ -107,31 +124,48 @@ async def describe(
 
     Credentials in the URI are used when `username` is not given. Raises an `RtspError`.
     """
-    clean_uri, uri_creds = split_credentials(uri)
-    if username is None and uri_creds is not None:
-        username, password = uri_creds.username, uri_creds.password
-    parts = urlsplit(clean_uri)
-    if parts.scheme.lower() != "rtsp":
-        raise RtspError(f"{_safe(clean_uri)}: not an rtsp:// URI")
-    host = parts.hostname
-    if not host:
-        raise RtspError(f"{_safe(clean_uri)}: no host")
-    try:
-        port = parts.port or RTSP_DEFAULT_PORT
-    except ValueError:
-        raise RtspError(f"{_safe(clean_uri)}: invalid port") from None
-    session = _Session(clean_uri, host, port, username, password or "")
+    session = _new_session(uri, username, password)
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             info = await session.run()
     except TimeoutError:
         raise RtspTimeout(
-            f"{clean_uri}: no answer to {session.stage} within {timeout:g}s"
+            f"{session.uri}: no answer to {session.stage} within {timeout:g}s"
         ) from None
     finally:
         await session.close()
     return replace(info, elapsed_s=round(time.monotonic() - started, 4))
+
+
+def _new_session(
+    uri: str,
+    username: str | None,
+    password: str | None,
+    allowed: Callable[[str], bool] | None = None,
+    named: bool = True,
+) -> _Session:
+    """Credentials in the URI are used when `username` is not given. `named`: error messages
+    start with the (credential-free) URI."""
+    clean_uri, uri_creds = split_credentials(uri)
+    if username is None and uri_creds is not None:
+        username, password = uri_creds.username, uri_creds.password
+    parts = urlsplit(clean_uri)
+    prefix = f"{_safe(clean_uri)}: " if named else ""
+    if parts.scheme.lower() != "rtsp":
+        raise RtspError(f"{prefix}not an rtsp:// URI")
+    host = parts.hostname
+    if not host:
+        raise RtspError(f"{prefix}no host")
+    try:
+        port = parts.port or RTSP_DEFAULT_PORT
+    except ValueError:
+        raise RtspError(f"{prefix}invalid port") from None
+    if not _request_uri_ok(clean_uri):
+        raise RtspError(f"{prefix}invalid URI")
+    session = _Session(clean_uri, host, port, username, password or "", allowed)
+    session.label = clean_uri if named else None
+    return session
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,29 +192,52 @@ class _Response:
 
 
 class _Session:
-    def __init__(self, uri: str, host: str, port: int, username: str | None, password: str):
+    def __init__(
+        self,
+        uri: str,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str,
+        allowed: Callable[[str], bool] | None = None,
+    ):
         self.uri = uri
         self.host = host
         self.port = port
         self.username = username
         self.password = password
+        self.allowed = allowed
+        self.label: str | None = uri  # prefix of error messages; None: no URI in them
         self.stage = "connect"
         self.cseq = 0
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.auth: Authenticator | None = None
         self.sent_on_connection = 0
+        self.reconnect = True  # after a SETUP the session lives on this connection: no
+        self.interleaved = False  # after a SETUP: RTP may come before a response
+        self.early: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.early_bytes = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _err(self, cls: type[RtspError], message: str) -> RtspError:
-        text = f"{self.uri}: {message}"
+        text = f"{self.label}: {message}" if self.label else message
         if len(self.password) >= 4 and self.password in text:  # defence in depth
             text = text.replace(self.password, "***")
         return cls(text)
 
+    def refuse_redirect(self, method: str, response: _Response) -> None:
+        """Redirects are never followed: the target could be any host, outside the network."""
+        if 300 <= response.status < 400:
+            raise self._err(
+                RtspProtocolError, f"{method}: redirect refused ({response.status}, not followed)"
+            )
+
     async def connect(self) -> None:
         self.stage = "connect"
+        if self.allowed is not None and not self.allowed(self.host):
+            raise self._err(RtspProtocolError, "host outside the allowed address ranges")
         try:
             self.reader, self.writer = await asyncio.open_connection(
                 self.host, self.port, limit=MAX_RESPONSE_BYTES
@@ -200,15 +257,19 @@ class _Session:
         with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def request(self, method: str, extra: dict[str, str] | None = None) -> _Response:
-        """Send one request (authenticating if challenged) and return the final response."""
-        response = await self._send(method, extra)
+    async def request(
+        self, method: str, extra: dict[str, str] | None = None, url: str | None = None
+    ) -> _Response:
+        """Send one request (authenticating if challenged) and return the final response.
+        `url`: the request URI (default: the stream's)."""
+        url = url or self.uri
+        response = await self._send(method, extra, url)
         if response.status == 401:
-            response = await self._authenticate(method, extra, response)
+            response = await self._authenticate(method, extra, response, url)
         return response
 
     async def _authenticate(
-        self, method: str, extra: dict[str, str] | None, challenge: _Response
+        self, method: str, extra: dict[str, str] | None, challenge: _Response, url: str
     ) -> _Response:
         """Answer a 401: once with the challenge, once more only if the camera says our nonce
         went stale. A second plain 401 means the credentials are wrong."""
@@ -226,41 +287,48 @@ class _Session:
             if attempt and not auth.stale:
                 break
             self.auth = auth
-            if (challenge.header("connection") or "").lower() == "close":
+            if (challenge.header("connection") or "").lower() == "close" and self.reconnect:
                 await self.close()
-            response = await self._send(method, extra)
+            response = await self._send(method, extra, url)
             if response.status != 401:
                 return response
             challenge = response
         scheme = self.auth.scheme if self.auth is not None else "?"
         raise self._err(RtspAuthError, f"{method}: credentials refused ({scheme})")
 
-    async def _send(self, method: str, extra: dict[str, str] | None) -> _Response:
+    async def _send(self, method: str, extra: dict[str, str] | None, url: str) -> _Response:
         """One request and its response; if the camera had closed a connection we already
         used (many close after a 401), reconnect and send it once more."""
         if self.writer is None or self.reader is None:
+            if not self.reconnect:
+                raise self._err(RtspConnectionError, f"{method}: connection closed by the camera")
             await self.connect()
         try:
-            return await self._exchange(method, extra)
+            return await self._exchange(method, extra, url)
         except _PeerClosed:
-            if self.sent_on_connection <= 1:
+            if self.sent_on_connection <= 1 or not self.reconnect:
                 raise
         await self.close()
         await self.connect()
-        return await self._exchange(method, extra)
+        return await self._exchange(method, extra, url)
 
-    async def _exchange(self, method: str, extra: dict[str, str] | None) -> _Response:
-        assert self.writer is not None and self.reader is not None
-        self.sent_on_connection += 1
-        self.stage = method
+    def write_request(self, method: str, extra: dict[str, str] | None, url: str) -> None:
+        """Queue one request on the connection (its answer is read by the caller)."""
+        assert self.writer is not None
         self.cseq += 1
-        lines = [f"{method} {self.uri} RTSP/1.0", f"CSeq: {self.cseq}", f"User-Agent: {USER_AGENT}"]
+        lines = [f"{method} {url} RTSP/1.0", f"CSeq: {self.cseq}", f"User-Agent: {USER_AGENT}"]
         for key, value in (extra or {}).items():
             lines.append(f"{key}: {value}")
         if self.auth is not None:
-            lines.append(f"Authorization: {self.auth.header(method, self.uri)}")
+            lines.append(f"Authorization: {self.auth.header(method, url)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+
+    async def _exchange(self, method: str, extra: dict[str, str] | None, url: str) -> _Response:
+        assert self.writer is not None and self.reader is not None
+        self.sent_on_connection += 1
+        self.stage = method
         try:
-            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+            self.write_request(method, extra, url)
             await self.writer.drain()
         except OSError:
             raise self._err(_PeerClosed, f"{method}: connection lost while sending") from None
@@ -277,7 +345,11 @@ class _Session:
         try:
             # Look at the first bytes before waiting for a whole header block: a peer that
             # sends something else is told apart at once, not after the timeout.
-            head = await self.reader.readexactly(5)
+            head = await self.reader.readexactly(1)
+            while head == b"$" and self.interleaved:  # media before the answer (to PLAY)
+                await self._stash_interleaved(method)
+                head = await self.reader.readexactly(1)
+            head += await self.reader.readexactly(4)
             if head != b"RTSP/":
                 kind = "an HTTP" if head == b"HTTP/" else "a non-RTSP"
                 raise self._err(RtspProtocolError, f"{method}: {kind} answer")
@@ -315,6 +387,17 @@ class _Session:
                 raise self._err(RtspConnectionError, f"{method}: connection lost") from exc
         return _Response(status, reason, headers, body)
 
+    async def _stash_interleaved(self, method: str) -> None:
+        """An interleaved frame ($, channel, length) read while waiting for an answer: kept
+        for the player, within bounds."""
+        assert self.reader is not None
+        channel, high, low = await self.reader.readexactly(3)
+        data = await self.reader.readexactly((high << 8) | low)
+        self.early_bytes += len(data)
+        if self.early_bytes > MAX_EARLY_MEDIA_BYTES:
+            raise self._err(RtspProtocolError, f"{method}: no answer among the media packets")
+        self.early.append((channel, data))
+
     def _parse_head(self, method: str, head: bytes) -> tuple[int, str, list[tuple[str, str]]]:
         text = head.decode("latin-1")
         lines = text.split("\r\n")
@@ -339,22 +422,28 @@ class _Session:
 
     # -- the two requests -------------------------------------------------------------------
 
-    async def run(self) -> RtspInfo:
-        await self.connect()
-        methods: tuple[str, ...] = ()
-        server: str | None = None
-        options = await self.request("OPTIONS")
-        if options.status == 200:
-            public = options.header("public") or ""
-            methods = tuple(m.strip().upper() for m in public.split(",") if m.strip())[:32]
-            server = options.header("server")
-        elif 300 <= options.status < 400:
-            raise self._err(RtspError, f"OPTIONS: redirected ({options.status}), not followed")
-        # Some cameras answer OPTIONS badly (404/501) yet DESCRIBE fine: go on regardless.
+    async def options(self) -> tuple[tuple[str, ...], str | None]:
+        """OPTIONS: (the methods in Public, the Server header). Some cameras answer OPTIONS
+        badly (404/501) yet DESCRIBE fine: only a redirect is an error."""
+        response = await self.request("OPTIONS")
+        self.refuse_redirect("OPTIONS", response)
+        if response.status != 200:
+            return (), None
+        public = response.header("public") or ""
+        methods = tuple(m.strip().upper() for m in public.split(",") if m.strip())[:32]
+        return methods, response.header("server")
+
+    async def describe(self) -> _Response:
+        """DESCRIBE: a 200 answer with an SDP body, else an RtspError. A 503 is retried once
+        after DESCRIBE_RETRY_S (within the caller's timeout): servers answer it while a shared
+        stream is still being torn down after its last client (GStreamer's RTSP server does),
+        or while the encoder starts."""
         resp = await self.request("DESCRIBE", {"Accept": "application/sdp"})
+        if resp.status == 503:
+            await asyncio.sleep(DESCRIBE_RETRY_S)
+            resp = await self.request("DESCRIBE", {"Accept": "application/sdp"})
+        self.refuse_redirect("DESCRIBE", resp)
         if resp.status != 200:
-            if 300 <= resp.status < 400:
-                raise self._err(RtspError, f"DESCRIBE: redirected ({resp.status}), not followed")
             if resp.status == 404:
                 raise self._err(RtspError, "DESCRIBE: no such stream (404)")
             raise self._err(RtspError, f"DESCRIBE: {resp.status} {resp.reason[:60]}".rstrip())
@@ -365,6 +454,12 @@ class _Session:
             )
         if not resp.body:
             raise self._err(RtspProtocolError, "DESCRIBE: empty SDP")
+        return resp
+
+    async def run(self) -> RtspInfo:
+        await self.connect()
+        methods, server = await self.options()
+        resp = await self.describe()
         try:
             sdp = parse_sdp(resp.body.decode("utf-8", errors="replace"))
         except ValueError as exc:
@@ -417,8 +512,14 @@ class _SdpMedia:
 
 
 def _sdp_media(text: str) -> list[_SdpMedia]:
+    return _sdp_parse(text)[1]
+
+
+def _sdp_parse(text: str) -> tuple[dict[str, list[str]], list[_SdpMedia]]:
+    """(session-level attributes, media descriptions)."""
     if not text.lstrip().startswith("v="):
         raise ValueError("not an SDP document")
+    session: dict[str, list[str]] = {}
     media: list[_SdpMedia] = []
     for raw_line in text.splitlines()[:2000]:
         line = raw_line.strip()
@@ -429,10 +530,11 @@ def _sdp_media(text: str) -> list[_SdpMedia]:
             fields = value.split()
             pts = [int(f) for f in fields[3:] if f.isdigit()]
             media.append(_SdpMedia(fields[0].lower() if fields else "", pts, {}))
-        elif kind == "a" and media:  # session-level attributes are not needed
+        elif kind == "a":
             attr, _, rest = value.partition(":")
-            media[-1].attrs.setdefault(attr.lower(), []).append(rest.strip())
-    return media
+            attrs = media[-1].attrs if media else session
+            attrs.setdefault(attr.lower(), []).append(rest.strip())
+    return session, media
 
 
 def parse_sdp(text: str) -> SdpVideo:
@@ -703,3 +805,339 @@ def _vui_fps(b: _Bits) -> float | None:
             if 0 < fps <= 1000:
                 return round(fps, 3)
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# media: SETUP, PLAY and interleaved RTP for one H.264 track
+
+RTSP_TRANSPORT = "RTP/AVP/TCP;unicast;interleaved=0-1"
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9$\-_.+]{1,128}")
+_METHOD_START = re.compile(rb"[A-Z_]{4}")  # a request from the camera: SET_PARAMETER, ANNOUNCE
+
+
+def _request_uri_ok(uri: str) -> bool:
+    """Safe to put in a request line: printable ASCII, no spaces, bounded."""
+    return 0 < len(uri) <= 1024 and all(0x21 <= ord(ch) < 0x7F for ch in uri)
+
+
+@dataclass(frozen=True, slots=True)
+class H264Track:
+    payload_type: int | None
+    setup_url: str  # the track's control URL
+    play_url: str  # the aggregate control URL (PLAY, TEARDOWN)
+    parameter_sets: tuple[bytes, ...]  # from sprop-parameter-sets
+
+
+class RtspPlayer:
+    """One H.264 stream over RTSP with RTP interleaved on the RTSP connection.
+
+        async with await open_h264(uri, user, pw, allowed=allowed, timeout=4) as player:
+            gop = await player.keyframe()  # parameter sets + the first IDR, Annex-B
+
+    or `await player.run(on_frame, stop)` to keep reading (warm streams); `player.gop()` is then
+    the current GOP up to its newest frame. `start()` is bounded by `timeout`; while reading, no
+    media for `read_timeout` is an `RtspTimeout`. Messages name neither host nor credentials.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        allowed: Callable[[str], bool],
+        timeout: float = 5.0,  # bounds start()
+        read_timeout: float | None = None,
+        max_gop_bytes: int = MAX_GOP_BYTES,
+    ) -> None:
+        self._session = _new_session(uri, username, password, allowed, named=False)
+        self.timeout = timeout
+        self.read_timeout = read_timeout if read_timeout is not None else max(timeout, 2.0)
+        self.max_gop_bytes = max_gop_bytes
+        self.stream = H264Stream(max_gop_bytes=max_gop_bytes)
+        self.track: H264Track | None = None
+        self.methods: tuple[str, ...] = ()
+        self.session_id: str | None = None
+        self.session_timeout_s = 60.0
+        self._rtp_channel = 0
+        self._next_keepalive = 0.0
+        self._playing = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "RtspPlayer(H.264)"
+
+    @property
+    def stage(self) -> str:
+        return self._session.stage
+
+    def _err(self, cls: type[RtspError], message: str) -> RtspError:
+        return self._session._err(cls, message)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """OPTIONS, DESCRIBE, SETUP, PLAY within `timeout`. Raises an RtspError."""
+        s = self._session
+        try:
+            async with asyncio.timeout(self.timeout):
+                await s.connect()
+                self.methods, _ = await s.options()
+                described = await s.describe()
+                self.track = self._h264_track(described)
+                await self._setup(self.track)
+                await self._play(self.track)
+        except TimeoutError:
+            raise self._err(
+                RtspTimeout, f"no answer to {s.stage} within {self.timeout:g}s"
+            ) from None
+        s.stage = "media"
+
+    def _h264_track(self, described: _Response) -> H264Track:
+        try:
+            session_attrs, media = _sdp_parse(described.body.decode("utf-8", errors="replace"))
+        except ValueError as exc:
+            raise self._err(RtspProtocolError, f"DESCRIBE: {exc}") from None
+        videos = [m for m in media if m.kind == "video"]
+        video = next((m for m in videos if m.encoding() == "H264"), None)
+        if video is None:
+            codecs = ", ".join(sorted({m.encoding() or "unknown" for m in videos})) or "none"
+            raise self._err(RtspProtocolError, f"DESCRIBE: no H.264 video track (video: {codecs})")
+        fmtp = _fmtp(video.attrs.get("fmtp", []), video.pt)
+        mode = fmtp.get("packetization-mode", "0").strip() or "0"
+        if mode not in ("0", "1"):
+            raise self._err(
+                RtspProtocolError, f"DESCRIBE: H.264 packetization-mode {mode[:8]} not supported"
+            )
+        base = (
+            described.header("content-base")
+            or described.header("content-location")
+            or self._session.uri
+        )
+        base = self._same_host_url("DESCRIBE: Content-Base", base)
+        control = (video.attrs.get("control") or [""])[0]
+        setup_url = self._same_host_url("DESCRIBE: control URL", _resolve_control(base, control))
+        aggregate = (session_attrs.get("control") or [""])[0]
+        play_url = self._same_host_url("DESCRIBE: control URL", _resolve_control(base, aggregate))
+        sprop = tuple(decode_sprop(fmtp.get("sprop-parameter-sets", "")))
+        return H264Track(video.pt, setup_url, play_url, sprop)
+
+    def _same_host_url(self, what: str, url: str) -> str:
+        """`url` without userinfo, if it names the stream's own host; else refused."""
+        clean, _ = split_credentials(url.strip())
+        try:
+            parts = urlsplit(clean)
+            host = parts.hostname or ""
+            _ = parts.port
+        except ValueError:
+            raise self._err(RtspProtocolError, f"{what} is not a valid URL") from None
+        if parts.scheme.lower() != "rtsp" or not _request_uri_ok(clean):
+            raise self._err(RtspProtocolError, f"{what} is not a valid rtsp:// URL")
+        allowed = self._session.allowed
+        if not _same_host(host, self._session.host) or (allowed is not None and not allowed(host)):
+            raise self._err(RtspProtocolError, f"{what} names another host: refused")
+        return clean
+
+    async def _setup(self, track: H264Track) -> None:
+        s = self._session
+        resp = await s.request("SETUP", {"Transport": RTSP_TRANSPORT}, track.setup_url)
+        s.refuse_redirect("SETUP", resp)
+        if resp.status == 461:
+            raise self._err(RtspProtocolError, "SETUP: the camera refuses RTP over TCP (461)")
+        if resp.status != 200:
+            raise self._err(RtspError, f"SETUP: {resp.status} {resp.reason[:60]}".rstrip())
+        transport = (resp.header("transport") or "").lower()
+        m = re.search(r"interleaved=(\d+)(?:-(\d+))?", transport)
+        if "tcp" not in transport or m is None or int(m.group(1)) > 255:
+            raise self._err(RtspProtocolError, "SETUP: the camera did not agree to RTP over TCP")
+        self._rtp_channel = int(m.group(1))
+        session = resp.header("session") or ""
+        session_id, _, params = session.partition(";")
+        session_id = session_id.strip()
+        if not _SESSION_ID_RE.fullmatch(session_id):
+            raise self._err(RtspProtocolError, "SETUP: no valid Session header")
+        self.session_id = session_id
+        t = re.search(r"timeout\s*=\s*(\d+)", params)
+        if t is not None and 5 <= int(t.group(1)) <= 3600:
+            self.session_timeout_s = float(t.group(1))
+        s.reconnect = False  # the session lives on this connection now
+        s.interleaved = True
+        self.stream = H264Stream(track.payload_type, list(track.parameter_sets), self.max_gop_bytes)
+
+    async def _play(self, track: H264Track) -> None:
+        s = self._session
+        assert self.session_id is not None
+        extra = {"Session": self.session_id, "Range": "npt=0.000-"}
+        resp = await s.request("PLAY", extra, track.play_url)
+        s.refuse_redirect("PLAY", resp)
+        if resp.status != 200:
+            raise self._err(RtspError, f"PLAY: {resp.status} {resp.reason[:60]}".rstrip())
+        self._playing = True
+        self._next_keepalive = time.monotonic() + self.session_timeout_s / 2
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def keyframe(self) -> Gop:
+        """The parameter sets and the first IDR access unit (waits for it; bounded by the
+        caller's timeout and by `read_timeout` between packets)."""
+        self._session.stage = "first keyframe"
+        while not self.stream.has_gop:
+            await self._advance()
+        gop = self.stream.keyframe()
+        assert gop is not None
+        return gop
+
+    def gop(self) -> Gop | None:
+        """The current GOP up to its newest access unit (None before the first IDR)."""
+        return self.stream.gop()
+
+    async def run(self, on_frame: Callable[[], None], stop: Callable[[], bool]) -> None:
+        """Read until `stop()` (checked after every frame); `on_frame()` after each one."""
+        self._session.stage = "media"
+        while not stop():
+            await self._advance()
+            on_frame()
+
+    async def _advance(self) -> None:
+        """Read packets until one access unit joins the current GOP."""
+        while True:
+            if self._playing and time.monotonic() >= self._next_keepalive:
+                self._keepalive()
+            channel, data = await self._next_packet()
+            if channel != self._rtp_channel:
+                continue  # RTCP, or another track
+            try:
+                if self.stream.feed(data):
+                    return
+            except RtpError as exc:
+                raise self._err(RtspProtocolError, f"media: {exc}") from None
+
+    async def _next_packet(self) -> tuple[int, bytes]:
+        s = self._session
+        while True:
+            if s.early:
+                return s.early.popleft()
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    item = await self._read_interleaved()
+            except TimeoutError:
+                raise self._err(
+                    RtspTimeout, f"no media within {self.read_timeout:g}s ({s.stage})"
+                ) from None
+            if item is not None:
+                return item
+
+    async def _read_interleaved(self) -> tuple[int, bytes] | None:
+        """One interleaved frame (channel, data); None for an RTSP message (an answer to a
+        keep-alive, or a request from the camera), which is read and ignored."""
+        reader = self._session.reader
+        if reader is None:
+            raise self._err(RtspConnectionError, "stream: connection closed")
+        try:
+            head = await reader.readexactly(4)
+            if head[0] == 0x24:  # '$', channel, 16-bit length
+                return head[1], await reader.readexactly((head[2] << 8) | head[3])
+            if head == b"RTSP" or _METHOD_START.fullmatch(head):
+                await self._skip_message(reader)
+                return None
+        except asyncio.IncompleteReadError:
+            raise self._err(
+                RtspConnectionError, "stream: connection closed by the camera"
+            ) from None
+        except asyncio.LimitOverrunError:
+            raise self._err(
+                RtspProtocolError, f"stream: message headers exceed {MAX_RESPONSE_BYTES} bytes"
+            ) from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise self._err(RtspConnectionError, f"stream: connection lost ({reason})") from None
+        raise self._err(RtspProtocolError, "stream: garbage among the interleaved media")
+
+    async def _skip_message(self, reader: asyncio.StreamReader) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$", head)
+        length = int(m.group(1)) if m else 0
+        if length > MAX_RESPONSE_BYTES:
+            raise self._err(RtspProtocolError, "stream: oversized RTSP message among the media")
+        if length:
+            await reader.readexactly(length)
+
+    def _keepalive(self) -> None:
+        """GET_PARAMETER (or OPTIONS) within the session timeout; its answer is skipped by
+        the reader. Best effort: a failed write shows up as a closed stream."""
+        self._next_keepalive = time.monotonic() + self.session_timeout_s / 2
+        s = self._session
+        if s.writer is None or self.session_id is None or self.track is None:
+            return
+        method = "GET_PARAMETER" if "GET_PARAMETER" in self.methods else "OPTIONS"
+        with contextlib.suppress(OSError, RuntimeError):
+            s.write_request(method, {"Session": self.session_id}, self.track.play_url)
+
+    # -- closing ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """TEARDOWN (not waiting for its answer) and close the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        s = self._session
+        if self._playing or self.session_id is not None:
+            self._playing = False
+            if s.writer is not None and self.track is not None and self.session_id is not None:
+                with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+                    s.write_request("TEARDOWN", {"Session": self.session_id}, self.track.play_url)
+                    async with asyncio.timeout(0.5):
+                        await s.writer.drain()
+        await s.close()
+
+    async def __aenter__(self) -> RtspPlayer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_h264(
+    uri: str,
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    allowed: Callable[[str], bool],
+    timeout: float = 5.0,  # noqa: ASYNC109  (bounds the handshake, applied in start())
+    max_gop_bytes: int = MAX_GOP_BYTES,
+) -> RtspPlayer:
+    """An `RtspPlayer` playing `uri` (closed again if the handshake fails)."""
+    player = RtspPlayer(
+        uri, username, password, allowed=allowed, timeout=timeout, max_gop_bytes=max_gop_bytes
+    )
+    try:
+        await player.start()
+    except BaseException:
+        await player.close()
+        raise
+    return player
+
+
+def _resolve_control(base: str, control: str) -> str:
+    """RFC 2326 C.1.1: an absolute control URL, "*" (the base), or one relative to the base."""
+    control = control.strip()
+    if not control or control == "*":
+        return base
+    if re.match(r"(?i)^[a-z][a-z0-9+.-]*://", control):
+        return control
+    if control.startswith("/"):
+        parts = urlsplit(base)
+        return urlunsplit((parts.scheme, parts.netloc, control, "", ""))
+    return base + ("" if base.endswith("/") else "/") + control
+
+
+def _same_host(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a.lower().rstrip(".") == b.lower().rstrip(".")

@@ -1,113 +1,111 @@
-"""One frame from an RTSP stream with OpenCV's FFmpeg backend, and a JPEG of it off the event loop.
+"""One frame from an RTSP stream: our asyncio RTSP client fetches the H.264, OpenCV only decodes.
 
-`grab_frame` blocks (opening the stream, waiting for a keyframe, decoding): run it in a thread or
-process pool; `grab_jpeg` does that for asyncio callers. FFmpeg's stream probing is reduced
-(`analyzeduration`, `probesize`) and RTSP goes over TCP, which brings a cold grab from ~1.5-2 s
-to ~0.1-0.8 s (PERF-NOTES.md); the remaining wait is mostly for the next keyframe.
+The networking is `adapters.rtsp.RtspPlayer` (OPTIONS, DESCRIBE, SETUP, PLAY, RTP interleaved on
+the RTSP connection): it checks every host against the network's ranges, follows no redirect,
+honours asyncio timeouts and cancellation, and a camera that hangs holds up nobody else. OpenCV's
+FFmpeg backend gets bytes only: the Annex-B H.264 of a GOP (parameter sets, IDR, the frames after
+it) written to a temporary file in /dev/shm and read with FFmpeg's raw h264 demuxer.
 
-Error messages name the stream without its credentials.
+Why not let OpenCV open rtsp:// itself: FFmpeg follows RTSP redirects to any host (an SSRF hole
+in a gateway that must contact only addresses inside a network's CIDRs), and OpenCV opens one
+capture at a time per process (`VideoCapture` open holds a process-wide lock): measured, four
+decodes of a file waited ~2.7 s behind one network open that hung for 3 s. Since nothing in this
+process opens a network URL with OpenCV any more, that lock is only ever held for the few
+milliseconds a file open takes. Keep it so: never give OpenCV a network URL in the gateway.
+
+`decode_annexb` blocks (a few ms for an IDR, ~10-40 ms for a 720p GOP): run it in an executor;
+`grab_frame` / `grab_jpeg` do that for asyncio callers. Messages name neither host nor credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import threading
-import time
+import tempfile
+from collections.abc import Callable
 from concurrent.futures import Executor
-from urllib.parse import quote
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .base import CameraUnreachable
-from .uris import split_credentials
+from .base import AdapterError, CameraProtocolError, CameraUnreachable
+from .rtp import MAX_GOP_BYTES, Gop
+from .rtsp import RtspPlayer
 
-# Read by OpenCV's FFmpeg backend at every open. Keys and values are `;`-separated, pairs `|`.
-FFMPEG_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000|probesize;32768"
-_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
-_env_lock = threading.Lock()
+SHM_DIR = "/dev/shm"  # memory-backed: the bytes never reach a disk
 
 Frame = npt.NDArray[np.uint8]
 
 
-class GrabError(CameraUnreachable):
-    """No frame could be taken from the stream (OpenCV cannot tell refused from unauthorised)."""
+class GrabError(AdapterError):
+    """No frame could be taken from the stream."""
 
 
-class GrabTimeout(GrabError):
-    """The stream did not open or deliver a frame within the timeout."""
+class GrabTimeout(GrabError, CameraUnreachable):
+    """The stream did not deliver a keyframe within the timeout."""
 
 
-def _ensure_capture_options() -> None:
-    """Set the FFmpeg options once per process, before any capture opens.
+class DecodeError(GrabError, CameraProtocolError):
+    """The camera's H.264 did not decode."""
 
-    setenv while another thread's getenv runs is not safe in C, so this happens under a lock
-    and only when the value differs (normally once, at import).
+
+def _temp_dir() -> str | None:
+    """/dev/shm when usable, else the platform's temporary directory (None)."""
+    if os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK | os.X_OK):
+        return SHM_DIR
+    return None
+
+
+def decode_annexb(data: bytes, frames: int = 1) -> Frame:
+    """Decode Annex-B H.264 (parameter sets first, then an IDR) and return picture number
+    `frames` (1: the first, the IDR; the number of pictures in `data`: the newest), or the last
+    one that decoded before it, as a BGR array (height, width, 3). Blocking. Raises DecodeError.
+
+    The bytes go to a private temporary file (0600, removed at once) that FFmpeg reads with its
+    raw h264 demuxer: no network.
     """
-    if os.environ.get(_OPTIONS_ENV) == FFMPEG_CAPTURE_OPTIONS:
-        return
-    with _env_lock:
-        if os.environ.get(_OPTIONS_ENV) != FFMPEG_CAPTURE_OPTIONS:
-            os.environ[_OPTIONS_ENV] = FFMPEG_CAPTURE_OPTIONS
-
-
-_ensure_capture_options()
-
-
-def with_credentials(uri: str, username: str | None, password: str | None) -> str:
-    """rtsp://host/path + credentials -> rtsp://user:pass@host/path (for OpenCV/FFmpeg only)."""
-    clean, _ = split_credentials(uri)
-    if not username:
-        return clean
-    scheme, sep, rest = clean.partition("://")
-    if not sep:
-        raise ValueError("not an absolute URI")
-    userinfo = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
-    return f"{scheme}://{userinfo}@{rest}"
-
-
-def grab_frame(uri_with_credentials: str, timeout_s: float = 5.0) -> Frame:
-    """Open the stream, return its first decodable frame as a BGR array (height, width, 3).
-
-    Blocking. The open and the read each get `timeout_s`; if the open used up the budget, the
-    grab fails rather than waiting again. Raises GrabError / GrabTimeout.
-    """
-    _ensure_capture_options()
-    safe_uri, _ = split_credentials(uri_with_credentials)
-    timeout_ms = max(1, int(timeout_s * 1000))
-    started = time.monotonic()
-    cap = cv2.VideoCapture(
-        uri_with_credentials,
-        cv2.CAP_FFMPEG,
-        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
-    )
+    if not data:
+        raise DecodeError("no H.264 data to decode")
+    frames = max(1, frames)
+    fd, path = tempfile.mkstemp(prefix="camgw-", suffix=".h264", dir=_temp_dir())
     try:
-        opened = cap.isOpened()
-        elapsed = time.monotonic() - started
-        if not opened:
-            if elapsed >= timeout_s * 0.95:
-                raise GrabTimeout(f"{safe_uri}: stream did not open within {timeout_s:g}s")
-            raise GrabError(
-                f"{safe_uri}: stream did not open after {elapsed:.2f}s "
-                "(refused, unauthorised, not found or not a video stream)"
-            )
-        if elapsed >= timeout_s:
-            raise GrabTimeout(f"{safe_uri}: opening took {elapsed:.2f}s of {timeout_s:g}s")
-        ok, frame = cap.read()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        decoded, frame = _decode_file(path, frames)
+        if frame is None and decoded > 0:  # a damaged picture: the one before it will do
+            decoded, frame = _decode_file(path, decoded)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    if frame is None:
+        raise DecodeError("the stream's H.264 did not decode")
+    if frame.ndim == 2:  # grey
+        frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise DecodeError(f"unexpected frame format {frame.shape} {frame.dtype}")
+    return np.ascontiguousarray(frame)
+
+
+def _decode_file(path: str, frames: int) -> tuple[int, Frame | None]:
+    """Decode up to `frames` pictures (grab: no colour conversion) and convert only the last:
+    (pictures decoded, that last one or None if fewer than `frames` decoded)."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return 0, None
+        decoded = 0
+        while decoded < frames and cap.grab():
+            decoded += 1
+        if decoded < frames:
+            return decoded, None
+        ok, frame = cap.retrieve()
         if not ok or frame is None:
-            elapsed = time.monotonic() - started
-            if elapsed >= timeout_s * 0.95:
-                raise GrabTimeout(f"{safe_uri}: no frame within {timeout_s:g}s")
-            raise GrabError(f"{safe_uri}: stream opened but no frame decoded")
+            return decoded, None
+        return decoded, np.asarray(frame)
     finally:
         cap.release()
-    if frame.ndim == 2:  # grey
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise GrabError(f"{safe_uri}: unexpected frame format {frame.shape} {frame.dtype}")
-    return np.ascontiguousarray(frame)
 
 
 def encode_jpeg(frame: Frame, quality: int = 85) -> bytes:
@@ -117,23 +115,73 @@ def encode_jpeg(frame: Frame, quality: int = 85) -> bytes:
     return bytes(buf.tobytes())
 
 
-def grab_and_encode(uri_with_credentials: str, timeout_s: float, quality: int = 85) -> bytes:
-    """grab_frame + encode_jpeg in one call (picklable, for process pools)."""
-    return encode_jpeg(grab_frame(uri_with_credentials, timeout_s), quality)
+def annexb_to_jpeg(data: bytes, frames: int = 1, quality: int = 85) -> bytes:
+    """decode_annexb + encode_jpeg in one call (one executor hop)."""
+    return encode_jpeg(decode_annexb(data, frames), quality)
+
+
+async def grab_frame(
+    uri: str,
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    allowed: Callable[[str], bool],
+    timeout_s: float = 5.0,
+    executor: Executor | None = None,
+    max_gop_bytes: int = MAX_GOP_BYTES,
+) -> Frame:
+    """A cold grab: connect, wait for the first IDR access unit, hang up, decode it.
+
+    `timeout_s` bounds the network part (handshake and keyframe); decoding one IDR in
+    `executor` (None: the loop's default) takes milliseconds. Raises an RtspError (refused,
+    unauthorised, redirected, not H.264, garbage), GrabTimeout or DecodeError.
+    """
+    gop = await first_keyframe(uri, username, password, allowed, timeout_s, max_gop_bytes)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, decode_annexb, gop.annexb, 1)
 
 
 async def grab_jpeg(
-    uri_with_credentials: str,
-    timeout_s: float,
+    uri: str,
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    allowed: Callable[[str], bool],
+    timeout_s: float = 5.0,
     executor: Executor | None = None,
     quality: int = 85,
+    max_gop_bytes: int = MAX_GOP_BYTES,
 ) -> bytes:
-    """JPEG bytes of one frame, grabbed and encoded in `executor` (None: the loop's default).
-
-    The executor bounds how many grabs run at once; the caller bounds how long it waits with
-    its own timeout if it must (a blocked OpenCV call cannot be cancelled, only abandoned).
-    """
+    """grab_frame, encoded to JPEG in the same executor job."""
+    gop = await first_keyframe(uri, username, password, allowed, timeout_s, max_gop_bytes)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        executor, grab_and_encode, uri_with_credentials, timeout_s, quality
+    return await loop.run_in_executor(executor, annexb_to_jpeg, gop.annexb, 1, quality)
+
+
+async def first_keyframe(
+    uri: str,
+    username: str | None,
+    password: str | None,
+    allowed: Callable[[str], bool],
+    timeout_s: float,
+    max_gop_bytes: int = MAX_GOP_BYTES,
+) -> Gop:
+    """Connect, wait for the first IDR access unit, hang up (TEARDOWN): its Annex-B bytes."""
+    player = RtspPlayer(
+        uri, username, password, allowed=allowed, timeout=timeout_s, max_gop_bytes=max_gop_bytes
     )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await player.start()
+            gop = await player.keyframe()
+    except TimeoutError:
+        raise GrabTimeout(timeout_message(player.stage, timeout_s)) from None
+    finally:
+        await player.close()
+    return gop
+
+
+def timeout_message(stage: str, timeout_s: float) -> str:
+    if stage in ("media", "first keyframe"):
+        return f"no keyframe within {timeout_s:g}s"
+    return f"no answer to {stage} within {timeout_s:g}s"

@@ -20,16 +20,18 @@ import struct
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
 from adapters.base import (
     AdapterError,
+    CameraProtocolError,
     NetworkAdapter,
     SnapshotFailed,
     SnapshotRequest,
+    SnapshotResult,
 )
 
 from .errors import (
@@ -280,15 +282,39 @@ class SnapshotService:
         )
         self.upstream_fetches += 1
         try:
-            result = await adapter.snapshot(request)
-            loop = asyncio.get_running_loop()
-            width, height = await loop.run_in_executor(self.executor, check_decodable, result.jpeg)
+            result, width, height = await self._decodable(adapter, request)
         except (SnapshotFailed, AdapterError, BadImage) as exc:
             await self._failed(camera, exc)
             raise _http_error(camera, exc) from exc
         if self.breakers.success(camera.id):
             await self._set_status(camera, CameraStatus.online, None)
         return Frame(result.jpeg, result.source, result.taken_at, width, height)
+
+    async def _decodable(
+        self, adapter: NetworkAdapter, request: SnapshotRequest
+    ) -> tuple[SnapshotResult, int, int]:
+        """The adapter's picture with its size, checked to decode. An unusable HTTP snapshot is
+        that step failing: the stream is tried next, as when the HTTP request itself fails."""
+        result = await adapter.snapshot(request)
+        try:
+            return result, *await self._size(result.jpeg)
+        except BadImage as exc:
+            if result.source != "camera-http":
+                raise
+            failed: list[tuple[str, AdapterError]] = [
+                ("camera HTTP snapshot", CameraProtocolError(f"not a usable JPEG ({exc})"))
+            ]
+            if request.stream_uri is None:
+                raise SnapshotFailed(failed) from exc
+            try:
+                result = await adapter.snapshot(replace(request, snapshot_uri=None))
+            except SnapshotFailed as more:
+                raise SnapshotFailed(failed + more.steps) from more
+            return result, *await self._size(result.jpeg)
+
+    async def _size(self, jpeg: bytes) -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, check_decodable, jpeg)
 
     async def _failed(self, camera: Camera, exc: Exception) -> None:
         log.warning(

@@ -1,6 +1,8 @@
-"""RTSP inspection (adapters.rtsp), frame grabs (adapters.rtsp_grab) and the GStreamer RTSP camera
-simulator (adapters.simulator.rtsp_server), against real GStreamer servers and scripted fakes on
-127.2.250.0/24.
+"""RTSP inspection (adapters.rtsp), frame grabs (adapters.rtsp_grab: our RTSP/RTP client, OpenCV
+decoding bytes), warm streams (adapters.stream_pool) and the GStreamer RTSP camera simulator
+(adapters.simulator.rtsp_server), against real GStreamer servers and scripted fakes on
+127.2.250.0/24: redirects and foreign hosts refused, hanging cameras isolated, garbage and
+oversized media rejected clearly.
 
 Nothing here is skipped: without Debian's GStreamer packages the simulator fixture fails with the
 apt-get line that fixes it.
@@ -12,11 +14,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import re
+import struct
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,10 +36,11 @@ from adapters.rtsp import (
     RtspProtocolError,
     RtspTimeout,
     describe,
+    open_h264,
     parse_h264_sps,
     parse_sdp,
 )
-from adapters.rtsp_grab import GrabError, grab_frame, grab_jpeg, with_credentials
+from adapters.rtsp_grab import DecodeError, GrabTimeout, decode_annexb, grab_frame, grab_jpeg
 from adapters.simulator.devices import Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import (
@@ -44,6 +50,8 @@ from adapters.simulator.rtsp_server import (
     RtspSimulator,
     RtspSimulatorError,
 )
+from adapters.stream_pool import StreamPool
+from tests.adapters.test_rtp import Sender, idr, p_slice, rtp
 
 CAM1, CAM2 = "police-rtsp-0001", "police-rtsp-0002"
 PW1, PW2 = "Cam1-s3cret!pw", "Cam2:p@ss/word"  # reserved characters on purpose
@@ -246,6 +254,38 @@ async def test_non_sdp_describe_answer_is_a_protocol_error(fake_server: FakeServ
 
     with pytest.raises(RtspProtocolError, match="not SDP"):
         await describe(await fake_server(html), timeout=3)
+
+
+@pytest.mark.parametrize("unavailable", [1, 2])
+async def test_describe_answered_503_is_retried_once(
+    fake_server: FakeServer, unavailable: int
+) -> None:
+    """GStreamer's server answers 503 to a DESCRIBE that comes while the shared media is still
+    being torn down after its previous client."""
+    count = 0
+
+    async def camera(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        while True:
+            req = await _read_request(reader)
+            if req["_line"].startswith("DESCRIBE"):
+                count += 1
+                if count <= unavailable:
+                    writer.write(f"RTSP/1.0 503 Busy\r\nCSeq: {req['cseq']}\r\n\r\n".encode())
+                else:
+                    writer.write(_ok(req["cseq"], _SDP))
+            else:
+                writer.write(_ok(req["cseq"]))
+            await writer.drain()
+
+    uri = await fake_server(camera)
+    if unavailable == 1:
+        info = await describe(uri, timeout=3)
+        assert info.codec == "H265" and count == 2
+    else:
+        with pytest.raises(RtspError, match="DESCRIBE: 503 Busy"):
+            await describe(uri, timeout=3)
+        assert count == 2
 
 
 async def test_digest_with_qop_opaque_and_a_stale_nonce(fake_server: FakeServer) -> None:
@@ -523,49 +563,538 @@ def test_response_bound_is_64_kib() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# frame grabs with OpenCV/FFmpeg
+# frame grabs: our RTSP client fetches the H.264 (RtspPlayer), OpenCV decodes bytes only
 
 
-async def test_grab_frame_cold(sim: RtspSimulator, capfd: pytest.CaptureFixture[str]) -> None:
-    uri = sim.url(CAM1, with_credentials=True)
+def loopback(host: str) -> bool:
+    """The `allowed` check of these tests: all of 127.0.0.0/8 (so a refusal below is the
+    client's own rule, not the range check)."""
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8")
+    except ValueError:
+        return False
+
+
+async def test_cold_grab_from_the_simulator(
+    sim: RtspSimulator, capfd: pytest.CaptureFixture[str]
+) -> None:
     started = time.monotonic()
-    frame = await asyncio.to_thread(grab_frame, uri, 5.0)
+    frame = await grab_frame(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5)
     cold = time.monotonic() - started
-    print(f"\ncold RTSP grab (720p25 H.264, 1 s GOP, TCP, reduced probing): {cold * 1000:.0f} ms")
+    print(
+        f"\ncold RTSP grab (720p25 H.264, 1 s GOP, RTP over TCP, IDR decoded): {cold * 1000:.0f} ms"
+    )
     assert frame.shape == (720, 1280, 3)
     assert frame.dtype == np.uint8
     assert float(frame.std()) > 20  # a test pattern, not a blank frame
+    assert cold < 1.5
     out, err = capfd.readouterr()
     assert PW1 not in out + err
     print(out, end="")
 
 
-async def test_grab_jpeg_in_an_executor(sim: RtspSimulator) -> None:
-    uri = with_credentials(sim.url(CAM2), "operator", PW2)
+async def test_grab_jpeg_basic_auth_with_credentials_in_the_uri(sim: RtspSimulator) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        jpeg = await grab_jpeg(uri, 5.0, pool)
+        jpeg = await grab_jpeg(
+            sim.url(CAM2, with_credentials=True), allowed=loopback, timeout_s=5, executor=pool
+        )
     assert jpeg[:2] == b"\xff\xd8"
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape == (720, 1280, 3)
 
 
+async def test_warm_grabs_are_faster_and_fresh(sim: RtspSimulator) -> None:
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        pool = StreamPool(executor, max_streams=2, idle_s=5.0)
+        try:
+            started = time.monotonic()
+            jpeg, taken_at, warm = await pool.jpeg(
+                sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+            )
+            cold = time.monotonic() - started
+            assert not warm and _size(jpeg) == (720, 1280)
+            assert pool.is_warm(sim.url(CAM2), "operator", PW2)
+            warm_times, stamps = [], [taken_at]
+            for _ in range(10):
+                await asyncio.sleep(0.15)
+                started = time.monotonic()
+                jpeg, taken_at, warm = await pool.jpeg(
+                    sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+                )
+                warm_times.append(time.monotonic() - started)
+                assert warm and _size(jpeg) == (720, 1280)
+                assert time.time() - taken_at < 0.5  # the newest frame, not the keyframe
+                stamps.append(taken_at)
+            assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+            warm_times.sort()
+            p50, worst = warm_times[len(warm_times) // 2], warm_times[-1]
+            print(
+                f"\nRTSP grab through StreamPool (720p25, 1 s GOP): cold {cold * 1000:.0f} ms,"
+                f" warm p50 {p50 * 1000:.0f} ms, max {worst * 1000:.0f} ms"
+            )
+            assert p50 < 0.1 and worst < 0.3 and p50 < cold
+        finally:
+            await pool.close()
+        assert len(pool) == 0
+
+
+async def test_a_warm_stream_closes_when_idle(sim: RtspSimulator) -> None:
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pool = StreamPool(executor, max_streams=1, idle_s=0.3)
+        try:
+            await pool.jpeg(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5)
+            assert len(pool) == 1
+            await asyncio.sleep(0.8)
+            assert len(pool) == 0 and not pool.is_warm(sim.url(CAM1), "admin", PW1)
+            _, _, warm = await pool.jpeg(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5)
+            assert not warm
+        finally:
+            await pool.close()
+
+
 async def test_grab_with_wrong_password_is_a_clean_error(
     sim: RtspSimulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    uri = with_credentials(sim.url(CAM1), "admin", "Wr0ng-grab-pw")
-    with pytest.raises(GrabError) as caught:
-        await asyncio.to_thread(grab_frame, uri, 5.0)
-    assert "Wr0ng-grab-pw" not in str(caught.value)
-    out, err = capfd.readouterr()  # what FFmpeg and OpenCV print on their own
+    with pytest.raises(RtspAuthError, match="DESCRIBE: credentials refused") as caught:
+        await grab_frame(sim.url(CAM1), "admin", "Wr0ng-grab-pw", allowed=loopback, timeout_s=5)
+    text = f"{caught.value!s} {caught.value!r}"
+    assert "Wr0ng-grab-pw" not in text and "127.2.250.1" not in text and "rtsp://" not in text
+    out, err = capfd.readouterr()
     assert "Wr0ng-grab-pw" not in out + err
-    assert "rtsp://127.2.250.1:8554/stream1" in str(caught.value)
 
 
 async def test_grab_closed_port_fails_fast() -> None:
     started = time.monotonic()
-    with pytest.raises(GrabError):
-        await asyncio.to_thread(grab_frame, f"rtsp://a:b@{CLOSED}:8554/stream1", 5.0)
-    assert time.monotonic() - started < 2.0
+    with pytest.raises(RtspConnectionError, match="connection refused") as caught:
+        await grab_frame(f"rtsp://a:b@{CLOSED}:8554/stream1", allowed=loopback, timeout_s=5)
+    assert time.monotonic() - started < 1.0
+    assert CLOSED not in str(caught.value)
+
+
+# -- never a host outside the network ---------------------------------------------------------
+
+OTHER_HOST = "127.2.250.21"  # another loopback address: a redirect's or Content-Base's target
+
+
+@dataclass
+class Listener:
+    """Counts TCP connections to another loopback address."""
+
+    uri: str
+    connections: int = 0
+
+
+@pytest.fixture
+async def other_host() -> AsyncIterator[Listener]:
+    writers: list[asyncio.StreamWriter] = []
+    listener = Listener("")
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        listener.connections += 1
+        writers.append(writer)
+
+    server = await asyncio.start_server(accept, OTHER_HOST, 0)
+    listener.uri = f"rtsp://{OTHER_HOST}:{server.sockets[0].getsockname()[1]}/stream1"
+    yield listener
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+H264_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\nt=0 0\r\na=control:*\r\n"
+    "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+    f"a=fmtp:96 packetization-mode=1;sprop-parameter-sets={SPS_720P},aM48gA==\r\n"
+    "a=control:track1\r\n"
+)
+
+Media = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+def fake_camera(
+    seen: list[str],
+    *,
+    describe_answer: Callable[[str], bytes] | None = None,
+    play_extra: bytes = b"",
+    media_first: bool = False,
+    media: Media | None = None,
+    hang_at: str | None = None,
+) -> Handler:
+    """A scripted RTSP camera: OPTIONS, DESCRIBE (H.264, sprop), SETUP (interleaved 0-1), PLAY
+    (then `media`, while it keeps answering: keep-alives, TEARDOWN). `seen`: request lines."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        media_task: asyncio.Task[None] | None = None
+        try:
+            while True:
+                req = await _read_request(reader)
+                method, cseq = req["_line"].split()[0], req["cseq"]
+                seen.append(req["_line"])
+                if method == hang_at:  # never answer; note when the client hangs up
+                    while await reader.read(65536):
+                        pass
+                    seen.append("EOF")
+                    return
+                if method == "DESCRIBE":
+                    if describe_answer is not None:
+                        writer.write(describe_answer(cseq))
+                    else:
+                        writer.write(_ok(cseq, H264_SDP))
+                elif method == "SETUP":
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
+                        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                        "Session: fake-1;timeout=60\r\n\r\n".encode()
+                    )
+                elif method == "PLAY":
+                    answer = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n".encode()
+                    writer.write(play_extra + answer if media_first else answer + play_extra)
+                    if media is not None:
+                        media_task = asyncio.create_task(_quietly(media(writer)))
+                elif method == "GET_PARAMETER":  # with a body the client must skip
+                    writer.write(_ok(cseq, "x: 1\r\n", "text/parameters"))
+                elif method == "TEARDOWN":
+                    writer.write(_ok(cseq))
+                else:
+                    public = "OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN"
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: {public}\r\n\r\n".encode()
+                    )
+                await writer.drain()
+        finally:
+            if media_task is not None:
+                media_task.cancel()
+
+    return serve
+
+
+async def _quietly(coro: Awaitable[None]) -> None:
+    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        await coro
+
+
+def interleaved(data: bytes, channel: int = 0) -> bytes:
+    return b"$" + bytes([channel]) + struct.pack("!H", len(data)) + data
+
+
+def synthetic_stream(frames: int, idr_size: int = 3000, p_size: int = 400) -> bytes:
+    """Interleaved RTP of a structurally valid (not decodable) H.264 stream: an IDR with its
+    parameter sets, then P frames; RTCP-like noise on channel 1 in between."""
+    send = Sender()
+    out = b"".join(interleaved(p) for p in send.access_unit(idr(idr_size), params=True))
+    for i in range(frames - 1):
+        out += interleaved(b"\x81\xc8\x00\x06" + b"\x00" * 24, channel=1)
+        out += b"".join(interleaved(p) for p in send.access_unit(p_slice(p_size, tag=i)))
+    return out
+
+
+def _redirect(status: int, target: str) -> Callable[[str], bytes]:
+    def answer(cseq: str) -> bytes:
+        return f"RTSP/1.0 {status} Moved\r\nCSeq: {cseq}\r\nLocation: {target}\r\n\r\n".encode()
+
+    return answer
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 305, 307])
+async def test_describe_redirect_is_refused_and_its_target_never_contacted(
+    fake_server: FakeServer, other_host: Listener, status: int
+) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, describe_answer=_redirect(status, other_host.uri)))
+    started = time.monotonic()
+    with pytest.raises(RtspProtocolError) as caught:
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3)
+    assert time.monotonic() - started < 0.5  # refused, not timed out
+    assert str(caught.value) == f"DESCRIBE: redirect refused ({status}, not followed)"
+    with pytest.raises(RtspProtocolError, match="redirect refused"):  # inspection too
+        await describe(uri, "admin", "pw", timeout=3)
+    await asyncio.sleep(0.1)
+    assert other_host.connections == 0
+    assert [line.split()[0] for line in seen] == ["OPTIONS", "DESCRIBE"] * 2
+
+
+def _sdp_answer(sdp: str, content_base: str | None = None) -> Callable[[str], bytes]:
+    def answer(cseq: str) -> bytes:
+        head = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
+        if content_base:
+            head += f"Content-Base: {content_base}\r\n"
+        return f"{head}Content-Length: {len(sdp)}\r\n\r\n{sdp}".encode()
+
+    return answer
+
+
+@pytest.mark.parametrize("where", ["content-base", "media-control", "session-control"])
+async def test_urls_naming_another_host_are_refused(
+    fake_server: FakeServer, other_host: Listener, where: str
+) -> None:
+    elsewhere = other_host.uri + "/"
+    sdp, base = H264_SDP, None
+    if where == "content-base":
+        base = elsewhere
+    elif where == "media-control":
+        sdp = sdp.replace("a=control:track1", f"a=control:{elsewhere}track1")
+    else:
+        sdp = sdp.replace("a=control:*", f"a=control:{elsewhere}")
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, describe_answer=_sdp_answer(sdp, base)))
+    with pytest.raises(RtspProtocolError, match="names another host: refused") as caught:
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3)
+    assert OTHER_HOST not in str(caught.value) and FAKE_HOST not in str(caught.value)
+    assert "SETUP" not in " ".join(seen)
+    await asyncio.sleep(0.1)
+    assert other_host.connections == 0
+
+
+async def test_a_host_outside_the_allowed_ranges_is_never_contacted(
+    fake_server: FakeServer,
+) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen))
+    with pytest.raises(RtspProtocolError, match="outside the allowed address ranges"):
+        await grab_frame(uri, "admin", "pw", allowed=lambda host: False, timeout_s=3)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pool = StreamPool(executor)
+        with pytest.raises(RtspProtocolError, match="outside the allowed"):
+            await pool.jpeg(uri, allowed=lambda host: host != FAKE_HOST, timeout_s=3)
+        await pool.close()
+    await asyncio.sleep(0.1)
+    assert seen == []
+
+
+# -- a hanging camera holds up nobody else -----------------------------------------------------
+
+
+async def test_a_camera_hanging_at_describe_does_not_delay_healthy_grabs(
+    sim: RtspSimulator, fake_server: FakeServer
+) -> None:
+    """With OpenCV opening rtsp:// itself, this camera held OpenCV's process-wide open lock for
+    its whole timeout and every other cold grab waited behind it."""
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, hang_at="DESCRIBE"))
+    started = time.monotonic()
+    hanging = asyncio.create_task(grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=2.5))
+    await asyncio.sleep(0.2)
+    assert seen[-1].startswith("DESCRIBE")
+    latencies: list[float] = []
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        pool = StreamPool(executor, max_streams=2)
+        try:
+            t0 = time.monotonic()
+            frame = await grab_frame(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5)
+            latencies.append(time.monotonic() - t0)
+            assert frame.shape == (720, 1280, 3)
+            for _ in range(6):  # a cold, then warm grabs through the pool
+                t0 = time.monotonic()
+                jpeg, _, _ = await pool.jpeg(
+                    sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+                )
+                latencies.append(time.monotonic() - t0)
+                assert _size(jpeg) == (720, 1280)
+                await asyncio.sleep(0.1)
+        finally:
+            await pool.close()
+    assert not hanging.done()  # all that happened while the hanging one was pending
+    print(
+        "\nhealthy grabs while a camera hangs at DESCRIBE: "
+        + ", ".join(f"{t * 1000:.0f}" for t in latencies)
+        + " ms"
+    )
+    assert max(latencies) < 1.0
+    with pytest.raises((GrabTimeout, RtspTimeout), match=r"no answer to DESCRIBE within 2\.5s"):
+        await hanging
+    assert 2.4 < time.monotonic() - started < 3.5
+
+
+async def test_a_pending_grab_can_be_cancelled(fake_server: FakeServer) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, hang_at="DESCRIBE"))
+    grab = asyncio.create_task(grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=10))
+    await asyncio.sleep(0.2)
+    assert seen[-1].startswith("DESCRIBE")
+    started = time.monotonic()
+    grab.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await grab
+    assert time.monotonic() - started < 0.1
+    await asyncio.sleep(0.05)
+    assert seen[-1] == "EOF"  # the connection was closed, not abandoned
+
+
+async def test_decodes_in_threads_are_not_held_up_by_a_hanging_grab(
+    sim: RtspSimulator, fake_server: FakeServer
+) -> None:
+    """OpenCV decodes a file in a thread while our client waits on a hanging camera: the
+    wait is an asyncio wait, no OpenCV lock is held."""
+    async with await open_h264(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout=5) as player:
+        await player.keyframe()
+        until = time.monotonic() + 0.6
+        await player.run(lambda: None, lambda: time.monotonic() > until)
+        gop = player.gop()
+    assert gop is not None and gop.frames >= 10
+
+    def timed_decode() -> float:
+        started = time.perf_counter()
+        frame = decode_annexb(gop.annexb, gop.frames)
+        assert frame.shape == (720, 1280, 3)
+        return time.perf_counter() - started
+
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, hang_at="DESCRIBE"))
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        idle = await asyncio.gather(
+            *(loop.run_in_executor(executor, timed_decode) for _ in range(4))
+        )
+        hanging = asyncio.create_task(grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=2))
+        await asyncio.sleep(0.2)
+        during = await asyncio.gather(
+            *(loop.run_in_executor(executor, timed_decode) for _ in range(4))
+        )
+        assert not hanging.done()
+    print(
+        f"\n4 concurrent decodes of a {gop.frames}-frame 720p GOP: idle "
+        + ", ".join(f"{t * 1000:.0f}" for t in idle)
+        + " ms; while a grab hangs at DESCRIBE "
+        + ", ".join(f"{t * 1000:.0f}" for t in during)
+        + " ms"
+    )
+    assert max(during) < 0.5
+    with pytest.raises((GrabTimeout, RtspTimeout)):
+        await hanging
+
+
+# -- garbage and oversized media ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("after_play", "says"),
+    [
+        pytest.param(interleaved(b"\x00" * 40), "media: not an RTP packet (version 0)", id="rtp"),
+        pytest.param(
+            b"\x00\xff garbage, not interleaved", "garbage among the interleaved", id="raw"
+        ),
+        pytest.param(
+            interleaved(rtp(1, 1, b"\x60\x01\x02")), "not an H.264 payload (NAL type 0)", id="nal"
+        ),
+        pytest.param(
+            interleaved(rtp(1, 1, b"\x7c\x85\x00\x01" + b"\x00" * 20))
+            + b"RTSP/1.0 200 OK\r\nX: "
+            + b"a" * 70_000,
+            "headers exceed",
+            id="huge-message",
+        ),
+        pytest.param(synthetic_stream(1, idr_size=70_000), "larger than 65536 bytes", id="big-idr"),
+    ],
+)
+async def test_garbage_or_oversized_media_is_a_clear_error(
+    fake_server: FakeServer, after_play: bytes, says: str
+) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, play_extra=after_play))
+    started = time.monotonic()
+    with pytest.raises(RtspProtocolError, match=re.escape(says)) as caught:
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3, max_gop_bytes=64 << 10)
+    assert time.monotonic() - started < 1.0
+    assert FAKE_HOST not in str(caught.value)
+    await asyncio.sleep(0.05)
+    assert seen[-1].startswith("TEARDOWN")
+
+
+async def test_undecodable_h264_is_a_decode_error_after_teardown(fake_server: FakeServer) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, play_extra=synthetic_stream(3)))
+    with pytest.raises(DecodeError, match="did not decode"):
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3)
+    assert [line.split()[0] for line in seen] == [
+        "OPTIONS",
+        "DESCRIBE",
+        "SETUP",
+        "PLAY",
+        "TEARDOWN",
+    ]
+    assert seen[2] == f"SETUP {uri}/track1 RTSP/1.0"  # relative control, resolved
+    assert seen[3] == f"PLAY {uri} RTSP/1.0"  # the aggregate (a=control:*)
+
+
+async def test_media_before_the_answer_to_play_is_kept(fake_server: FakeServer) -> None:
+    """Some servers start sending RTP before answering PLAY: those packets count (here they
+    make a structurally valid, undecodable stream: the error comes from the decoder)."""
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, play_extra=synthetic_stream(2), media_first=True))
+    with pytest.raises(DecodeError):
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=2)
+
+
+async def test_a_pool_without_warm_streams_grabs_cold(sim: RtspSimulator) -> None:
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pool = StreamPool(executor, max_streams=0)
+        for _ in range(2):
+            jpeg, taken_at, warm = await pool.jpeg(
+                sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5
+            )
+            assert not warm and _size(jpeg) == (720, 1280)
+            assert time.time() - taken_at < 1.0
+        assert len(pool) == 0
+        await pool.close()
+
+
+async def test_an_oversized_gop_in_a_warm_stream_is_dropped_with_a_clear_error(
+    fake_server: FakeServer,
+) -> None:
+    """An IDR, then P frames beyond the GOP cap (sent with the PLAY answer), then silence:
+    the GOP is dropped, memory stays bounded, and a snapshot says why it has no frame."""
+    seen: list[str] = []
+    media = synthetic_stream(8, idr_size=8000, p_size=3000)
+    uri = await fake_server(fake_camera(seen, play_extra=media))
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pool = StreamPool(executor, max_streams=1, max_gop_bytes=16 << 10)
+        try:
+            with pytest.raises(GrabTimeout, match=r"GOPs over 16384 bytes or damaged, dropped"):
+                await pool.jpeg(uri, "admin", "pw", allowed=loopback, timeout_s=1)
+            stream = next(iter(pool._streams.values()))
+            assert stream.player.stream.dropped_gops == 1
+            assert stream.player.stream.gop_bytes <= 16 << 10
+        finally:
+            await pool.close()
+    assert seen[-1].startswith("TEARDOWN")
+
+
+async def test_keepalives_are_sent_and_their_answers_skipped(fake_server: FakeServer) -> None:
+    async def media(writer: asyncio.StreamWriter) -> None:
+        send = Sender()
+        writer.write(b"".join(interleaved(p) for p in send.access_unit(idr(), params=True)))
+        for i in range(1000):
+            writer.write(b"".join(interleaved(p) for p in send.access_unit(p_slice(tag=i % 256))))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, media=media))
+    async with await open_h264(uri, "admin", "pw", allowed=loopback, timeout=3) as player:
+        assert player.session_id == "fake-1" and "GET_PARAMETER" in player.methods
+        player.session_timeout_s = 0.2  # keep-alive every 0.1 s
+        player._next_keepalive = 0.0
+        frames = 0
+
+        def count() -> None:
+            nonlocal frames
+            frames += 1
+
+        until = time.monotonic() + 0.6
+        await player.run(count, lambda: time.monotonic() > until)
+        gop = player.gop()
+    assert frames >= 15 and gop is not None and gop.frames == frames
+    methods = [line.split()[0] for line in seen]
+    assert methods.count("GET_PARAMETER") >= 4
+    await asyncio.sleep(0.05)
+    assert methods[-1] == "TEARDOWN" or seen[-1].startswith("TEARDOWN")
+
+
+def _size(jpeg: bytes) -> tuple[int, int]:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image.shape[0], image.shape[1]
 
 
 # --------------------------------------------------------------------------------------------
