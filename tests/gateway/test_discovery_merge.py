@@ -48,8 +48,15 @@ CAM = Discovered(
 class DoubleAdapter:
     """Yields what it is told to; `fail` makes discovery raise, `hang` makes it never end."""
 
-    def __init__(self, network: str, found: list[Discovered], *, fail: bool = False,
-                 hang: bool = False, failures: list[Failure] | None = None) -> None:
+    def __init__(
+        self,
+        network: str,
+        found: list[Discovered],
+        *,
+        fail: bool = False,
+        hang: bool = False,
+        failures: list[Failure] | None = None,
+    ) -> None:
         self.network = network
         self.found = found
         self.fail = fail
@@ -80,8 +87,12 @@ class DoubleAdapter:
         pass
 
 
-async def _app(aiohttp_client: Factory, settings: Settings, vault: CredentialVault,
-               adapters: dict[str, DoubleAdapter]) -> tuple[TestClient, dict[str, str]]:  # type: ignore[type-arg]
+async def _app(
+    aiohttp_client: Factory,
+    settings: Settings,
+    vault: CredentialVault,
+    adapters: dict[str, DoubleAdapter],
+) -> tuple[TestClient, dict[str, str]]:  # type: ignore[type-arg]
     client = await aiohttp_client(create_app(settings, vault, lambda s: adapters))  # type: ignore[arg-type,return-value]
     secret, _ = await client.app[TOKENS].create("admin", Role.admin, ["*"], "tests")
     return client, {"Authorization": f"Bearer {secret}"}
@@ -116,12 +127,18 @@ async def test_rediscovery_is_idempotent_and_keeps_admin_edits(
     assert cam["name"] == "Gate 7" and cam["source"] == "discovered"
 
     patch = {"name": "North gate", "category": "sharp-eyes", "tags": ["checked"]}
-    assert (await client.patch(f"/api/v1/cameras/{cam['id']}", json=patch, headers=auth)).status == 200
+    assert (
+        await client.patch(f"/api/v1/cameras/{cam['id']}", json=patch, headers=auth)
+    ).status == 200
     adapter.found = [replace(CAM, name="Camera-01", firmware="V6", vendor="Hikvision")]
     await _discover(client, auth, "governance")
     [again] = await _cameras(client, auth)
     assert again["id"] == cam["id"]
-    assert (again["name"], again["category"], again["tags"]) == ("North gate", "sharp-eyes", ["checked"])
+    assert (again["name"], again["category"], again["tags"]) == (
+        "North gate",
+        "sharp-eyes",
+        ["checked"],
+    )
     assert (again["vendor"], again["firmware"]) == ("Hikvision", "V6")
     # Classifying it filled who answers for it from the taxonomy (the inventory table).
     assert (again["department"], again["carrier"]) == ("Political-Legal Committee", "China Telecom")
@@ -133,15 +150,21 @@ async def test_address_change_updates_the_same_record(
     adapter = DoubleAdapter("governance", [CAM])
     client, auth = await _app(aiohttp_client, settings, vault, {"governance": adapter})
     await _discover(client, auth, "governance")
-    moved = replace(CAM, address="127.1.5.99", device_uri="http://127.1.5.99:8000/onvif/device_service",
-                    profiles=(), snapshot_uri=None)
+    moved = replace(
+        CAM,
+        address="127.1.5.99",
+        device_uri="http://127.1.5.99:8000/onvif/device_service",
+        profiles=(),
+        snapshot_uri=None,
+    )
     adapter.found = [moved]
     await _discover(client, auth, "governance")
     [cam] = await _cameras(client, auth)
     assert cam["address"] == "127.1.5.99"
     # The old address is free again: a new camera may take it.
-    adapter.found = [replace(CAM, endpoint_reference="urn:uuid:other", serial="SN2",
-                             mac="02:00:00:00:00:02")]
+    adapter.found = [
+        replace(CAM, endpoint_reference="urn:uuid:other", serial="SN2", mac="02:00:00:00:00:02")
+    ]
     await _discover(client, auth, "governance")
     assert sorted(c["address"] for c in await _cameras(client, auth)) == ["127.1.5.1", "127.1.5.99"]
     assert await client.app[REGISTRY].integrity_problems() == []
@@ -152,8 +175,13 @@ async def test_discovery_finds_registered_camera_by_address(
 ) -> None:
     adapter = DoubleAdapter("governance", [CAM])
     client, auth = await _app(aiohttp_client, settings, vault, {"governance": adapter})
-    body = {"id": "gate-7", "network": "governance", "name": "Gate 7 (registered)",
-            "category": "smart-security", "address": "127.1.5.1"}
+    body = {
+        "id": "gate-7",
+        "network": "governance",
+        "name": "Gate 7 (registered)",
+        "category": "smart-security",
+        "address": "127.1.5.1",
+    }
     assert (await client.post("/api/v1/cameras", json=body, headers=auth)).status == 201
     await _discover(client, auth, "governance")
     [cam] = await _cameras(client, auth)
@@ -191,13 +219,20 @@ async def test_failures_are_attributed_and_mark_known_cameras(
     await _discover(client, auth, "governance")
     adapter.found = []
     adapter.failures = [
-        Failure("governance", "127.1.5.1", "auth", "GetCapabilities: credentials refused",
-                "urn:uuid:0000-1"),
+        Failure(
+            "governance",
+            "127.1.5.1",
+            "auth",
+            "GetCapabilities: credentials refused",
+            "urn:uuid:0000-1",
+        ),
         Failure("governance", "127.1.9.9", "timeout", "no complete answer within 20 s"),
     ]
     job = await _discover(client, auth, "governance")
     assert {(f["address"], f["step"]) for f in job["failures"]} == {
-        ("127.1.5.1", "auth"), ("127.1.9.9", "timeout")}
+        ("127.1.5.1", "auth"),
+        ("127.1.9.9", "timeout"),
+    }
     [cam] = await _cameras(client, auth)
     assert cam["status"] == "degraded" and "credentials refused" in cam["last_error"]
 

@@ -18,8 +18,8 @@ Factory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
 CAM = {"network": "governance", "name": "Gate", "category": "sharp-eyes", "address": "127.1.0.20"}
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _eventually(check: Callable[[], Awaitable[bool]], within_s: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
@@ -66,4 +66,4 @@ async def test_revocation_on_one_gateway_applies_to_the_other_at_once(
     async def b_refuses() -> bool:
         return (await b.get("/api/v1/cameras", headers=auth)).status == 401
 
-    await _eventually(b_refuses, timeout=1.0)  # far below the 30 s cache lifetime
+    await _eventually(b_refuses, within_s=1.0)  # far below the 30 s cache lifetime
