@@ -31,17 +31,22 @@ async def fetch_snapshot(
     allowed: Callable[[str], bool],
     max_bytes: int,
     limits: aiohttp.ClientTimeout,
+    sessions: dict[str, Authenticator] | None = None,
 ) -> bytes:
     """JPEG bytes from `uri`. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
     with messages that name neither the host nor the credentials. `limits.total` bounds the
-    whole exchange: the authentication round trip and any redirects included."""
+    whole exchange: the authentication round trip and any redirects included.
+
+    `sessions` keeps each camera's digest challenge between fetches (keyed by origin and
+    user), so the next fetch authenticates up front with the next nonce count instead of
+    paying a 401 round trip; a stale or refused nonce is re-challenged once."""
     url, _ = split_credentials(uri)
     host = urlsplit(url).hostname or ""
     if not allowed(host):
         raise CameraProtocolError("snapshot URI names a host outside the network's ranges")
     try:
         async with asyncio.timeout(limits.total):
-            return await _exchange(session, url, creds, max_bytes, limits)
+            return await _exchange(session, url, creds, max_bytes, limits, sessions)
     except TimeoutError as exc:
         raise CameraUnreachable("snapshot: timed out") from exc
 
@@ -52,22 +57,30 @@ async def _exchange(
     creds: UriCredentials | None,
     max_bytes: int,
     limits: aiohttp.ClientTimeout,
+    sessions: dict[str, Authenticator] | None,
 ) -> bytes:
-    auth: Authenticator | None = None
+    cache = sessions if sessions is not None else {}
+    key = _session_key(url, creds)
+    auth = cache.get(key)
+    challenged = False
     for _ in range(_MAX_REDIRECTS + 2):  # one auth round trip plus the redirects
         headers = {"Authorization": auth.header("GET", _path(url))} if auth else {}
         try:
             async with session.get(
                 url, headers=headers, allow_redirects=False, timeout=limits
             ) as resp:
-                if resp.status == 401 and auth is None and creds is not None:
+                if resp.status == 401 and not challenged and creds is not None:
+                    challenged = True
                     auth = Authenticator.from_challenges(
                         resp.headers.getall("WWW-Authenticate", []), creds.username, creds.password
                     )
                     if auth is None:
+                        cache.pop(key, None)
                         raise CameraAuthError("snapshot: no supported authentication offered")
+                    cache[key] = auth
                     continue
                 if resp.status in (401, 403):
+                    cache.pop(key, None)
                     raise CameraAuthError(f"snapshot: credentials refused ({resp.status})")
                 if resp.status in (301, 302, 303, 307, 308):
                     url = _same_host_redirect(url, resp.headers.get("Location", ""))
@@ -85,6 +98,11 @@ async def _exchange(
             raise CameraProtocolError("snapshot: the answer is not a JPEG")
         return body
     raise CameraProtocolError("snapshot: too many redirects")
+
+
+def _session_key(url: str, creds: UriCredentials | None) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}/{creds.username if creds else ''}"
 
 
 def _path(url: str) -> str:

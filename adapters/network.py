@@ -38,6 +38,7 @@ from .base import (
 )
 from .config import DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
+from .httpauth import Authenticator
 from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import OnvifClient
 from .rtsp import RtspTimeout, describe
@@ -77,6 +78,7 @@ class CameraNetworkAdapter:
         )
         self._streams = StreamPool(self._executor, snap.warm_streams, snap.warm_idle_s)
         self._http: aiohttp.ClientSession | None = None
+        self._auth_sessions: dict[str, Authenticator] = {}  # digest state per camera
         self._started = False
 
     def allowed(self, address: str) -> bool:
@@ -124,6 +126,7 @@ class CameraNetworkAdapter:
                     allowed=self.allowed,
                     max_bytes=cfg.max_bytes,
                     limits=timeout,
+                    sessions=self._auth_sessions,
                 )
                 return SnapshotResult(jpeg, "camera-http", time.time())
             except AdapterError as exc:

@@ -6,14 +6,16 @@ a change without its entry cannot exist. Refusals (401/403/404/422) are appended
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.resources import files
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.typing import EncodableT, FieldT
+from redis.exceptions import RedisError
 
-from .errors import redis_errors
+from .errors import Unavailable, redis_errors
 from .models import AuditEntry, AuditPage
 
 _SCAN_BATCH = 500
@@ -34,10 +36,27 @@ class AuditEvent:
 
     def fields(self) -> list[str]:
         """Flat field/value list, as XADD and the registry scripts take it."""
-        data = asdict(self)
-        extra = data.pop("extra")
-        out: list[str] = []
-        for key, value in (data | extra).items():
+        out = [
+            "actor",
+            self.actor,
+            "role",
+            self.role,
+            "action",
+            self.action,
+            "target",
+            self.target,
+            "outcome",
+            self.outcome,
+            "status",
+            str(self.status),
+            "network",
+            self.network,
+            "detail",
+            self.detail,
+            "request_id",
+            self.request_id,
+        ]
+        for key, value in self.extra.items():
             out += [key, str(value)]
         out += ["time", datetime.now(UTC).isoformat(timespec="milliseconds")]
         return out
@@ -55,19 +74,44 @@ class AuditQuery:
 
 
 class AuditLog:
+    """Appends are group-committed: entries that arrive while a batch is being written go out
+    together in the next one (one script call), and each caller returns only once its own entry
+    is in the stream. Under load that costs a fraction of one XADD per entry; alone, one."""
+
     def __init__(self, redis: Redis, prefix: str, max_entries: int) -> None:
         self.redis = redis
         self.key = f"{prefix}:audit"
         self.max_entries = max_entries
+        self._script = redis.register_script(
+            (files("gateway") / "lua" / "audit_batch.lua").read_text()
+        )
+        self._pending: list[tuple[list[str], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, event: AuditEvent) -> str:
-        pairs = event.fields()
-        mapping: dict[FieldT, EncodableT] = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        with redis_errors():
-            entry_id = await self.redis.xadd(
-                self.key, mapping, maxlen=self.max_entries, approximate=True
-            )
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    async def append(self, event: AuditEvent) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event.fields(), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="audit-writer")
+        await asyncio.shield(done)  # a caller going away does not unwrite its entry
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            args = [str(self.max_entries)]
+            for fields, _ in batch:
+                args += [str(len(fields)), *fields]
+            try:
+                await self._script(keys=[self.key], args=args)
+            except (RedisError, OSError, asyncio.CancelledError) as exc:
+                for _, done in batch + self._pending:
+                    if not done.done():
+                        done.set_exception(Unavailable("the audit log is unreachable; retry"))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, done in batch:
+                    done.set_result(None)
 
     async def query(self, q: AuditQuery) -> AuditPage:
         """Newest first, filtered in the gateway (streams have no secondary indexes)."""

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib.resources import files
 
 from redis.asyncio import Redis
 
@@ -51,6 +52,18 @@ from .settings import Settings, SharingPolicy
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.025  # how often a waiting replica looks for the frame another one is fetching
+_MIN_SHARED_TTL_S = 0.25
+
+
+def _lua(name: str) -> str:
+    return (files("gateway") / "lua" / name).read_text()
+
+
+def _claim_reply(reply: list[object]) -> tuple[bytes | None, bool]:
+    """(published frame, None) or (None, whether we claimed the fetch)."""
+    if reply and isinstance(reply[0], bytes):
+        return reply[0], False
+    return None, bool(len(reply) > 1 and reply[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +81,14 @@ class Frame:
 
     @classmethod
     def unpack(cls, raw: bytes) -> Frame:
+        """A frame another gateway published; aged from when it was taken, not from now, so
+        it is not kept for a second cache lifetime here."""
         (n,) = struct.unpack(">H", raw[:2])
         source, taken, width, height = raw[2 : 2 + n].decode().split("|")
-        return cls(raw[2 + n :], source, float(taken), int(width), int(height))
+        age = max(0.0, time.time() - float(taken))
+        return cls(
+            raw[2 + n :], source, float(taken), int(width), int(height), time.monotonic() - age
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +188,9 @@ class SnapshotService:
         self.upstream_fetches = 0
         self._inflight: dict[str, asyncio.Task[Frame]] = {}
         self._owner = secrets.token_hex(8)
+        self._rate = redis.register_script(_lua("rate.lua"))
+        self._claim = redis.register_script(_lua("snapshot_claim.lua"))
+        self._release = redis.register_script(_lua("snapshot_release.lua"))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -181,10 +202,7 @@ class SnapshotService:
         minute = int(time.time() // 60)
         key = f"{self.registry.keys.prefix}:rate:{network}:{who.token_id}:{minute}"
         with redis_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 61)
-                count, _ = await pipe.execute()
+            count = await self._rate(keys=[key], args=[61])
         if int(count) > policy.rate_limit_per_minute:
             retry = 60 - int(time.time() % 60)
             raise TooManyRequests(
@@ -200,11 +218,17 @@ class SnapshotService:
     ) -> Snapshot:
         frame, cache = await self.frame(camera, policy)
         out_width = target_width(frame.width, width, policy.max_width)
-        marks = watermark_lines(who.actor, camera.id, frame.taken_at) if policy.watermark else None
-        key = ("variant", camera.id, frame.taken_at, who.actor if marks else "", out_width)
+        key = (
+            "variant",
+            camera.id,
+            frame.taken_at,
+            who.actor if policy.watermark else "",
+            out_width,
+        )
         cached = self.cache.get(key)
         if isinstance(cached, bytes):
             return Snapshot(cached, frame, cache)
+        marks = watermark_lines(who.actor, camera.id, frame.taken_at) if policy.watermark else None
         loop = asyncio.get_running_loop()
         quality = self.settings.snapshots.jpeg_quality
         jpeg: bytes = await loop.run_in_executor(
@@ -250,24 +274,27 @@ class SnapshotService:
         deadline = time.monotonic() + budget
         while True:
             with redis_errors():
-                raw = await self.redis.get(shared)
-                if raw:
-                    return Frame.unpack(raw if isinstance(raw, bytes) else raw.encode())
-                mine = await self.redis.set(lock, self._owner, nx=True, px=int(budget * 1000))
-            if mine:
+                frame_raw, claimed = _claim_reply(
+                    await self._claim(keys=[shared, lock], args=[self._owner, int(budget * 1000)])
+                )
+            if frame_raw is not None:
+                return Frame.unpack(frame_raw)
+            if claimed:
                 break
             if time.monotonic() > deadline:
                 raise GatewayTimeout("another gateway's fetch of this camera did not finish")
             await asyncio.sleep(_POLL_S)
+        frame: Frame | None = None
         try:
             frame = await self._upstream(camera)
-            with contextlib.suppress(CamgwError), redis_errors():
-                await self.redis.set(shared, frame.pack(), px=max(1, int(ttl * 1000)))
             return frame
         finally:
+            # Publish only frames that live long enough for another gateway to use them.
+            publish = frame.pack() if frame is not None and ttl >= _MIN_SHARED_TTL_S else b""
             with contextlib.suppress(CamgwError), redis_errors():
-                if await self.redis.get(lock) == self._owner.encode():
-                    await self.redis.delete(lock)
+                await self._release(
+                    keys=[shared, lock], args=[self._owner, publish, max(1, int(ttl * 1000))]
+                )
 
     async def _upstream(self, camera: Camera) -> Frame:
         adapter = self.adapters.get(camera.network)
