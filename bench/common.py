@@ -233,6 +233,9 @@ class GatewayStack:
     core: int | None = SERVER_CORE
     log_level: str = "WARNING"
     config: Path = ROOT / "config" / "camgw.toml"
+    # Extra environment for `camgw serve` (e.g. the camera passwords the config's
+    # `password_env` names); applied after CAMGW_*/REDIS_* are cleared from the inherited one.
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
     redis: RedisServer | None = field(default=None, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     port: int = 0
@@ -262,12 +265,16 @@ class GatewayStack:
         key_file = self.workdir / "camgw.key"
         create_key_file(key_file)
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))} | {
-            "REDIS_URL": self.redis_url,
-            "CAMGW_KEY_FILE": str(key_file),
-            "CAMGW_CONFIG": str(self.config),
-            "CAMGW_LOG_LEVEL": self.log_level,
-        }
+        env = (
+            {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))}
+            | {
+                "REDIS_URL": self.redis_url,
+                "CAMGW_KEY_FILE": str(key_file),
+                "CAMGW_CONFIG": str(self.config),
+                "CAMGW_LOG_LEVEL": self.log_level,
+            }
+            | self.extra_env
+        )
         self.proc = start_process(
             [camgw_binary(), "serve", "--host", LOCALHOST, "--port", str(self.port)],
             core=self.core,
@@ -661,3 +668,45 @@ def header_lines() -> list[str]:
     if not can_pin():
         lines.append("WARNING: fewer than 2 usable cores or no taskset: processes NOT pinned")
     return lines
+
+
+# -- additions for bench/snapshots.py (generic; any benchmark may use them) ----------------------
+
+
+def run_pinned(
+    argv: Sequence[str], *, core: int | None, stdin: bytes | None, timeout: float
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` pinned to `core`, feeding `stdin` (secrets go there, never on the command
+    line), and wait at most `timeout` seconds; the child dies with the benchmark (SIGKILL too)."""
+    with subprocess.Popen(
+        pinned(core, argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+    ) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise BenchError(f"{argv[0]} did not finish in {timeout:.0f}s") from exc
+        return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, ...), in KiB."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
+    if m is None:
+        raise BenchError(f"/proc/{pid}/status has no {key}")
+    return int(m.group(1))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of a non-empty sample."""
+    ordered = sorted(values)
+    if not ordered:
+        raise BenchError("percentile of an empty sample")
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil(n * pct / 100)
+    return ordered[int(rank) - 1]
