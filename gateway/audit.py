@@ -6,16 +6,15 @@ a change without its entry cannot exist. Refusals (401/403/404/422) are appended
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from .errors import Unavailable, redis_errors
+from .batching import GroupCommit
+from .errors import redis_errors
 from .models import AuditEntry, AuditPage
 
 _SCAN_BATCH = 500
@@ -74,9 +73,8 @@ class AuditQuery:
 
 
 class AuditLog:
-    """Appends are group-committed: entries that arrive while a batch is being written go out
-    together in the next one (one script call), and each caller returns only once its own entry
-    is in the stream. Under load that costs a fraction of one XADD per entry; alone, one."""
+    """Appends are group-committed (one script call per batch); each caller returns only once
+    its own entry is in the stream."""
 
     def __init__(self, redis: Redis, prefix: str, max_entries: int) -> None:
         self.redis = redis
@@ -85,33 +83,17 @@ class AuditLog:
         self._script = redis.register_script(
             (files("gateway") / "lua" / "audit_batch.lua").read_text()
         )
-        self._pending: list[tuple[list[str], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[list[str], None] = GroupCommit(self._write, "audit log")
 
     async def append(self, event: AuditEvent) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event.fields(), done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches(), name="audit-writer")
-        await asyncio.shield(done)  # a caller going away does not unwrite its entry
+        await self._batches.submit(event.fields())
 
-    async def _write_batches(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            args = [str(self.max_entries)]
-            for fields, _ in batch:
-                args += [str(len(fields)), *fields]
-            try:
-                await self._script(keys=[self.key], args=args)
-            except (RedisError, OSError, asyncio.CancelledError) as exc:
-                for _, done in batch + self._pending:
-                    if not done.done():
-                        done.set_exception(Unavailable("the audit log is unreachable; retry"))
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            else:
-                for _, done in batch:
-                    done.set_result(None)
+    async def _write(self, entries: list[list[str]]) -> list[None]:
+        args = [str(self.max_entries)]
+        for fields in entries:
+            args += [str(len(fields)), *fields]
+        await self._script(keys=[self.key], args=args)
+        return [None] * len(entries)
 
     async def query(self, q: AuditQuery) -> AuditPage:
         """Newest first, filtered in the gateway (streams have no secondary indexes)."""

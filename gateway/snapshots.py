@@ -35,6 +35,7 @@ from adapters.base import (
     SnapshotResult,
 )
 
+from .batching import GroupCommit
 from .errors import (
     BadGateway,
     CamgwError,
@@ -189,6 +190,7 @@ class SnapshotService:
         self._inflight: dict[str, asyncio.Task[Frame]] = {}
         self._owner = secrets.token_hex(8)
         self._rate = redis.register_script(_lua("rate.lua"))
+        self._rates: GroupCommit[str, int] = GroupCommit(self._count, "rate limiter")
         self._claim = redis.register_script(_lua("snapshot_claim.lua"))
         self._release = redis.register_script(_lua("snapshot_release.lua"))
 
@@ -201,15 +203,17 @@ class SnapshotService:
         """Per operator and network, per minute, shared by every gateway on the Redis."""
         minute = int(time.time() // 60)
         key = f"{self.registry.keys.prefix}:rate:{network}:{who.token_id}:{minute}"
-        with redis_errors():
-            count = await self._rate(keys=[key], args=[61])
-        if int(count) > policy.rate_limit_per_minute:
+        count = await self._rates.submit(key)
+        if count > policy.rate_limit_per_minute:
             retry = 60 - int(time.time() % 60)
             raise TooManyRequests(
                 f"at most {policy.rate_limit_per_minute} snapshots a minute from network "
                 f"{network}; retry in {retry} s",
                 retry_after=retry,
             )
+
+    async def _count(self, keys: list[str]) -> list[int]:
+        return [int(n) for n in await self._rate(keys=keys, args=[61])]
 
     # -- the picture ----------------------------------------------------------------------
 

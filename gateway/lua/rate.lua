@@ -1,5 +1,10 @@
--- Fixed-window counter: one round trip, and the window expires on its own.
--- KEYS: 1 the window's counter; ARGV: 1 window length in seconds
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
+-- Fixed-window counters, many at once (group commit): each window expires on its own.
+-- KEYS: the windows' counters (repeats allowed); ARGV: 1 window length in seconds
+-- Returns each key's count after its increment, in order.
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  out[i] = n
+end
+return out
