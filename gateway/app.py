@@ -35,7 +35,7 @@ from .keys import (
     VAULT,
 )
 from .metrics import Metrics
-from .middlewares import observe, problems
+from .middlewares import edge
 from .registry import Registry
 from .settings import Settings
 from .snapshots import SnapshotService
@@ -96,7 +96,7 @@ def create_app(
     settings: Settings, vault: CredentialVault, adapters: AdapterFactory = default_adapters
 ) -> web.Application:
     app = web.Application(
-        middlewares=[observe, problems],
+        middlewares=[edge],
         client_max_size=max(settings.server.max_body_bytes, settings.server.max_import_bytes),
     )
     app[SETTINGS] = settings
@@ -106,7 +106,6 @@ def create_app(
     add_routes(app, ENDPOINTS)
     doc = openapi.build(ENDPOINTS, package_version())
     app.router.add_get("/api/v1/openapi.json", openapi.handler(doc), name="openapi")
-    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_events)
@@ -114,11 +113,6 @@ def create_app(
     app.cleanup_ctx.append(_discovery)
     app.cleanup_ctx.append(_snapshots)
     return app
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    # Say nothing about the Python and aiohttp versions behind the gateway.
-    response.headers["Server"] = "camgw"
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
