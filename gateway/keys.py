@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from adapters.base import NetworkAdapter
@@ -31,7 +30,7 @@ DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SNAPSHOTS = web.AppKey("snapshots", SnapshotService)
 ADAPTERS = web.AppKey("adapters", dict[str, NetworkAdapter])
 
-QUERY_CACHE = web.AppKey("query_cache", dict[tuple[type, str], BaseModel])
+QUERY_CACHE = web.AppKey("query_cache", dict[tuple[object, str], object])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -39,7 +39,15 @@ from ..records import (
 from ..registry import CredentialChange
 from ..settings import Settings
 from .endpoint import Endpoint, audit_refusal
-from .http import cached_query, conditional, json_response, raw_json, read_body, read_model
+from .http import (
+    cached_parse,
+    cached_query,
+    conditional,
+    json_response,
+    raw_json,
+    read_body,
+    read_model,
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PATCH_RETRIES = 5
@@ -49,7 +57,8 @@ PATCH_TYPES = ("application/json", "application/merge-patch+json")  # RFC 7396
 
 async def list_cameras(request: web.Request) -> web.StreamResponse:
     catalog = request.app[CATALOG]
-    body = await catalog.camera_list(request[PRINCIPAL], _list_query(request))
+    query = cached_parse(request, ListQuery, lambda: _list_query(request))
+    body = await catalog.camera_list(request[PRINCIPAL], query)
     return await conditional(request, catalog, body)
 
 

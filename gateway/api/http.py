@@ -3,7 +3,7 @@ JSON out, and conditional GET (ETag / 304 / gzip) for cached bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 import orjson
@@ -22,6 +22,7 @@ from ..errors import (
 from ..keys import QUERY_CACHE
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 _READ_CHUNK = 64 * 1024
 
@@ -71,15 +72,20 @@ _QUERY_CACHE_MAX = 1024
 def cached_query(request: web.Request, model: type[M]) -> M:
     """`parse_query`, memoised per raw query string: dashboards and operators repeat the same
     few queries many times a second. Query models are frozen, so sharing them is safe."""
+    return cached_parse(request, model, lambda: parse_query(request, model))
+
+
+def cached_parse(request: web.Request, kind: object, parse: Callable[[], T]) -> T:
+    """Memoise `parse()` per (kind, raw query string); what it returns must be immutable."""
     cache = request.app[QUERY_CACHE]
-    key = (model, request.query_string)
+    key = (kind, request.query_string)
     hit = cache.get(key)
     if hit is None:
-        hit = parse_query(request, model)
+        hit = parse()
         if len(cache) >= _QUERY_CACHE_MAX:
             cache.clear()
         cache[key] = hit
-    return cast(M, hit)
+    return cast(T, hit)
 
 
 def json_response(
