@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..httpauth import digest_response, parse_challenge
+
 REALM: Final = "camgw-sim"
-_PAIR = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*,?')
 _MAX_SEEN_PER_NONCE: Final = 10_000
 
 
@@ -29,20 +30,9 @@ class DigestResult(enum.Enum):
 
 
 def parse_authorization(value: str) -> dict[str, str] | None:
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
-        return None
-    params: dict[str, str] = {}
-    for match in _PAIR.finditer(rest):
-        key, raw = match.group(1).lower(), match.group(2)
-        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        params[key] = raw
-    return params
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+    """The same header grammar as a challenge (RFC 7616 auth-param lists)."""
+    scheme, params = parse_challenge(value)
+    return params if scheme == "digest" else None
 
 
 @dataclass
@@ -124,9 +114,17 @@ class DigestAuthority:
         nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
         if not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce:
             return DigestResult.invalid
-        ha1 = _md5(f"{params.get('username', '')}:{self.realm}:{password}")
-        ha2 = _md5(f"{method.upper()}:{uri}")
-        expected = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        expected = digest_response(
+            username=params.get("username", ""),
+            password=password,
+            realm=self.realm,
+            nonce=nonce,
+            method=method.upper(),
+            uri=uri,
+            qop="auth",
+            nc=nc,
+            cnonce=cnonce,
+        )
         ok_user = hmac.compare_digest(params.get("username", "").encode(), username.encode())
         ok_response = hmac.compare_digest(expected, params.get("response", ""))
         if not (ok_user and ok_response):
