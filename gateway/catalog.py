@@ -132,10 +132,7 @@ class Catalog:
         entries = await asyncio.to_thread(_entries, raws, self._redactions())
         self.builds += 1
         self._bodies.clear()
-        # The snapshot lives until the next change: keep it (and everything loaded before it)
-        # out of the cyclic collector's full passes, which otherwise stall a request for tens of
-        # milliseconds now and then. Plain refcounting still frees old snapshots.
-        gc.freeze()
+        _freeze_long_lived()
         log.info("catalog rebuilt", extra={"version": version, "cameras": len(entries)})
         self._parsed.clear()
         return Snapshot(version, entries, {e.id: e for e in entries})
@@ -354,3 +351,20 @@ def summarize(snap: Snapshot, settings: Settings, visible: tuple[str, ...]) -> S
         by_status=dict(sorted(Counter(e.status for e in seen).items())),
         inventory=inventory,
     )
+
+
+_FULL_GC_EVERY_S = 60.0
+_last_full_gc = [0.0]
+
+
+def _freeze_long_lived() -> None:
+    """Keep the snapshot (and everything loaded before it) out of the cyclic collector's full
+    passes, which otherwise stall a request for tens of milliseconds now and then; plain
+    refcounting still frees old snapshots. Cyclic garbage that happened to exist when freezing
+    would be frozen too, so at most once a minute everything is thawed and collected first."""
+    now = time.monotonic()
+    if now - _last_full_gc[0] >= _FULL_GC_EVERY_S:
+        _last_full_gc[0] = now
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
