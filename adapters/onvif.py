@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 import zeep.exceptions
 from lxml import etree
+from onvif.client import _WSDL_PATH as WSDL_DIR
 from onvif.client import (
     AsyncTransportProtocolErrorHandler,
     UsernameDigestTokenDtDiff,
@@ -47,7 +48,6 @@ from .uris import UriCredentials, split_credentials
 
 log = logging.getLogger(__name__)
 
-WSDL_DIR = __import__("onvif.client", fromlist=["_WSDL_PATH"])._WSDL_PATH
 
 # A camera's answer is hostile until parsed: no DTDs, no entities, no external fetches,
 # libxml2's size limits on. (onvif-zeep-async's own defaults turn huge_tree *on*.)

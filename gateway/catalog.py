@@ -143,12 +143,19 @@ class Catalog:
     async def camera(self, cam_id: str) -> Camera | None:
         """One camera as of the current version, parsed once per version (snapshot hot path)."""
         snap = await self.current()
-        cam = self._parsed.get(cam_id)
+        entry = snap.by_id.get(cam_id)
+        return self._parse(entry) if entry is not None else None
+
+    async def cameras(self, network: str) -> list[Camera]:
+        """A network's cameras as of the current version (health rounds)."""
+        snap = await self.current()
+        return [self._parse(e) for e in snap.entries if e.network == network]
+
+    def _parse(self, entry: Entry) -> Camera:
+        """Parsed once per version and shared: callers copy (model_copy), never mutate."""
+        cam = self._parsed.get(entry.id)
         if cam is None:
-            entry = snap.by_id.get(cam_id)
-            if entry is None:
-                return None
-            cam = self._parsed[cam_id] = Camera.model_validate_json(entry.full)
+            cam = self._parsed[entry.id] = Camera.model_validate_json(entry.full)
         return cam
 
     # -- cached bodies --------------------------------------------------------------------

@@ -59,7 +59,8 @@ def fleet_rows(fleet: list[FleetCamera]) -> list[CameraCreate]:
 
 
 async def seed_registry(registry: Registry, settings: Settings, fleet: list[FleetCamera]) -> int:
-    """Register the fleet (cameras already present are left alone); returns how many were new."""
+    """Register the fleet; cameras already present are left alone (their create is refused
+    as a duplicate inside the same pipelined scripts). Returns how many were new."""
     now = datetime.now(UTC)
     actor = cli_actor()
     items: list[tuple[Camera, UriCredentials | None, AuditEvent | None]] = [
@@ -78,7 +79,6 @@ async def seed_registry(registry: Registry, settings: Settings, fleet: list[Flee
             ),
         )
         for row in fleet_rows(fleet)
-        if row.id is not None and not await registry.get_raw(row.id)
     ]
     results = await registry.create_many(items)
     return sum(1 for r in results if isinstance(r, int))

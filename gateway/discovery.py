@@ -310,8 +310,7 @@ class DiscoveryService:
 
     async def health_round(self, network: str) -> int:
         """Probe every camera of the network once; returns how many records changed."""
-        snap = await self.catalog.current()
-        cams = [Camera.model_validate_json(e.full) for e in snap.entries if e.network == network]
+        cams = await self.catalog.cameras(network)
         targets = {c.id: t for c in cams if (t := _probe_target(c)) is not None}
         if not targets:
             return 0

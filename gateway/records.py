@@ -154,7 +154,7 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         category=settings.discovered_category,
         address=ip_address(d.address),
         vendor=d.vendor,
-        model=d.model,
+        model=d.model or d.hardware,  # the ONVIF hardware scope names the model too
         firmware=d.firmware,
         serial=d.serial,
         mac=d.mac,

@@ -232,14 +232,15 @@ class SnapshotService:
         cached = self.cache.get(key)
         if isinstance(cached, bytes):
             return Snapshot(cached, frame, cache)
+        if not policy.watermark and out_width >= frame.width:
+            return Snapshot(frame.jpeg, frame, cache)  # served as the camera sent it
         marks = watermark_lines(who.actor, camera.id, frame.taken_at) if policy.watermark else None
         loop = asyncio.get_running_loop()
         quality = self.settings.snapshots.jpeg_quality
         jpeg: bytes = await loop.run_in_executor(
             self.executor, render, frame.jpeg, frame.width, out_width, marks, quality
         )
-        if jpeg is not frame.jpeg:
-            self.cache.put(key, jpeg, len(jpeg))
+        self.cache.put(key, jpeg, len(jpeg))
         return Snapshot(jpeg, frame, cache)
 
     async def frame(self, camera: Camera, policy: SharingPolicy) -> tuple[Frame, str]:
