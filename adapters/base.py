@@ -125,11 +125,16 @@ class HealthResult:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SnapshotRequest:
+    """A picture of one camera. Credentials go only to `address`, on a port in
+    `credential_ports` or the network's configured camera ports (docs/security.md)."""
+
     camera_id: str
     address: str
     snapshot_uri: str | None
     stream_uri: str | None
-    credentials: UriCredentials | None = None  # the camera's own; None: the network's
+    credentials: UriCredentials | None = None  # the camera's own
+    network_credentials: bool = False  # may the network's be offered (discovery read it here)
+    credential_ports: frozenset[int] = frozenset()  # ports the camera's device advertised
 
     def __repr__(self) -> str:
         return f"SnapshotRequest({self.camera_id})"

@@ -65,6 +65,29 @@ class DiscoveryConfig(_Strict):
     max_response_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)
 
 
+class AccessConfig(_Strict):
+    """Where a network's camera credentials may go: only to the camera they belong to (its own
+    address; see docs/security.md), on a port its device advertised or one listed here."""
+
+    camera_ports: tuple[int, ...] = Field(
+        (80, 443, 554, 8000, 8080, 8443, 8554),
+        description="Ports of a camera's own address that credentials may be sent to, besides "
+        "those its device advertised to discovery",
+    )
+    allow_basic_over_http: bool = Field(
+        False,
+        description="Answer a Basic challenge over plain HTTP or RTSP (the password travels in "
+        "clear); Digest is always used when offered",
+    )
+
+    @model_validator(mode="after")
+    def _ports_in_range(self) -> AccessConfig:
+        bad = [p for p in self.camera_ports if not 1 <= p <= 65535]
+        if bad:
+            raise ValueError(f"camera_ports must be 1-65535, not {bad[0]}")
+        return self
+
+
 class SnapshotConfig(_Strict):
     """How hard the gateway may pull on a camera for a picture."""
 

@@ -36,7 +36,7 @@ from .base import (
     SnapshotResult,
     Target,
 )
-from .config import DiscoveryConfig, SnapshotConfig
+from .config import AccessConfig, DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
 from .httpauth import Authenticator
 from .inventory import parse_host, read_csv_inventory, rtsp_target
@@ -58,6 +58,7 @@ class AdapterSpec:
     discovery: DiscoveryConfig
     credentials: UriCredentials | None
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
 
 class CameraNetworkAdapter:

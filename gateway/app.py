@@ -86,6 +86,7 @@ def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:
                 n.discovery,
                 n.credentials.resolve() if n.credentials else None,
                 settings.snapshots,
+                n.access,
             )
         )
         for n in settings.networks
@@ -125,7 +126,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings, client = app[SETTINGS], app[REDIS]
     prefix = settings.redis.prefix
-    app[REGISTRY] = Registry(client, prefix, app[VAULT], settings.audit.max_entries)
+    app[REGISTRY] = Registry(client, settings, app[VAULT])
     app[TOKENS] = TokenStore(client, prefix)
     app[AUDIT] = AuditLog(client, prefix, settings.audit.max_entries)
     app[CATALOG] = Catalog(app[REGISTRY], settings)

@@ -63,6 +63,12 @@ class Snapshot:
     version: int
     entries: tuple[Entry, ...]  # sorted by id
     by_id: dict[str, Entry] = field(default_factory=dict)
+    network_versions: dict[str, int] = field(default_factory=dict)
+
+    def version_of(self, networks: Iterable[str]) -> int:
+        """The version a caller granted `networks` sees: it moves only when one of them changes
+        (the registry-wide version would tell a viewer when other networks change)."""
+        return sum(self.network_versions.get(n, 0) for n in networks)
 
 
 @dataclass(slots=True)
@@ -128,14 +134,16 @@ class Catalog:
         return self.snapshot
 
     async def _load(self) -> Snapshot:
-        version, raws = await self.registry.load_all()
-        entries = await asyncio.to_thread(_entries, raws, self._redactions())
+        loaded = await self.registry.load_all()
+        entries = await asyncio.to_thread(_entries, loaded.records, self._redactions())
         self.builds += 1
         self._bodies.clear()
         _freeze_long_lived()
-        log.info("catalog rebuilt", extra={"version": version, "cameras": len(entries)})
+        log.info("catalog rebuilt", extra={"version": loaded.version, "cameras": len(entries)})
         self._parsed.clear()
-        return Snapshot(version, entries, {e.id: e for e in entries})
+        return Snapshot(
+            loaded.version, entries, {e.id: e for e in entries}, loaded.network_versions
+        )
 
     def _redactions(self) -> dict[str, tuple[str, ...]]:
         return {n.id: n.sharing.redact for n in self.settings.networks}
@@ -315,7 +323,7 @@ def _list_body(snap: Snapshot, who: Principal, settings: Settings, q: ListQuery)
     items = b",".join(e.full if who.full_records else e.shared for e in page)
     head = orjson.dumps(
         {
-            "version": snap.version,
+            "version": snap.version_of(visible),
             "total": len(matched),
             "next_cursor": encode_cursor(last) if more and last else None,
         }
@@ -347,7 +355,7 @@ def summarize(snap: Snapshot, settings: Settings, visible: tuple[str, ...]) -> S
         if c.network is None or c.network in visible
     ]
     return Summary(
-        version=snap.version,
+        version=snap.version_of(visible),
         total=len(seen),
         by_network_category_status=[
             SummaryCell(network=n, category=c, status=CameraStatus(s), count=k)

@@ -365,7 +365,7 @@ def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(client: Redis) -> int:
         prefix = settings.redis.prefix
-        registry = Registry(client, prefix, vault, settings.audit.max_entries)
+        registry = Registry(client, settings, vault)
         audit = AuditLog(client, prefix, settings.audit.max_entries)
         adapters = default_adapters(one)
         service = DiscoveryService(

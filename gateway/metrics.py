@@ -90,11 +90,14 @@ class _CatalogCollector(Collector):
         for (network, status), n in sorted(self.catalog.status_counts().items()):
             cams.add_metric([network, status], n)
         yield cams
-        yield GaugeMetricFamily(
+        versions = GaugeMetricFamily(
             "camgw_registry_version",
-            "Registry version the catalog serves",
-            value=self.catalog.snapshot.version,
+            "Registry version the catalog serves, per network (each moves with its own changes)",
+            labels=["network"],
         )
+        for network, version in sorted(self.catalog.snapshot.network_versions.items()):
+            versions.add_metric([network], version)
+        yield versions
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds
         )

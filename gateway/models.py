@@ -239,7 +239,10 @@ class AuditQueryParams(Model):
 class CameraPage(Model):
     """One page of the camera list (the body is assembled from cached record bytes)."""
 
-    version: int = Field(description="Registry version this page was built from")
+    version: int = Field(
+        description="Version of the caller's networks this page was built from: it changes "
+        "only when a camera of a network the caller is granted changes"
+    )
     total: int = Field(description="Cameras matching the filters")
     next_cursor: str | None = None
     items: list[Camera]
@@ -281,7 +284,7 @@ class InventoryRow(Model):
 
 
 class Summary(Model):
-    version: int
+    version: int = Field(description="Version of the caller's networks (as in the camera list)")
     total: int
     by_network_category_status: list[SummaryCell]
     by_department: dict[str, int]

@@ -9,10 +9,13 @@ Layout (prefix `camgw`):
     camgw:ident                     hash "{network}|ref|{endpoint ref}" and
                                     "{network}|hw|{serial}|{mac}" -> id (discovery identity)
     camgw:version                   bumped by every change; list bodies are cached per version
+    camgw:netversion                hash network -> its own version (bumped with its changes)
     camgw:events                    pub/sub: "version N" after each change, "tokens" on revocation
 
 Every write is one Lua script, so a crash (even SIGKILL between commands) never leaves an index
-pointing at nothing and a registry version never describes half a change.
+pointing at nothing and a registry version never describes half a change. Every record written,
+by any path (API, import, discovery, health, snapshots), first passes `check_camera` against the
+configuration, and the script refuses to move a record to another network.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from redis.exceptions import ResponseError
 from adapters.uris import UriCredentials
 
 from .audit import AuditEvent
-from .errors import Conflict, NotFound, redis_errors
+from .errors import Conflict, FieldError, Invalid, NotFound, redis_errors
 from .models import Camera
+from .records import check_camera, input_field
+from .settings import Settings
 from .vault import CredentialVault
 
 _MGET_CHUNK = 1000
@@ -76,15 +81,34 @@ class Keys:
         return f"{self.prefix}:version"
 
     @property
+    def netversion(self) -> str:
+        return f"{self.prefix}:netversion"
+
+    @property
     def events(self) -> str:
         return f"{self.prefix}:events"
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Everything the catalog serves, as of one registry version."""
+
+    version: int
+    network_versions: dict[str, int]
+    records: list[bytes]
+
+
 class Registry:
-    def __init__(self, redis: Redis, prefix: str, vault: CredentialVault, audit_max: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        vault: CredentialVault,
+    ) -> None:
         self.redis = redis
-        self.audit_max = audit_max
-        self.keys = Keys(prefix)
+        self.settings = settings
+        self.audit_max = settings.audit.max_entries
+        self.keys = Keys(settings.redis.prefix)
         self._vault = vault
         self._upsert = redis.register_script(_lua("upsert.lua"))
         self._delete = redis.register_script(_lua("delete.lua"))
@@ -128,23 +152,32 @@ class Registry:
         by_address = _text(replies[-1]) if replies[-1] else None
         return by_identity[0] if by_identity else by_address
 
-    async def load_all(self) -> tuple[int, list[bytes]]:
-        """The version first, then every record: the records are at least that new."""
+    async def load_all(self) -> Loaded:
+        """The versions first, then every record: the records are at least that new."""
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.get(self.keys.version)
+                pipe.hgetall(self.keys.netversion)
                 pipe.smembers(self.keys.all)
-                version, ids = await pipe.execute()
+                version, per_network, ids = await pipe.execute()
             ordered = sorted(_text(i) for i in ids)
             raws: list[bytes] = []
             for start in range(0, len(ordered), _MGET_CHUNK):
                 chunk = [self.keys.cam(i) for i in ordered[start : start + _MGET_CHUNK]]
                 raws.extend(_bytes(r) for r in await self.redis.mget(chunk) if r is not None)
-        return int(version or 0), raws
+        networks = {_text(k): int(v) for k, v in per_network.items()}
+        return Loaded(int(version or 0), networks, raws)
+
+    def check(self, camera: Camera) -> None:
+        """The rules every stored record obeys (known network and category, addresses and URIs
+        on the camera's own address); raises Invalid naming the input field."""
+        if errors := check_camera(self.settings, camera):
+            raise Invalid([FieldError(input_field(e.field), e.message) for e in errors])
 
     async def create(
         self, camera: Camera, creds: UriCredentials | None = None, audit: AuditEvent | None = None
     ) -> int:
+        self.check(camera)
         change = CredentialChange.set if creds else CredentialChange.keep
         args = self._upsert_args(camera, "create", None, change, creds, audit)
         return await self._run(self._upsert, camera, args)
@@ -152,20 +185,30 @@ class Registry:
     async def create_many(
         self, items: list[tuple[Camera, UriCredentials | None, AuditEvent | None]]
     ) -> list[int | Exception]:
-        """Pipelined creates: each camera is its own atomic script; results in order."""
+        """Pipelined creates: each camera is its own atomic script; results in order (an
+        Invalid for a record that breaks the config's rules, never sent)."""
         results: list[int | Exception] = []
         for start in range(0, len(items), _PIPELINE_CHUNK):
             chunk = items[start : start + _PIPELINE_CHUNK]
+            outcome: dict[int, int | Exception] = {}
+            sent: list[int] = []
             with redis_errors():
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for cam, creds, audit in chunk:
+                    for i, (cam, creds, audit) in enumerate(chunk):
+                        try:
+                            self.check(cam)
+                        except Invalid as exc:
+                            outcome[i] = exc
+                            continue
                         change = CredentialChange.set if creds else CredentialChange.keep
                         args = self._upsert_args(cam, "create", None, change, creds, audit)
                         await self._upsert(keys=self._keys(cam.id), args=args, client=pipe)
-                    replies = await pipe.execute(raise_on_error=False)
-            for (cam, _, _), reply in zip(chunk, replies, strict=True):
+                        sent.append(i)
+                    replies = await pipe.execute(raise_on_error=False) if sent else []
+            for i, reply in zip(sent, replies, strict=True):
                 ok = not isinstance(reply, Exception)
-                results.append(int(reply) if ok else _translate(reply, cam))
+                outcome[i] = int(reply) if ok else _translate(reply, chunk[i][0])
+            results.extend(outcome[i] for i in range(len(chunk)))
         return results
 
     async def replace(
@@ -176,6 +219,7 @@ class Registry:
         creds: UriCredentials | None = None,
         audit: AuditEvent | None = None,
     ) -> int:
+        self.check(camera)
         args = self._upsert_args(camera, "update", expected_rev, change, creds, audit)
         return await self._run(self._upsert, camera, args)
 
@@ -260,6 +304,8 @@ def _translate(exc: Exception, camera: Camera) -> Exception:
     if message.startswith("IDENTITY"):
         holder = message.split(" ", 1)[1]
         return Conflict(f"camera {holder} already has this identity", field="id")
+    if message.startswith("NETWORK"):
+        return Conflict(f"camera {camera.id} is on another network", field="network")
     if message.startswith("CONFLICT"):
         return Conflict(f"camera {camera.id} changed meanwhile; retry", field="rev")
     if message.startswith("NOTFOUND"):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.config import CredentialRef, DiscoveryConfig, SnapshotConfig
+from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
 
@@ -83,6 +83,7 @@ class NetworkConfig(Strict):
     cidrs: tuple[IPNetwork, ...] = Field(min_length=1, description="Camera address ranges")
     sharing: SharingPolicy = SharingPolicy()
     discovery: DiscoveryConfig = DiscoveryConfig()
+    access: AccessConfig = AccessConfig()
     credentials: CredentialRef | None = Field(None, description="Camera credentials reference")
 
     def contains(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -27,6 +27,7 @@ end
 redis.call('SREM', KEYS[2], id)
 redis.call('DEL', KEYS[1], KEYS[5])
 local version = redis.call('INCR', KEYS[4])
+redis.call('HINCRBY', prefix .. ':netversion', o.network, 1)
 if #ARGV > 3 then
   redis.call('XADD', prefix .. ':audit', 'MAXLEN', '~', ARGV[3], '*', 'version', version, unpack(ARGV, 4))
 end

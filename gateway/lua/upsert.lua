@@ -5,8 +5,10 @@
 --       6 network, 7 status, 8 category, 9 department, 10 address,
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
 --       13 audit stream max length, 14.. audit entry field/value pairs (none: no entry)
--- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, ADDRESS <holder>,
--- IDENTITY <holder>.
+-- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
+-- network never changes), ADDRESS <holder>, IDENTITY <holder>.
+-- Besides the registry version, each network has its own (hash <prefix>:netversion), so that what
+-- a caller granted some networks sees changes only when those networks change.
 local prefix, id, mode = ARGV[1], ARGV[2], ARGV[4]
 local old = redis.call('GET', KEYS[1])
 if old and mode == 'create' then return redis.error_reply('EXISTS') end
@@ -41,6 +43,7 @@ end
 if old then
   local o = cjson.decode(old)
   if ARGV[5] ~= '' and tostring(o.rev) ~= ARGV[5] then return redis.error_reply('CONFLICT') end
+  if o.network ~= ARGV[6] then return redis.error_reply('NETWORK') end
   redis.call('SREM', idx('network', o.network), id)
   redis.call('SREM', idx('status', o.status), id)
   redis.call('SREM', idx('category', o.category), id)
@@ -64,6 +67,7 @@ if ARGV[11] == 'set' then redis.call('SET', KEYS[5], ARGV[12]) end
 if ARGV[11] == 'clear' then redis.call('DEL', KEYS[5]) end
 
 local version = redis.call('INCR', KEYS[4])
+redis.call('HINCRBY', prefix .. ':netversion', ARGV[6], 1)
 if #ARGV > 13 then
   redis.call('XADD', prefix .. ':audit', 'MAXLEN', '~', ARGV[13], '*', 'version', version, unpack(ARGV, 14))
 end
