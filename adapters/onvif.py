@@ -9,6 +9,12 @@ that forbid DTDs, entities and external references (a camera's answer is hostile
 Per camera the calls run in four rounds of round trips instead of nine sequential ones:
 clock, capabilities, then device information + interfaces + services + profiles together,
 then every stream URI and the snapshot URI together.
+
+Whatever one camera answers, reading it either yields a `Discovered` or raises an
+`AdapterError` naming the call ("GetProfiles: unusable answer (XMLSyntaxError: ...)"): no
+exception of any other type leaves `enrich`, so one hostile camera is its own failure, never its
+network's. Values that are merely impossible (a Month of 13, text where a structure belongs)
+degrade to "unknown" with a note; only unusable required answers fail the camera.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 import zeep.exceptions
@@ -37,6 +47,7 @@ from zeep.proxy import AsyncServiceProxy
 from zeep.settings import Settings
 
 from .base import (
+    AdapterError,
     CameraAuthError,
     CameraProtocolError,
     CameraUnreachable,
@@ -64,25 +75,80 @@ _SKEW_IGNORED_S = 2.0
 
 T = TypeVar("T")
 
-# Expected failures per kind, translated at this boundary (HA's onvif integration names them
-# per operation; here one table serves every call).
+# Failures that say the camera did not answer; every other exception while reading a camera is
+# an unusable answer (HA's onvif integration names them per operation; here one rule serves
+# every call).
 _UNREACHABLE = (aiohttp.ClientConnectionError, TimeoutError, ConnectionError, OSError)
-_PROTOCOL = (
-    zeep.exceptions.XMLSyntaxError,
-    zeep.exceptions.XMLParseError,
-    zeep.exceptions.DTDForbidden,
-    zeep.exceptions.EntitiesForbidden,
-    zeep.exceptions.ValidationError,
-    zeep.exceptions.TransportError,
-    zeep.exceptions.LookupError,
-    etree.LxmlError,
-    aiohttp.ClientResponseError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    KeyError,
-    IndexError,
-)
+_MAX_DETAIL = 160  # characters of an exception's message kept in a reason or a note
+_DOCTYPE_SCAN = 4096  # a DOCTYPE must come before the root element: look no further
+
+
+class CallFailed(CameraProtocolError):
+    """One ONVIF call answered unusably; `detail` says how, `cause` the underlying error."""
+
+    def __init__(self, call: str, detail: str, cause: str | None = None) -> None:
+        super().__init__(f"{call}: {detail}")
+        self.call = call
+        self.detail = detail
+        self.cause = cause or detail
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`Type: first line of the message`, short and printable: fit for a reason or a log line.
+    (Messages of lxml and zeep never carry the document; zeep's TransportError does, after its
+    first line.)"""
+    name = type(exc).__name__
+    message = str(exc)
+    if isinstance(exc, etree.LxmlError):  # libxml2 ends some messages with a newline
+        message = message.replace("\n,", ",")
+    first = message.split("\n", 1)[0]
+    first = re.sub(r" \(<string>, line \d+\)$", "", first)  # lxml's source suffix
+    text = " ".join("".join(c for c in first if c.isprintable()).split())
+    if not text or text.startswith(name):  # e.g. DTDForbidden(name=...)
+        return name
+    if len(text) > _MAX_DETAIL:
+        text = text[: _MAX_DETAIL - 3] + "..."
+    return f"{name}: {text}"
+
+
+def redact(text: str, creds: UriCredentials | None) -> str:
+    """`text` without the password, plain or percent-encoded (a camera may echo it back)."""
+    if creds is None or len(creds.password) < 4:
+        return text
+    for secret in {creds.password, quote(creds.password, safe="")}:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _dtd_forbidden() -> zeep.exceptions.DTDForbidden:
+    return zeep.exceptions.DTDForbidden("DOCTYPE", None, None)  # type: ignore[no-untyped-call]
+
+
+def check_answer_xml(content: bytes) -> None:
+    """Refuse an answer that is not well-formed XML within libxml2's limits, in the encoding it
+    declares, without a DTD.
+
+    zeep parses in recover mode (it ties recovery to `strict=False`, which cameras need for
+    their schema slips): it silently cuts a document nested deeper than 256 elements and turns
+    invalid bytes into U+FFFD, so a hostile or garbled answer would pass as a partial one.
+    Raises lxml's XMLSyntaxError or zeep's DTDForbidden."""
+    body = content.lstrip()  # some cameras send a newline before the XML declaration
+    if not body:
+        return  # zeep reports an empty answer itself
+    if b"<!DOCTYPE" in body[:_DOCTYPE_SCAN]:
+        raise _dtd_forbidden()
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        collect_ids=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    root = etree.fromstring(body, parser)
+    if root.getroottree().docinfo.doctype:
+        raise _dtd_forbidden()
 
 
 class _CappedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[misc]
@@ -107,6 +173,8 @@ class _CappedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[misc
             content = await read_capped(response, self.max_bytes)
         finally:
             response.release()
+        if not response.headers.get("Content-Type", "").lower().startswith("multipart/"):
+            check_answer_xml(content)
         return response, content
 
 
@@ -195,33 +263,59 @@ class OnvifClient:
 
     async def enrich(self, network: str, target: Target, creds: UriCredentials) -> Discovered:
         """Read one camera. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
-        naming the step that failed."""
+        naming the call that failed, and no other exception: anything else an answer provokes,
+        while it is fetched or parsed, is that call's unusable answer."""
+        stage = _Stage()
+        try:
+            return await self._enrich(network, target, creds, stage)
+        except AdapterError:
+            raise
+        except Exception as exc:
+            what = describe_exception(exc)
+            raise CallFailed(stage.call, f"unusable answer ({what})", what) from exc
+
+    async def _enrich(
+        self, network: str, target: Target, creds: UriCredentials, stage: _Stage
+    ) -> Discovered:
         address = target.address
         device_url = _device_url(target)
         notes: list[str] = []
 
+        stage.call = "GetSystemDateAndTime"
         anon = await self._service("devicemgmt", device_url, None, None)
         clock = await _step("GetSystemDateAndTime", anon.GetSystemDateAndTime())
-        offset = _clock_offset(clock)
+        offset, clock_note = clock_offset(clock, dt.datetime.now(dt.UTC))
+        if clock_note is not None:
+            notes.append(clock_note)
         dt_diff = dt.timedelta(seconds=offset) if abs(offset) > _SKEW_IGNORED_S else None
         if dt_diff is not None:
             notes.append(f"clock skew {offset:+.0f} s compensated")
 
+        stage.call = "GetCapabilities"
         device = await self._service("devicemgmt", device_url, creds, dt_diff)
         caps = await _step("GetCapabilities", device.GetCapabilities(Category="All"))
-        media_url = _same_host(_xaddr(caps, "Media") or device_url, address, notes, "media")
+        media_url = _media_url(caps, device_url, address, notes)
+        ptz, events = _xaddr(caps, "PTZ") is not None, _xaddr(caps, "Events") is not None
         media = await self._service("media", media_url, creds, dt_diff)
 
-        info, ifaces, services, profiles = await asyncio.gather(
-            _step("GetDeviceInformation", device.GetDeviceInformation()),
+        stage.call = "GetProfiles"
+        info, ifaces, services, answer = await _together(
+            _optional("GetDeviceInformation", device.GetDeviceInformation(), notes),
             _optional("GetNetworkInterfaces", device.GetNetworkInterfaces()),
             _optional("GetServices", device.GetServices(IncludeCapability=False)),
             _step("GetProfiles", media.GetProfiles()),
         )
+        profiles = _profiles(answer, notes)
         if not profiles:
-            raise CameraProtocolError("GetProfiles: the camera reports no media profile")
-        tokens = [str(p.token) for p in profiles]
-        uris = await asyncio.gather(
+            raise CallFailed("GetProfiles", "the camera reports no media profile")
+        tokens = [token for token, _ in profiles]
+        parsed = [_profile(token, p) for token, p in profiles]
+        audio = any(_attr(p, "AudioEncoderConfiguration") is not None for _, p in profiles)
+        stage.call = "GetDeviceInformation"
+        about = _salvage("GetDeviceInformation", lambda: _device_info(info), _NO_INFO, notes)
+
+        stage.call = "GetStreamUri"
+        uris = await _together(
             *(
                 _optional(
                     "GetStreamUri", media.GetStreamUri(StreamSetup=_STREAM_SETUP, ProfileToken=t)
@@ -234,14 +328,21 @@ class OnvifClient:
 
         found_creds: UriCredentials | None = None
         out_profiles = []
-        for p, uri in zip(profiles, stream_uris, strict=True):
-            clean, in_uri = _clean_uri(_attr(uri, "Uri"), address, notes, "stream")
+        for profile, uri in zip(parsed, stream_uris, strict=True):
+            clean, in_uri = _clean_uri(_scalar(uri, "Uri"), address, notes, "stream")
             found_creds = found_creds or in_uri
-            out_profiles.append(_profile(p, clean))
-        snapshot_uri, in_snap = _clean_uri(_attr(snapshot, "Uri"), address, notes, "snapshot")
+            out_profiles.append(replace(profile, stream_uri=clean))
+        stage.call = "GetSnapshotUri"
+        snapshot_uri, in_snap = _clean_uri(_scalar(snapshot, "Uri"), address, notes, "snapshot")
         found_creds = found_creds or in_snap
         if snapshot_uri is None:
             notes.append("no snapshot URI: snapshots use the RTSP stream")
+        stage.call = "GetNetworkInterfaces"
+        mac = _salvage("GetNetworkInterfaces", lambda: _mac(ifaces), None, notes)
+        stage.call = "GetServices"
+        service_map = _salvage(
+            "GetServices", lambda: _services(services, address, notes), dict[str, str](), notes
+        )
         scopes = _scopes(target.scopes)
         return Discovered(
             network=network,
@@ -252,29 +353,43 @@ class OnvifClient:
             name=scopes.get("name") or target.name,
             location=scopes.get("location"),
             hardware=scopes.get("hardware"),
-            vendor=_text(info, "Manufacturer"),
-            model=_text(info, "Model"),
-            firmware=_text(info, "FirmwareVersion"),
-            serial=_text(info, "SerialNumber"),
-            hardware_id=_text(info, "HardwareId"),
-            mac=_mac(ifaces),
-            services=_services(services, address, notes),
+            vendor=about["Manufacturer"],
+            model=about["Model"],
+            firmware=about["FirmwareVersion"],
+            serial=about["SerialNumber"],
+            hardware_id=about["HardwareId"],
+            mac=mac,
+            services=service_map,
             clock_offset_s=round(offset, 3),
             profiles=tuple(out_profiles),
             snapshot_uri=snapshot_uri,
-            ptz=_xaddr(caps, "PTZ") is not None,
-            events=_xaddr(caps, "Events") is not None,
-            audio=any(_attr(p, "AudioEncoderConfiguration") is not None for p in profiles),
-            notes=tuple(notes),
+            ptz=ptz,
+            events=events,
+            audio=audio,
+            notes=tuple(redact(n, creds) for n in notes),
             uri_credentials=found_creds if found_creds != creds else None,
         )
 
     async def check(self, target: Target) -> float:
-        """A cheap liveness probe: unauthenticated GetSystemDateAndTime; returns latency ms."""
-        anon = await self._service("devicemgmt", _device_url(target), None, None)
-        started = time.perf_counter()
-        await _step("GetSystemDateAndTime", anon.GetSystemDateAndTime())
+        """A cheap liveness probe: unauthenticated GetSystemDateAndTime; returns latency ms.
+        Raises an AdapterError and nothing else."""
+        try:
+            anon = await self._service("devicemgmt", _device_url(target), None, None)
+            started = time.perf_counter()
+            await _step("GetSystemDateAndTime", anon.GetSystemDateAndTime())
+        except AdapterError:
+            raise
+        except Exception as exc:
+            what = describe_exception(exc)
+            raise CallFailed("GetSystemDateAndTime", f"unusable answer ({what})", what) from exc
         return (time.perf_counter() - started) * 1000
+
+
+@dataclass(slots=True)
+class _Stage:
+    """The call whose answer `enrich` is working on: an unexpected error is attributed to it."""
+
+    call: str = "GetSystemDateAndTime"
 
 
 def _wsdl(name: str) -> str:
@@ -290,29 +405,56 @@ def _device_url(target: Target) -> str:
 
 
 async def _step(name: str, call: Awaitable[T]) -> T:
-    """Run one ONVIF call, translating library errors into the adapter's error tree."""
+    """Run one ONVIF call, translating every error into the adapter's error tree: a fault or
+    an answer that cannot be used (any exception while it is fetched or parsed) is a CallFailed
+    naming the call; no answer is CameraUnreachable; a refusal is CameraAuthError."""
     try:
         return await call
     except zeep.exceptions.Fault as exc:
         if _is_auth_fault(exc):
             raise CameraAuthError(f"{name}: credentials refused") from exc
-        raise CameraProtocolError(f"{name}: SOAP fault {_fault_code(exc)}") from exc
-    except CameraProtocolError as exc:
-        raise CameraProtocolError(f"{name}: {exc}") from exc
+        raise CallFailed(name, f"SOAP fault {_fault_code(exc)}") from exc
+    except CameraProtocolError as exc:  # our transport: redirect, size cap
+        raise CallFailed(name, str(exc)) from exc
     except _UNREACHABLE as exc:
         raise CameraUnreachable(f"{name}: {type(exc).__name__}") from exc
-    except _PROTOCOL as exc:
-        raise CameraProtocolError(f"{name}: unusable answer ({type(exc).__name__})") from exc
+    except Exception as exc:  # whatever the answer provoked: lxml, zeep, ValueError, ...
+        what = describe_exception(exc)
+        raise CallFailed(name, f"unusable answer ({what})", what) from exc
 
 
-async def _optional(name: str, call: Awaitable[T]) -> T | None:
-    """Optional capabilities: an unsupported call never aborts enrichment; auth and
-    reachability failures still do (they say something about the whole camera)."""
+async def _optional(name: str, call: Awaitable[T], notes: list[str] | None = None) -> T | None:
+    """Optional capabilities: an unsupported or unusable call never aborts enrichment (with a
+    note when `notes` is given); auth and reachability failures still do (they say something
+    about the whole camera)."""
     try:
         return await _step(name, call)
     except CameraProtocolError as exc:
         log.debug("optional call failed", extra={"call": name, "error": str(exc)})
+        if notes is not None:
+            cause = exc.cause if isinstance(exc, CallFailed) else str(exc)
+            notes.append(f"{name} unusable: {cause}")
         return None
+
+
+async def _together(*calls: Awaitable[Any]) -> list[Any]:
+    """The calls' results, run concurrently; the first failure cancels the calls still
+    running (the camera has failed: their answers are moot and must not outlive it)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()  # no-op for the finished ones
+
+
+def _salvage(call: str, parse: Callable[[], T], default: T, notes: list[str]) -> T:
+    """Parse an optional answer; if that fails in any way the value is unknown, noted."""
+    try:
+        return parse()
+    except Exception as exc:
+        notes.append(f"{call} unusable: {describe_exception(exc)}")
+        return default
 
 
 def _is_auth_fault(exc: zeep.exceptions.Fault) -> bool:
@@ -326,98 +468,267 @@ def _fault_code(exc: zeep.exceptions.Fault) -> str:
     return "/".join([str(exc.code or "?"), *names])[:120]
 
 
-def _clock_offset(clock: Any) -> float:
-    utc = _attr(clock, "UTCDateTime")
-    if utc is None:
-        return 0.0
-    d, t = utc.Date, utc.Time
-    cam = dt.datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=dt.UTC)
-    return (cam - dt.datetime.now(dt.UTC)).total_seconds()
+# -- the camera's clock -----------------------------------------------------------------
+
+_POSIX_NAME = r"[A-Za-z]{3,}|<[A-Za-z0-9+-]+>"
+_POSIX_OFFSET = r"[+-]?\d{1,2}(?::\d{1,2}){0,2}"
+_POSIX_TZ = re.compile(
+    rf"(?P<std>{_POSIX_NAME})(?P<std_offset>{_POSIX_OFFSET})"
+    rf"(?:(?P<dst>{_POSIX_NAME})(?P<dst_offset>{_POSIX_OFFSET})?)?(?:,\S*)?"
+)
+_MAX_TZ = 64
+
+
+def posix_tz_offset(tz: str, dst: bool = False) -> dt.timedelta | None:
+    """Local time minus UTC for a POSIX TZ string (ONVIF's TimeZone/TZ), or None when `tz` is
+    not one. POSIX counts west of Greenwich: "CST-8" is UTC+08:00, "GMT+05:30" UTC-05:30.
+    `dst`: the camera says daylight saving time is on (its DaylightSavings), which selects the
+    DST offset (one hour east of the standard one unless given); transition rules are ignored."""
+    text = tz.strip()
+    match = _POSIX_TZ.fullmatch(text) if len(text) <= _MAX_TZ else None
+    if match is None:
+        return None
+    west = _posix_seconds(match["std_offset"])
+    if west is not None and dst and match["dst"]:
+        west = _posix_seconds(match["dst_offset"]) if match["dst_offset"] else west - 3600
+    return None if west is None else dt.timedelta(seconds=-west)
+
+
+def _posix_seconds(text: str) -> int | None:
+    sign = -1 if text.startswith("-") else 1
+    hours, minutes, seconds = ([int(x) for x in text.lstrip("+-").split(":")] + [0, 0])[:3]
+    if hours > 24 or minutes > 59 or seconds > 59:
+        return None
+    return sign * (hours * 3600 + minutes * 60 + seconds)
+
+
+def _utc_label(offset: dt.timedelta) -> str:
+    total = int(offset.total_seconds())
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    return f"UTC{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+
+
+def clock_offset(answer: Any, now: dt.datetime) -> tuple[float, str | None]:
+    """The camera's clock minus `now` in seconds, from a GetSystemDateAndTime answer, and a
+    note when it is not a plain UTC reading.
+
+    UTCDateTime first; without it, LocalDateTime in the answer's POSIX TimeZone, or taken as
+    UTC when there is no zone we understand. An impossible or incomplete date (Month 13, no
+    Date, text where the Date structure belongs) loses the clock and nothing else: offset 0,
+    no skew compensation, and a note saying why."""
+    try:
+        utc = _attr(answer, "UTCDateTime")
+        if utc is not None:
+            return (_datetime(utc, "UTCDateTime") - now).total_seconds(), None
+        local = _attr(answer, "LocalDateTime")
+        if local is None:
+            raise ValueError("neither UTCDateTime nor LocalDateTime")
+        wall = _datetime(local, "LocalDateTime")
+        tz = _scalar(_attr(answer, "TimeZone"), "TZ")
+        zone = posix_tz_offset(tz, _attr(answer, "DaylightSavings") is True) if tz else None
+        if zone is None:
+            why = f"time zone {tz[:_MAX_TZ]!r} not understood" if tz else "no time zone"
+            note = f"camera clock: no UTCDateTime, LocalDateTime taken as UTC ({why})"
+            return (wall - now).total_seconds(), note
+        note = f"camera clock: no UTCDateTime, LocalDateTime read in {tz} ({_utc_label(zone)})"
+        return (wall - zone - now).total_seconds(), note
+    except Exception as exc:
+        return 0.0, f"camera clock unusable ({describe_exception(exc)})"
+
+
+_DATE_FIELDS = (("Date", "Year"), ("Date", "Month"), ("Date", "Day"))
+_TIME_FIELDS = (("Time", "Hour"), ("Time", "Minute"), ("Time", "Second"))
+
+
+def _datetime(value: Any, what: str) -> dt.datetime:
+    """An ONVIF DateTime (Date: Year, Month, Day; Time: Hour, Minute, Second) as a datetime
+    labelled UTC. Raises ValueError or TypeError for anything missing or impossible."""
+    parts: list[int] = []
+    for part, field in (*_DATE_FIELDS, *_TIME_FIELDS):
+        section = _attr(value, part)
+        if section is None:
+            raise ValueError(f"{what} has no {part}")
+        number = _attr(section, field)
+        if number is None:
+            raise ValueError(f"{what} has no {part}/{field}")
+        if isinstance(number, bool) or not isinstance(number, int | str):
+            raise TypeError(f"{what} {part}/{field} is not a number")
+        parts.append(int(number))
+    year, month, day, hour, minute, second = parts
+    second = min(second, 59)  # a leap second
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+
+
+# -- reading values out of answers: any value may be missing or of the wrong kind ----------
 
 
 def _attr(obj: Any, name: str) -> Any:
-    return getattr(obj, name, None) if obj is not None else None
+    """obj.name, or None when it is missing or obj is not a structure at all (a string where
+    a structure belongs)."""
+    if obj is None or isinstance(obj, str | bytes | int | float | Decimal):
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _scalar(obj: Any, name: str) -> str | None:
+    """obj.name as stripped text, or None when missing, empty or a structure."""
+    value = _attr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        return None
+    return str(value).strip() or None
 
 
 def _text(obj: Any, name: str) -> str | None:
-    value = _attr(obj, name)
-    text = str(value).strip()[:100] if value is not None else ""
-    return text or None
+    text = _scalar(obj, name)
+    return text[:100] if text else None
+
+
+def _items(value: Any) -> list[Any]:
+    """A repeated element as a list: zeep gives lists; anything else is one item or none."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
 
 
 def _xaddr(caps: Any, name: str) -> str | None:
-    section = _attr(caps, name)
-    xaddr = _attr(section, "XAddr")
-    return str(xaddr) if xaddr else None
+    return _scalar(_attr(caps, name), "XAddr")
+
+
+def _media_url(caps: Any, device_url: str, address: str, notes: list[str]) -> str:
+    """The media service on the address that answered; the device service's URL when the
+    camera advertises none we can use."""
+    xaddr = _xaddr(caps, "Media")
+    if xaddr is None:
+        return device_url
+    try:
+        if urlsplit(xaddr).scheme.lower() not in {"http", "https"}:
+            raise ValueError("not an http(s) URL")
+        return _same_host(xaddr, address, notes, "media")
+    except ValueError as exc:
+        notes.append(f"GetCapabilities: media XAddr unusable ({describe_exception(exc)})")
+        return device_url
 
 
 def _same_host(url: str, address: str, notes: list[str], what: str) -> str:
     """Cameras behind NAT or with a bad config advertise hosts we must not contact (0.0.0.0,
-    another subnet). We only ever talk to the address that answered."""
+    another subnet). We only ever talk to the address that answered. Raises ValueError for a
+    URL that does not parse."""
     parts = urlsplit(url)
+    port = parts.port  # raises ValueError for a port that is not one
     if parts.hostname == address:
         return url
     host = f"[{address}]" if ":" in address else address
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{host}:{port}" if port else host
     notes.append(f"{what} host {parts.hostname or '?'} replaced by {address}")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _clean_uri(
-    uri: Any, address: str, notes: list[str], what: str
+    uri: str | None, address: str, notes: list[str], what: str
 ) -> tuple[str | None, UriCredentials | None]:
     if not uri:
         return None, None
-    clean, creds = split_credentials(str(uri).strip())
+    try:
+        clean, creds = split_credentials(uri)
+        scheme = urlsplit(clean).scheme
+        if scheme not in {"rtsp", "rtsps", "http", "https"}:
+            if creds is not None:
+                notes.append(f"credentials removed from the {what} URI")
+            notes.append(f"{what} URI with scheme {scheme[:20]!r} ignored")
+            return None, creds
+        same = _same_host(clean, address, notes, what)
+    except Exception as exc:
+        notes.append(f"{what} URI unusable ({describe_exception(exc)})")
+        return None, None
     if creds is not None:
         notes.append(f"credentials removed from the {what} URI")
-    scheme = urlsplit(clean).scheme
-    if scheme not in {"rtsp", "rtsps", "http", "https"}:
-        notes.append(f"{what} URI with scheme {scheme!r} ignored")
-        return None, creds
-    return _same_host(clean, address, notes, what), creds
+    return same, creds
 
 
-def _profile(p: Any, stream_uri: str | None) -> Profile:
+def _profiles(answer: Any, notes: list[str]) -> list[tuple[str, Any]]:
+    """(token, profile) for every profile that has a token (nothing can be asked about one
+    without)."""
+    out: list[tuple[str, Any]] = []
+    for p in _items(answer):
+        token = _scalar(p, "token")
+        if token is None or len(token) > 64:
+            notes.append("GetProfiles: a profile without a usable token ignored")
+            continue
+        out.append((token, p))
+    return out
+
+
+def _profile(token: str, p: Any) -> Profile:
     venc = _attr(p, "VideoEncoderConfiguration")
     res = _attr(venc, "Resolution")
     rate = _attr(venc, "RateControl")
-    fps = _attr(rate, "FrameRateLimit")
     return Profile(
-        token=str(p.token)[:64],
-        name=(_text(p, "Name") or "")[:100],
+        token=token,
+        name=_text(p, "Name") or "",
         codec=_text(venc, "Encoding"),
         width=_int(_attr(res, "Width")),
         height=_int(_attr(res, "Height")),
-        fps=float(fps) if fps is not None else None,
-        stream_uri=stream_uri,
+        fps=_fps(_attr(rate, "FrameRateLimit")),
     )
 
 
+_INFO_FIELDS = ("Manufacturer", "Model", "FirmwareVersion", "SerialNumber", "HardwareId")
+_NO_INFO: dict[str, str | None] = dict.fromkeys(_INFO_FIELDS)
+
+
+def _device_info(info: Any) -> dict[str, str | None]:
+    """What GetDeviceInformation says (all None without a usable answer)."""
+    return {name: _text(info, name) for name in _INFO_FIELDS}
+
+
 def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return n if 0 < n <= 16384 else None
 
 
+def _fps(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        fps = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return fps if math.isfinite(fps) and 0 < fps <= 1000 else None
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
 def _mac(ifaces: Any) -> str | None:
-    for iface in ifaces or []:
-        hw = _attr(_attr(iface, "Info"), "HwAddress")
+    for iface in _items(ifaces):
+        hw = _scalar(_attr(iface, "Info"), "HwAddress")
         if hw:
-            mac = str(hw).strip().lower().replace("-", ":")
-            if len(mac) == 17:
+            mac = hw.lower().replace("-", ":")
+            if _MAC.fullmatch(mac):
                 return mac
     return None
 
 
 def _services(services: Any, address: str, notes: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for svc in services or []:
-        ns, xaddr = _attr(svc, "Namespace"), _attr(svc, "XAddr")
+    for svc in _items(services):
+        ns, xaddr = _scalar(svc, "Namespace"), _scalar(svc, "XAddr")
         if ns and xaddr:
-            out[str(ns)[:100]] = _same_host(str(xaddr), address, [], "service")
+            try:
+                out[ns[:100]] = _same_host(xaddr, address, [], "service")
+            except ValueError:
+                continue  # one unusable service address; the others stand
     if len(out) > 32:
         notes.append("more than 32 services; extra ones dropped")
         out = dict(list(out.items())[:32])

@@ -2,7 +2,9 @@
 
 Answers are built from string templates (cheap: the benchmarks push thousands of cameras through
 the simulator) and are valid against the ONVIF schemas bundled with onvif-zeep-async
-(`onvif/wsdl/devicemgmt.wsdl`, `media.wsdl`, `onvif.xsd`); the test suite validates them.
+(`onvif/wsdl/devicemgmt.wsdl`, `media.wsdl`, `onvif.xsd`); the test suite validates them. Quirks
+make some of them impossible on purpose (a Month of 13, no Date, text where a structure belongs,
+bytes that are not UTF-8, 100,000-deep nesting), as real cameras do.
 
 Requests are parsed with lxml with entity resolution, network access and DTDs refused, and a size
 cap, as a camera's embedded web server should (but rarely does).
@@ -25,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from .devices import ONVIF_PORT, HostileXml, SimDevice
+from .devices import ONVIF_PORT, ClockQuirk, HostileXml, SimDevice
 
 NS_ENV: Final = "http://www.w3.org/2003/05/soap-envelope"
 NS_ENV_11: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -49,6 +51,7 @@ DEVICE_TIMEZONE: Final = "CST-8"  # POSIX TZ of Shanghai; LocalDateTime is UTC+8
 _LOCAL_OFFSET: Final = dt.timedelta(hours=8)
 
 HUGE_BODY_BYTES: Final = 50 * 1024 * 1024
+DEEP_NESTING_DEPTH: Final = 100_000  # the deep_nesting quirk: 700 KB, under a 1 MiB answer cap
 _HUGE_CHUNK: Final = 64 * 1024
 
 _ENVELOPE_OPEN: Final = (
@@ -113,7 +116,10 @@ def fault_body(fault: SoapFault) -> str:
     )
 
 
-def envelope(body: str) -> bytes:
+def envelope(body: str | bytes) -> bytes:
+    """A SOAP envelope around `body`; bytes go in as they are (even when not valid UTF-8)."""
+    if isinstance(body, bytes):
+        return _ENVELOPE_OPEN.encode() + body + _ENVELOPE_CLOSE.encode()
     return (_ENVELOPE_OPEN + body + _ENVELOPE_CLOSE).encode()
 
 
@@ -283,11 +289,18 @@ def verify_username_token(
 # --------------------------------------------------------------------------- device service
 
 
-def _datetime_xml(when: dt.datetime) -> str:
-    return (
+def _datetime_xml(when: dt.datetime, quirk: ClockQuirk | None = None) -> str:
+    time_xml = (
         f"<tt:Time><tt:Hour>{when.hour}</tt:Hour><tt:Minute>{when.minute}</tt:Minute>"
         f"<tt:Second>{when.second}</tt:Second></tt:Time>"
-        f"<tt:Date><tt:Year>{when.year}</tt:Year><tt:Month>{when.month}</tt:Month>"
+    )
+    if quirk is ClockQuirk.no_date_element:
+        return time_xml
+    if quirk is ClockQuirk.string_for_date:
+        return f"{time_xml}<tt:Date>{when.date().isoformat()}</tt:Date>"
+    month = 13 if quirk is ClockQuirk.month_13 else when.month
+    return (
+        f"{time_xml}<tt:Date><tt:Year>{when.year}</tt:Year><tt:Month>{month}</tt:Month>"
         f"<tt:Day>{when.day}</tt:Day></tt:Date>"
     )
 
@@ -300,12 +313,17 @@ def device_clock(device: SimDevice) -> float:
 def get_system_date_and_time(device: SimDevice) -> str:
     now = dt.datetime.fromtimestamp(device_clock(device), dt.UTC)
     kind = "Manual" if device.quirks.clock_skew_s else "NTP"  # a skewed camera lost its NTP
+    quirk = device.quirks.clock_quirk
+    utc = (
+        ""  # some cameras only know their local time (and, with luck, their zone)
+        if quirk is ClockQuirk.no_utc_datetime
+        else f"<tt:UTCDateTime>{_datetime_xml(now, quirk)}</tt:UTCDateTime>"
+    )
     return (
         "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
         f"<tt:DateTimeType>{kind}</tt:DateTimeType><tt:DaylightSavings>false</tt:DaylightSavings>"
-        f"<tt:TimeZone><tt:TZ>{DEVICE_TIMEZONE}</tt:TZ></tt:TimeZone>"
-        f"<tt:UTCDateTime>{_datetime_xml(now)}</tt:UTCDateTime>"
-        f"<tt:LocalDateTime>{_datetime_xml(now + _LOCAL_OFFSET)}</tt:LocalDateTime>"
+        f"<tt:TimeZone><tt:TZ>{DEVICE_TIMEZONE}</tt:TZ></tt:TimeZone>{utc}"
+        f"<tt:LocalDateTime>{_datetime_xml(now + _LOCAL_OFFSET, quirk)}</tt:LocalDateTime>"
         "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
     )
 
@@ -404,8 +422,12 @@ def hardware_id(device: SimDevice) -> str:
     return "HW" + hashlib.sha1(("hw" + device.model).encode()).hexdigest()[:6].upper()
 
 
-def get_device_information(device: SimDevice) -> str:
-    return (
+# The device_info_invalid_utf8 quirk: a vendor name in a legacy encoding, sent as UTF-8.
+LEGACY_VENDOR: Final = "海康威视 ".encode("gb18030")
+
+
+def get_device_information(device: SimDevice) -> str | bytes:
+    answer = (
         "<tds:GetDeviceInformationResponse>"
         f"<tds:Manufacturer>{escape(device.vendor)}</tds:Manufacturer>"
         f"<tds:Model>{escape(device.model)}</tds:Model>"
@@ -414,6 +436,10 @@ def get_device_information(device: SimDevice) -> str:
         f"<tds:HardwareId>{escape(hardware_id(device))}</tds:HardwareId>"
         "</tds:GetDeviceInformationResponse>"
     )
+    if device.quirks.device_info_invalid_utf8:
+        tag = b"<tds:Manufacturer>"
+        return answer.encode().replace(tag, tag + LEGACY_VENDOR, 1)
+    return answer
 
 
 NETWORK_PREFIX_LENGTH: Final = 16  # each network gets a /16 of loopback in the demo
@@ -461,7 +487,14 @@ PROFILES: Final = (
 _PROFILES_BY_TOKEN: Final = {p.token: p for p in PROFILES}
 
 
-def _profile_xml(profile: ProfileSpec) -> str:
+def _profile_xml(
+    profile: ProfileSpec, *, resolution_text: bool = False, extension: str = ""
+) -> str:
+    resolution = (
+        f"{profile.width}x{profile.height}"  # string_for_structure: text, not Width/Height
+        if resolution_text
+        else f"<tt:Width>{profile.width}</tt:Width><tt:Height>{profile.height}</tt:Height>"
+    )
     return (
         f'<trt:Profiles token="{profile.token}" fixed="true">'
         f"<tt:Name>{profile.name}</tt:Name>"
@@ -473,8 +506,7 @@ def _profile_xml(profile: ProfileSpec) -> str:
         f'<tt:VideoEncoderConfiguration token="{profile.encoder_token}">'
         f"<tt:Name>{profile.encoder_token}</tt:Name><tt:UseCount>1</tt:UseCount>"
         "<tt:Encoding>H264</tt:Encoding>"
-        f"<tt:Resolution><tt:Width>{profile.width}</tt:Width>"
-        f"<tt:Height>{profile.height}</tt:Height></tt:Resolution>"
+        f"<tt:Resolution>{resolution}</tt:Resolution>"
         "<tt:Quality>5</tt:Quality>"
         f"<tt:RateControl><tt:FrameRateLimit>{profile.fps}</tt:FrameRateLimit>"
         "<tt:EncodingInterval>1</tt:EncodingInterval>"
@@ -486,7 +518,7 @@ def _profile_xml(profile: ProfileSpec) -> str:
         "<tt:Port>0</tt:Port><tt:TTL>5</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast>"
         "<tt:SessionTimeout>PT60S</tt:SessionTimeout>"
         "</tt:VideoEncoderConfiguration>"
-        "</trt:Profiles>"
+        f"{extension}</trt:Profiles>"
     )
 
 
@@ -497,8 +529,26 @@ _PROFILES_RESPONSE: Final = (
 )
 
 
+def _deep_extension() -> str:
+    """The deep_nesting quirk: a vendor extension nested DEEP_NESTING_DEPTH elements deep."""
+    return (
+        "<tt:Extension>"
+        + "<x>" * DEEP_NESTING_DEPTH
+        + "</x>" * DEEP_NESTING_DEPTH
+        + "</tt:Extension>"
+    )
+
+
 def get_profiles(device: SimDevice) -> str:
-    return _PROFILES_RESPONSE
+    quirks = device.quirks
+    if not (quirks.deep_nesting or quirks.string_for_structure):
+        return _PROFILES_RESPONSE
+    deep = _deep_extension() if quirks.deep_nesting else ""  # in the first profile only
+    profiles = "".join(
+        _profile_xml(p, resolution_text=quirks.string_for_structure, extension="" if i else deep)
+        for i, p in enumerate(PROFILES)
+    )
+    return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
 
 
 def _requested_profile(request: etree._Element) -> ProfileSpec:

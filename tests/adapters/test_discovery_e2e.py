@@ -12,6 +12,7 @@ a port, even when the suite runs other simulators in the same process.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -22,10 +23,18 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from adapters.base import Discovered, Failure, Progress
+from adapters.base import Discovered, Failure, Progress, Target
 from adapters.config import DiscoveryConfig
 from adapters.network import AdapterSpec, CameraNetworkAdapter
-from adapters.simulator.devices import ONVIF_PORT, RTSP_PORT, HostileXml, Quirks, SimDevice
+from adapters.onvif import OnvifClient
+from adapters.simulator.devices import (
+    ONVIF_PORT,
+    RTSP_PORT,
+    ClockQuirk,
+    HostileXml,
+    Quirks,
+    SimDevice,
+)
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.server import Simulator, build_devices
 from adapters.uris import UriCredentials
@@ -340,6 +349,192 @@ async def test_hostile_probe_matches_are_ignored_and_counted() -> None:
         run = await discover(adapter)
     assert set(run.records) == {devices[0].address} and not run.failures
     assert (run.progress.found, run.progress.ignored) == (1, len(HostileXml))
+
+
+# --------------------------------------------------------------------------- impossible answers
+
+# Valid SOAP with impossible values (issue 7, finding 3): each is its own camera's problem.
+IMPOSSIBLE: dict[str, Quirks] = {
+    "good-1": Quirks(),
+    "good-2": Quirks(),
+    "good-3": Quirks(),
+    "month-13": Quirks(clock_quirk=ClockQuirk.month_13),
+    "no-date": Quirks(clock_quirk=ClockQuirk.no_date_element),
+    "string-date": Quirks(clock_quirk=ClockQuirk.string_for_date),
+    # Only LocalDateTime and TimeZone "CST-8"; 10 minutes fast, so only a correct reading of the
+    # zone (UTC+8) gives the offset that lets its WS-Security digest through.
+    "local-time": Quirks(clock_quirk=ClockQuirk.no_utc_datetime, clock_skew_s=600.0),
+    "info-invalid-utf8": Quirks(device_info_invalid_utf8=True),
+    "string-resolution": Quirks(string_for_structure=True),
+    "deep-nesting": Quirks(deep_nesting=True),
+}
+GOOD = ("good-1", "good-2", "good-3")
+NO_CLOCK = {
+    "month-13": "camera clock unusable (ValueError: month must be in 1..12)",
+    "no-date": "camera clock unusable (ValueError: UTCDateTime has no Date)",
+    "string-date": "camera clock unusable (ValueError: UTCDateTime has no Date)",
+}
+LOCAL_TIME_NOTE = "camera clock: no UTCDateTime, LocalDateTime read in CST-8 (UTC+08:00)"
+INVALID_UTF8_NOTE = (
+    "GetDeviceInformation unusable: XMLSyntaxError: Invalid bytes in character encoding, "
+    "line 2, column 320"
+)
+DEEP_REASON = (
+    "GetProfiles: unusable answer (XMLSyntaxError: Excessive depth in document: 256, "
+    "use XML_PARSE_HUGE option, line 2, column 2148)"
+)
+
+
+@pytest.fixture(scope="module")
+async def impossible() -> AsyncIterator[QuirkRun]:
+    """One discovery of three good cameras and one camera per impossible answer."""
+    devices = fleet("127.1.201", IMPOSSIBLE, start=65)
+    async with (
+        Simulator(devices, answer_delay_s=0.01, serve_rtsp=False),
+        running(make_adapter(wsdiscovery_targets=("127.1.201.64/26",))) as adapter,
+    ):
+        run = await discover(adapter)
+    yield QuirkRun(run, {d.camera.name: d for d in devices})
+
+
+def test_impossible_answers_fail_only_their_own_camera(impossible: QuirkRun) -> None:
+    run, dev = impossible.run, impossible.devices
+    assert set(run.records) == {d.address for r, d in dev.items() if r != "deep-nesting"}
+    deep = impossible.failure("deep-nesting")
+    assert (deep.step, deep.reason) == ("read", DEEP_REASON)
+    assert (deep.network, deep.endpoint_reference) == (
+        NETWORK,
+        dev["deep-nesting"].endpoint_reference,
+    )
+    assert set(run.failures) == {deep.address}
+    assert (run.progress.found, run.progress.enriched, run.progress.failed) == (10, 9, 1)
+    # The 100,000-deep answer was refused at once: nobody waited for a timeout.
+    assert run.elapsed_s < 2.0
+    for role in GOOD:
+        d = impossible.record(role)
+        assert d.notes == () and d.vendor == dev[role].vendor and abs(d.clock_offset_s) < 2
+
+
+@pytest.mark.parametrize("role", sorted(NO_CLOCK))
+def test_an_impossible_clock_loses_the_clock_and_nothing_else(
+    impossible: QuirkRun, role: str
+) -> None:
+    d, device = impossible.record(role), impossible.devices[role]
+    assert d.clock_offset_s == 0.0 and d.notes == (NO_CLOCK[role],)
+    assert (d.vendor, d.serial, d.mac) == (device.vendor, device.serial, device.mac)
+    assert [(p.width, p.height) for p in d.profiles] == [(1920, 1080), (640, 360)]
+    assert d.snapshot_uri == f"http://{device.address}:{ONVIF_PORT}/onvif/snapshot.jpg"
+
+
+def test_local_time_is_read_in_the_cameras_posix_zone(impossible: QuirkRun) -> None:
+    d, device = impossible.record("local-time"), impossible.devices["local-time"]
+    assert d.clock_offset_s == pytest.approx(600, abs=2)
+    assert d.notes[0] == LOCAL_TIME_NOTE and d.notes[1].startswith("clock skew +")
+    assert len(d.notes) == 2
+    assert (d.vendor, d.serial) == (device.vendor, device.serial)  # authenticated: skew right
+
+
+def test_device_information_in_invalid_utf8_leaves_the_identity_unknown(
+    impossible: QuirkRun,
+) -> None:
+    d, device = impossible.record("info-invalid-utf8"), impossible.devices["info-invalid-utf8"]
+    assert (d.vendor, d.model, d.firmware, d.serial, d.hardware_id) == (None,) * 5
+    assert d.notes == (INVALID_UTF8_NOTE,)
+    assert d.mac == device.mac and d.endpoint_reference == device.endpoint_reference
+    assert len(d.profiles) == 2 and d.snapshot_uri
+
+
+def test_text_where_a_resolution_belongs_leaves_the_resolution_unknown(
+    impossible: QuirkRun,
+) -> None:
+    d, device = impossible.record("string-resolution"), impossible.devices["string-resolution"]
+    assert [(p.codec, p.width, p.height, p.fps) for p in d.profiles] == [
+        ("H264", None, None, 25.0),
+        ("H264", None, None, 15.0),
+    ]
+    assert [p.stream_uri for p in d.profiles] == [device.stream_uri] * 2
+    assert d.vendor == device.vendor and d.notes == ()
+
+
+async def test_a_100k_deep_answer_is_refused_quickly_and_without_memory() -> None:
+    roles = {"good": Quirks()} | {f"deep-{i}": Quirks(deep_nesting=True) for i in range(4)}
+    devices = fleet("127.1.201", roles, start=129)
+    async with Simulator(devices, answer_delay_s=0.0, serve_rtsp=False):
+        async with running(make_adapter(static_hosts=(devices[0].address,))) as adapter:
+            assert set((await discover(adapter)).records) == {devices[0].address}  # warm up
+        before = rss_mib()
+        async with running(make_adapter(wsdiscovery_targets=("127.1.201.128/26",))) as adapter:
+            run = await discover(adapter)
+            after = rss_mib()
+    assert set(run.records) == {devices[0].address}
+    assert {a: (f.step, f.reason) for a, f in run.failures.items()} == {
+        d.address: ("read", DEEP_REASON) for d in devices[1:]
+    }
+    assert after - before < 30, f"RSS grew {after - before:.1f} MiB"
+    assert run.elapsed_s < 2.0
+
+
+# --------------------------------------------------------------------------- nothing escapes
+
+
+async def test_a_failing_callback_is_that_cameras_store_failure() -> None:
+    roles = {f"cam-{i}": Quirks() for i in range(4)}
+    devices = fleet("127.1.201", roles, start=193)
+    refused = devices[1].address
+    stored: list[str] = []
+    progress_calls = 0
+
+    async def on_camera(d: Discovered) -> None:
+        await asyncio.sleep(0)
+        if d.address == refused:
+            raise RuntimeError("registry exploded")
+        stored.append(d.address)
+
+    def on_progress(p: Progress) -> None:
+        nonlocal progress_calls
+        progress_calls += 1
+        raise ValueError("progress display broken")
+
+    async with (
+        Simulator(devices, answer_delay_s=0.01, serve_rtsp=False),
+        running(make_adapter(wsdiscovery_targets=("127.1.201.192/26",))) as adapter,
+    ):
+        failures = await adapter.discover(on_progress, on_camera)
+    assert sorted(stored) == sorted(d.address for d in devices if d.address != refused)
+    assert [(f.address, f.step, f.reason) for f in failures] == [
+        (refused, "store", "not stored (RuntimeError: registry exploded)")
+    ]
+    assert progress_calls == 5  # once found, once per camera: each call failed, none mattered
+
+
+async def test_an_unforeseen_exception_is_that_cameras_read_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    roles = {f"cam-{i}": Quirks() for i in range(4)}
+    devices = fleet("127.1.201", roles, start=200)
+    broken = devices[2].address
+    enrich = OnvifClient.enrich
+
+    async def flaky(
+        self: object, network: str, target: Target, creds: UriCredentials
+    ) -> Discovered:
+        if target.address == broken:
+            raise KeyError("Date")  # what no adapter code foresaw
+        return await enrich(self, network, target, creds)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OnvifClient, "enrich", flaky)
+    async with (
+        Simulator(devices, answer_delay_s=0.01, serve_rtsp=False),
+        running(make_adapter(static_hosts=tuple(d.address for d in devices))) as adapter,
+    ):
+        run = await discover(adapter)
+        settled = len(run.records)
+        await asyncio.sleep(0.1)  # nothing keeps writing after discover() returned
+    assert set(run.records) == {d.address for d in devices} - {broken}
+    assert len(run.records) == settled
+    assert {a: (f.step, f.reason) for a, f in run.failures.items()} == {
+        broken: ("read", "ONVIF: unusable answer (KeyError: 'Date')")
+    }
 
 
 # --------------------------------------------------------------------------- CIDRs

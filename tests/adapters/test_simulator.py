@@ -28,6 +28,7 @@ from adapters.simulator import soap
 from adapters.simulator.devices import (
     DISCOVERY_PORT,
     ONVIF_PORT,
+    ClockQuirk,
     HostileXml,
     Quirks,
     SimDevice,
@@ -63,6 +64,10 @@ ROLES: dict[str, Quirks] = {
     "slow": Quirks(extra_delay_s=0.3),
     **{f"hostile-{mode.value}": Quirks(hostile_xml=mode) for mode in HostileXml},
     "rtsponly": Quirks(),
+    **{f"clock-{q.value}": Quirks(clock_quirk=q) for q in ClockQuirk},
+    "info-utf8": Quirks(device_info_invalid_utf8=True),
+    "deep": Quirks(deep_nesting=True),
+    "string-structure": Quirks(string_for_structure=True),
 }
 
 
@@ -487,6 +492,110 @@ async def test_hostile_xml_is_served(sim: Simulator, mode: HostileXml) -> None:
             assert not isinstance(caught.value, TimeoutError)
     finally:
         await camera.close()
+
+
+# --------------------------------------------------------------------------- impossible answers
+
+
+async def soap_answer(device: SimDevice, path: str, operation: str) -> tuple[int, bytes]:
+    header = security_header(device.username, PASSWORD)
+    async with aiohttp.ClientSession() as session:
+        return await post_soap(session, device, path, soap_message(operation, header))
+
+
+def leaf(answer: etree._Element, path: str) -> str | None:
+    """The text at `path` ("UTCDateTime/Date/Month") under the answer's SystemDateAndTime."""
+    steps = "/".join(f"{{{soap.NS_TT}}}{step}" for step in path.split("/"))
+    found = answer.find(f"{{{soap.NS_TDS}}}SystemDateAndTime/{steps}")
+    return None if found is None else (found.text or "")
+
+
+@pytest.mark.parametrize(
+    ("quirk", "valid", "expected"),
+    [
+        (ClockQuirk.month_13, True,
+         {"UTCDateTime/Date/Month": "13", "LocalDateTime/Date/Month": "13"}),
+        (ClockQuirk.no_date_element, False,
+         {"UTCDateTime/Date": None, "LocalDateTime/Date": None}),
+        (ClockQuirk.string_for_date, False,
+         {"UTCDateTime/Date/Year": None, "LocalDateTime/Date/Year": None}),
+        (ClockQuirk.no_utc_datetime, True, {"UTCDateTime": None, "TimeZone/TZ": "CST-8"}),
+    ],
+)  # fmt: skip
+async def test_impossible_clocks_are_served(
+    sim: Simulator,
+    schemas: dict[str, etree.XMLSchema],
+    quirk: ClockQuirk,
+    valid: bool,
+    expected: dict[str, str | None],
+) -> None:
+    device = dev(sim, f"clock-{quirk.value}")
+    status, data = await soap_answer(
+        device, soap.DEVICE_SERVICE_PATH, "<tds:GetSystemDateAndTime/>"
+    )
+    assert status == 200
+    answer = parse_answer(data)
+    assert {path: leaf(answer, path) for path in expected} == expected
+    if quirk is not ClockQuirk.no_utc_datetime:
+        assert (leaf(answer, "UTCDateTime/Time/Hour") or "").isdigit()
+    if quirk is ClockQuirk.string_for_date:  # <tt:Date>2024-05-06</tt:Date>
+        assert dt.date.fromisoformat(leaf(answer, "UTCDateTime/Date") or "")
+    # Month 13 and a missing UTCDateTime are valid against the ONVIF schema (Month is an
+    # xs:int, UTCDateTime optional): a client must cope with them. The other two are not.
+    document = etree.fromstring(etree.tostring(answer))
+    assert schemas[soap.NS_TDS].validate(document) is valid
+    if quirk is ClockQuirk.no_utc_datetime:  # LocalDateTime is UTC+8, as POSIX "CST-8" says
+        fields = ("Date/Year", "Date/Month", "Date/Day", "Time/Hour", "Time/Minute", "Time/Second")
+        year, month, day, hour, minute, second = (
+            int(leaf(answer, f"LocalDateTime/{f}") or 0) for f in fields
+        )
+        local = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+        utc = local - dt.timedelta(hours=8)
+        assert abs((utc - dt.datetime.now(dt.UTC)).total_seconds()) < 3
+
+
+async def test_device_information_in_invalid_utf8_is_served(sim: Simulator) -> None:
+    device = dev(sim, "info-utf8")
+    status, data = await soap_answer(
+        device, soap.DEVICE_SERVICE_PATH, "<tds:GetDeviceInformation/>"
+    )
+    assert status == 200
+    vendor = "海康威视 ".encode("gb18030")  # a legacy encoding in an answer declared UTF-8
+    assert b"<tds:Manufacturer>" + vendor + device.vendor.encode() in data
+    with pytest.raises(UnicodeDecodeError):
+        data.decode()
+    with pytest.raises(ValueError, match="not well-formed XML"):
+        soap.safe_fromstring(data, 1_000_000)
+    # Every other answer of that camera is fine.
+    status, data = await soap_answer(device, soap.MEDIA_SERVICE_PATH, "<trt:GetProfiles/>")
+    assert status == 200 and len(parse_answer(data)) == 2
+
+
+async def test_deep_nesting_is_served(sim: Simulator) -> None:
+    device = dev(sim, "deep")
+    status, data = await soap_answer(device, soap.MEDIA_SERVICE_PATH, "<trt:GetProfiles/>")
+    assert status == 200
+    depth = soap.DEEP_NESTING_DEPTH
+    assert depth == 100_000 and b"<x>" * depth + b"</x>" * depth in data
+    assert len(data) < 1 << 20  # under a client's 1 MiB answer cap: its parser must refuse it
+    with pytest.raises(ValueError, match="Excessive depth in document: 256"):
+        soap.safe_fromstring(data, 1 << 20)
+    # What a recovering parser (zeep's, with strict=False) makes of it: a silently cut answer,
+    # the second profile gone.
+    cut = etree.fromstring(data, etree.XMLParser(recover=True, huge_tree=False))
+    assert len(cut.findall(f".//{{{soap.NS_TRT}}}Profiles")) == 1
+
+
+async def test_text_where_a_structure_belongs_is_served(
+    sim: Simulator, schemas: dict[str, etree.XMLSchema]
+) -> None:
+    device = dev(sim, "string-structure")
+    status, data = await soap_answer(device, soap.MEDIA_SERVICE_PATH, "<trt:GetProfiles/>")
+    assert status == 200
+    answer = parse_answer(data)
+    resolutions = answer.findall(f".//{{{soap.NS_TT}}}Resolution")
+    assert [(r.text, len(r)) for r in resolutions] == [("1920x1080", 0), ("640x360", 0)]
+    assert not schemas[soap.NS_TRT].validate(etree.fromstring(etree.tostring(answer)))
 
 
 # --------------------------------------------------------------------------- snapshots
