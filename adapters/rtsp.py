@@ -16,6 +16,9 @@ hanging camera holds up nobody else and a grab can be cancelled.
 
 Credentials may come in the URI (rtsp://user:pass@host/...) or as arguments; they are never sent
 in the request line, never logged, and never appear in an `RtspInfo` or an exception message.
+They answer the strongest Digest challenge offered (SHA-256 over MD5, `adapters.httpauth`);
+Basic sends the password in clear over plain RTSP, so it is answered only when the caller passes
+`allow_basic=True` (the network's `allow_basic_over_http`), never by default.
 The player's messages name neither the host nor the stream URI.
 """
 
@@ -35,7 +38,7 @@ from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import AdapterError, CameraAuthError, CameraProtocolError, CameraUnreachable
-from .httpauth import Authenticator
+from .httpauth import Authenticator, offered_schemes, offers_basic
 from .rtp import MAX_GOP_BYTES, Gop, H264Stream, RtpError, decode_sprop
 from .uris import split_credentials
 
@@ -69,6 +72,10 @@ class _PeerClosed(RtspConnectionError):
 
 class RtspAuthError(RtspError, CameraAuthError):
     """The camera wants credentials we do not have, or refused the ones we sent."""
+
+
+class RtspNoCredentials(RtspAuthError):
+    """The camera asks for authentication and we were given no credentials for it."""
 
 
 class RtspTimeout(RtspError, CameraUnreachable):
@@ -119,12 +126,16 @@ async def describe(
     username: str | None = None,
     password: str | None = None,
     timeout: float = 5.0,  # noqa: ASYNC109  (one budget for the whole exchange, applied below)
+    *,
+    allow_basic: bool = False,
 ) -> RtspInfo:
     """OPTIONS then DESCRIBE `uri`; return what the SDP says about its video.
 
-    Credentials in the URI are used when `username` is not given. Raises an `RtspError`.
+    Credentials in the URI are used when `username` is not given. `allow_basic`: answer a
+    Basic challenge (the password in clear; the network's `allow_basic_over_http`). Raises an
+    `RtspError`.
     """
-    session = _new_session(uri, username, password)
+    session = _new_session(uri, username, password, allow_basic=allow_basic)
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
@@ -144,9 +155,11 @@ def _new_session(
     password: str | None,
     allowed: Callable[[str], bool] | None = None,
     named: bool = True,
+    *,
+    allow_basic: bool = False,
 ) -> _Session:
     """Credentials in the URI are used when `username` is not given. `named`: error messages
-    start with the (credential-free) URI."""
+    start with the (credential-free) URI. `allow_basic`: Basic may answer a challenge."""
     clean_uri, uri_creds = split_credentials(uri)
     if username is None and uri_creds is not None:
         username, password = uri_creds.username, uri_creds.password
@@ -163,7 +176,9 @@ def _new_session(
         raise RtspError(f"{prefix}invalid port") from None
     if not _request_uri_ok(clean_uri):
         raise RtspError(f"{prefix}invalid URI")
-    session = _Session(clean_uri, host, port, username, password or "", allowed)
+    session = _Session(
+        clean_uri, host, port, username, password or "", allowed, allow_basic=allow_basic
+    )
     session.label = clean_uri if named else None
     return session
 
@@ -200,6 +215,8 @@ class _Session:
         username: str | None,
         password: str,
         allowed: Callable[[str], bool] | None = None,
+        *,
+        allow_basic: bool = False,
     ):
         self.uri = uri
         self.host = host
@@ -207,6 +224,7 @@ class _Session:
         self.username = username
         self.password = password
         self.allowed = allowed
+        self.allow_basic = allow_basic  # Basic sends the password in clear: only if opted in
         self.label: str | None = uri  # prefix of error messages; None: no URI in them
         self.stage = "connect"
         self.cseq = 0
@@ -274,15 +292,22 @@ class _Session:
         """Answer a 401: once with the challenge, once more only if the camera says our nonce
         went stale. A second plain 401 means the credentials are wrong."""
         if self.username is None:
-            raise self._err(RtspAuthError, f"{method} needs authentication; no credentials set")
+            raise self._err(RtspNoCredentials, f"{method} needs authentication; no credentials set")
         for attempt in range(2):
             offered = challenge.all("www-authenticate")
-            auth = Authenticator.from_challenges(offered, self.username, self.password)
+            auth = Authenticator.from_challenges(
+                offered, self.username, self.password, allow_basic=self.allow_basic
+            )
             if auth is None:
-                schemes = ", ".join(sorted({c.split(" ", 1)[0] for c in offered if c}))
+                if not self.allow_basic and offers_basic(offered):
+                    raise self._err(
+                        RtspAuthError,
+                        f"{method}: the camera asks for Basic authentication over plain RTSP, "
+                        "which this network does not allow (allow_basic_over_http)",
+                    )
                 raise self._err(
                     RtspAuthError,
-                    f"{method}: unsupported authentication scheme ({schemes or 'no challenge'})",
+                    f"{method}: unsupported authentication scheme ({offered_schemes(offered)})",
                 )
             if attempt and not auth.stale:
                 break
@@ -837,6 +862,7 @@ class RtspPlayer:
     or `await player.run(on_frame, stop)` to keep reading (warm streams); `player.gop()` is then
     the current GOP up to its newest frame. `start()` is bounded by `timeout`; while reading, no
     media for `read_timeout` is an `RtspTimeout`. Messages name neither host nor credentials.
+    `allow_basic`: answer a Basic challenge (the password in clear over plain RTSP).
     """
 
     def __init__(
@@ -849,8 +875,11 @@ class RtspPlayer:
         timeout: float = 5.0,  # bounds start()
         read_timeout: float | None = None,
         max_gop_bytes: int = MAX_GOP_BYTES,
+        allow_basic: bool = False,
     ) -> None:
-        self._session = _new_session(uri, username, password, allowed, named=False)
+        self._session = _new_session(
+            uri, username, password, allowed, named=False, allow_basic=allow_basic
+        )
         self.timeout = timeout
         self.read_timeout = read_timeout if read_timeout is not None else max(timeout, 2.0)
         self.max_gop_bytes = max_gop_bytes
@@ -1110,10 +1139,17 @@ async def open_h264(
     allowed: Callable[[str], bool],
     timeout: float = 5.0,  # noqa: ASYNC109  (bounds the handshake, applied in start())
     max_gop_bytes: int = MAX_GOP_BYTES,
+    allow_basic: bool = False,
 ) -> RtspPlayer:
     """An `RtspPlayer` playing `uri` (closed again if the handshake fails)."""
     player = RtspPlayer(
-        uri, username, password, allowed=allowed, timeout=timeout, max_gop_bytes=max_gop_bytes
+        uri,
+        username,
+        password,
+        allowed=allowed,
+        timeout=timeout,
+        max_gop_bytes=max_gop_bytes,
+        allow_basic=allow_basic,
     )
     try:
         await player.start()

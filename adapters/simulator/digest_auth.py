@@ -1,18 +1,23 @@
-"""Server side of HTTP Digest authentication (RFC 7616; MD5, qop=auth), as IP cameras do it.
+"""Server side of HTTP Digest authentication (RFC 7616; MD5 and/or SHA-256, qop=auth), as IP
+cameras do it, and of Basic (RFC 7617) for the cameras that still only do that.
 
 Nonces are stateless (a timestamp and an HMAC over it and the device address), expire after
 `nonce_ttl_s` (then the client is told `stale=true`), and a (nonce, nc, cnonce) triple is accepted
-once: a replayed Authorization header is refused.
+once: a replayed Authorization header is refused. A device offering several algorithms sends one
+challenge per algorithm, the preferred first (RFC 7616 section 3.7), and accepts an answer to any.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import hmac
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -53,15 +58,21 @@ class DigestAuthority:
         stamp = f"{int(time.time() * 1000):x}"
         return f"{stamp}{self._nonce_mac(stamp, scope)}"
 
-    def challenge(self, scope: str, *, stale: bool = False) -> str:
+    def challenge(self, scope: str, *, stale: bool = False, algorithm: str = "MD5") -> str:
         """A WWW-Authenticate value; `scope` binds the nonce (the device address)."""
         nonce = self.new_nonce(scope)
         opaque = self._nonce_mac("opaque", scope)
         value = (
-            f'Digest realm="{self.realm}", qop="auth", algorithm=MD5, '
+            f'Digest realm="{self.realm}", qop="auth", algorithm={algorithm}, '
             f'nonce="{nonce}", opaque="{opaque}"'
         )
         return value + (", stale=true" if stale else "")
+
+    def challenges(
+        self, scope: str, *, stale: bool = False, algorithms: Sequence[str] = ("MD5",)
+    ) -> list[str]:
+        """One WWW-Authenticate value per algorithm, in order of preference."""
+        return [self.challenge(scope, stale=stale, algorithm=a) for a in algorithms]
 
     def _nonce_state(self, nonce: str, scope: str) -> DigestResult:
         if len(nonce) <= 32:
@@ -96,8 +107,10 @@ class DigestAuthority:
         scope: str,
         username: str,
         password: str,
+        algorithms: Sequence[str] = ("MD5",),
     ) -> DigestResult:
-        """Check an Authorization header against the expected credentials for a request."""
+        """Check an Authorization header against the expected credentials for a request;
+        `algorithms`: those the device offers (an answer with another is invalid)."""
         if not authorization:
             return DigestResult.missing
         params = parse_authorization(authorization)
@@ -109,7 +122,8 @@ class DigestAuthority:
             return state
         if params.get("realm") != self.realm or params.get("uri") != uri:
             return DigestResult.invalid
-        if params.get("algorithm", "MD5").upper() != "MD5" or params.get("qop") != "auth":
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in {a.upper() for a in algorithms} or params.get("qop") != "auth":
             return DigestResult.invalid
         nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
         if not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce:
@@ -124,6 +138,7 @@ class DigestAuthority:
             qop="auth",
             nc=nc,
             cnonce=cnonce,
+            algorithm=algorithm,
         )
         ok_user = hmac.compare_digest(params.get("username", "").encode(), username.encode())
         ok_response = hmac.compare_digest(expected, params.get("response", ""))
@@ -136,3 +151,22 @@ class DigestAuthority:
         seen.add((nc, cnonce))
         self._seen_expiry.setdefault(nonce, time.monotonic() + self.nonce_ttl_s + 10)
         return DigestResult.ok
+
+
+def basic_challenge(realm: str = REALM) -> str:
+    return f'Basic realm="{realm}", charset="UTF-8"'
+
+
+def check_basic(authorization: str | None, *, username: str, password: str) -> bool:
+    """Whether a Basic Authorization header carries exactly these credentials."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, sep, given = decoded.partition(":")
+    ok_user = hmac.compare_digest(user.encode(), username.encode())
+    ok_password = hmac.compare_digest(given.encode(), password.encode())
+    return bool(sep) and ok_user and ok_password

@@ -40,7 +40,14 @@ from adapters.rtsp import (
     parse_h264_sps,
     parse_sdp,
 )
-from adapters.rtsp_grab import DecodeError, GrabTimeout, decode_annexb, grab_frame, grab_jpeg
+from adapters.rtsp_grab import (
+    DecodeError,
+    GrabTimeout,
+    annexb_to_jpeg,
+    decode_annexb,
+    grab_frame,
+    grab_jpeg,
+)
 from adapters.simulator.devices import Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import (
@@ -85,15 +92,22 @@ async def test_describe_reports_h264_720p_with_digest(sim: RtspSimulator) -> Non
     assert info.uri == "rtsp://127.2.250.1:8554/stream1"
 
 
-async def test_describe_with_basic_auth(sim: RtspSimulator) -> None:
-    info = await describe(sim.url(CAM2), "operator", PW2, timeout=5)
+async def test_describe_with_basic_auth_only_when_allowed(sim: RtspSimulator) -> None:
+    """Basic sends the password in clear over plain RTSP: refused unless the network opted in."""
+    with pytest.raises(RtspAuthError) as caught:
+        await describe(sim.url(CAM2), "operator", PW2, timeout=5)
+    assert str(caught.value) == (
+        "rtsp://127.2.250.2:8554/stream1: DESCRIBE: the camera asks for Basic authentication "
+        "over plain RTSP, which this network does not allow (allow_basic_over_http)"
+    )
+    info = await describe(sim.url(CAM2), "operator", PW2, timeout=5, allow_basic=True)
     assert (info.codec, info.width, info.height, info.auth) == ("H264", 1280, 720, "basic")
 
 
 async def test_credentials_in_uri_are_used_and_never_returned(sim: RtspSimulator) -> None:
     uri = sim.url(CAM2, with_credentials=True)
     assert uri.startswith("rtsp://operator:Cam2%3Ap%40ss%2Fword@127.2.250.2:8554/")
-    info = await describe(uri, timeout=5)
+    info = await describe(uri, timeout=5, allow_basic=True)
     assert (info.codec, info.width, info.height) == ("H264", 1280, 720)
     assert info.uri == "rtsp://127.2.250.2:8554/stream1"
     assert PW2 not in repr(info) and "Cam2" not in repr(info) and "operator" not in repr(info)
@@ -372,7 +386,7 @@ async def test_camera_that_closes_the_connection_after_a_401(fake_server: FakeSe
             writer.write(_ok(req["cseq"], body))
             await writer.drain()
 
-    info = await describe(await fake_server(camera), "admin", "pw", timeout=3)
+    info = await describe(await fake_server(camera), "admin", "pw", timeout=3, allow_basic=True)
     assert (info.auth, info.codec) == ("basic", "H265")
     assert len(connections) == 2
 
@@ -389,6 +403,87 @@ async def test_unsupported_auth_scheme(fake_server: FakeServer) -> None:
 
     with pytest.raises(RtspAuthError, match="unsupported authentication scheme"):
         await describe(await fake_server(camera), "admin", "pw", timeout=3)
+
+
+async def test_digest_sha256_is_chosen_over_md5_offered_first(fake_server: FakeServer) -> None:
+    """RFC 7616 section 3.7: one challenge per algorithm. We answer the strongest we support,
+    whatever the order, and the camera checks it with SHA-256."""
+    seen: list[str] = []
+
+    def valid(req: dict[str, str], method: str) -> bool:
+        auth = req.get("authorization", "")
+        scheme, p = parse_challenge(auth)
+        if scheme != "digest" or p.get("algorithm") != "SHA-256":
+            return False
+
+        def h(text: str) -> str:
+            return hashlib.sha256(text.encode()).hexdigest()
+
+        ha1, ha2 = h("admin:cams:pw-sha"), h(f"{method}:{p['uri']}")
+        want = h(f"{ha1}:n256:{p['nc']}:{p['cnonce']}:auth:{ha2}")
+        return p["response"] == want
+
+    async def camera(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            req = await _read_request(reader)
+            method = req["_line"].split()[0]
+            seen.append(req.get("authorization", ""))
+            if valid(req, method):
+                writer.write(_ok(req["cseq"], _SDP if method == "DESCRIBE" else ""))
+            else:
+                writer.write(
+                    f"RTSP/1.0 401 Unauthorized\r\nCSeq: {req['cseq']}\r\n"
+                    'WWW-Authenticate: Digest realm="cams", nonce="n5", qop="auth", algorithm=MD5'
+                    "\r\n"
+                    'WWW-Authenticate: Digest realm="cams", nonce="n256", qop="auth", '
+                    "algorithm=SHA-256\r\n\r\n".encode()
+                )
+            await writer.drain()
+
+    info = await describe(await fake_server(camera), "admin", "pw-sha", timeout=3)
+    assert (info.auth, info.codec) == ("digest", "H265")
+    answered = [a for a in seen if a]
+    assert answered and all("algorithm=SHA-256" in a for a in answered)
+    assert not any("pw-sha" in a for a in seen)
+
+
+async def test_basic_only_camera_never_gets_the_password_unless_allowed(
+    fake_server: FakeServer,
+) -> None:
+    authorizations: list[str | None] = []
+
+    async def camera(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            req = await _read_request(reader)
+            authorizations.append(req.get("authorization"))
+            if req.get("authorization") == "Basic " + base64.b64encode(b"admin:pw-b").decode():
+                body = _SDP if req["_line"].startswith("DESCRIBE") else ""
+                writer.write(_ok(req["cseq"], body))
+            else:
+                writer.write(
+                    f"RTSP/1.0 401 Unauthorized\r\nCSeq: {req['cseq']}\r\n"
+                    'WWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode()
+                )
+            await writer.drain()
+
+    uri = await fake_server(camera)
+    with pytest.raises(RtspAuthError) as caught:
+        await describe(uri, "admin", "pw-b", timeout=3)
+    assert str(caught.value) == (
+        f"{uri}: OPTIONS: the camera asks for Basic authentication over plain RTSP, which this "
+        "network does not allow (allow_basic_over_http)"
+    )
+    assert authorizations == [None]  # one unauthenticated OPTIONS, nothing after it
+    with pytest.raises(RtspAuthError) as caught:
+        await open_h264(uri, "admin", "pw-b", allowed=loopback, timeout=3)
+    assert str(caught.value) == (
+        "OPTIONS: the camera asks for Basic authentication over plain RTSP, which this "
+        "network does not allow (allow_basic_over_http)"
+    )
+    assert authorizations == [None, None]
+    info = await describe(uri, "admin", "pw-b", timeout=3, allow_basic=True)
+    assert info.auth == "basic" and authorizations[2:4] == [None, authorizations[3]]
+    assert authorizations[3] is not None and authorizations[3].startswith("Basic ")
 
 
 async def test_bad_uris() -> None:
@@ -593,10 +688,21 @@ async def test_cold_grab_from_the_simulator(
     print(out, end="")
 
 
-async def test_grab_jpeg_basic_auth_with_credentials_in_the_uri(sim: RtspSimulator) -> None:
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        jpeg = await grab_jpeg(
-            sim.url(CAM2, with_credentials=True), allowed=loopback, timeout_s=5, executor=pool
+async def test_grab_basic_auth_with_credentials_in_the_uri_only_when_allowed(
+    sim: RtspSimulator,
+) -> None:
+    with pytest.raises(RtspAuthError) as caught:
+        await grab_jpeg(sim.url(CAM2, with_credentials=True), allowed=loopback, timeout_s=5)
+    assert str(caught.value) == (
+        "DESCRIBE: the camera asks for Basic authentication over plain RTSP, which this network "
+        "does not allow (allow_basic_over_http)"
+    )
+    uri = sim.url(CAM2, with_credentials=True)
+    async with await open_h264(uri, allowed=loopback, timeout=5, allow_basic=True) as player:
+        gop = await player.keyframe()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        jpeg = await asyncio.get_running_loop().run_in_executor(
+            pool, annexb_to_jpeg, gop.annexb, 1, 85
         )
     assert jpeg[:2] == b"\xff\xd8"
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -609,17 +715,17 @@ async def test_warm_grabs_are_faster_and_fresh(sim: RtspSimulator) -> None:
         try:
             started = time.monotonic()
             jpeg, taken_at, warm = await pool.jpeg(
-                sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+                sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5
             )
             cold = time.monotonic() - started
             assert not warm and _size(jpeg) == (720, 1280)
-            assert pool.is_warm(sim.url(CAM2), "operator", PW2)
+            assert pool.is_warm(sim.url(CAM1), "admin", PW1)
             warm_times, stamps = [], [taken_at]
             for _ in range(10):
                 await asyncio.sleep(0.15)
                 started = time.monotonic()
                 jpeg, taken_at, warm = await pool.jpeg(
-                    sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+                    sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5
                 )
                 warm_times.append(time.monotonic() - started)
                 assert warm and _size(jpeg) == (720, 1280)
@@ -887,7 +993,7 @@ async def test_a_camera_hanging_at_describe_does_not_delay_healthy_grabs(
             for _ in range(6):  # a cold, then warm grabs through the pool
                 t0 = time.monotonic()
                 jpeg, _, _ = await pool.jpeg(
-                    sim.url(CAM2), "operator", PW2, allowed=loopback, timeout_s=5
+                    sim.url(CAM1), "admin", PW1, allowed=loopback, timeout_s=5
                 )
                 latencies.append(time.monotonic() - t0)
                 assert _size(jpeg) == (720, 1280)
@@ -1152,7 +1258,7 @@ async def test_camera_goes_offline_and_comes_back(sim: RtspSimulator) -> None:
     finally:
         await sim.set_offline(CAM2, False)
     assert sim.offline == set()
-    info = await describe(sim.url(CAM2), "operator", PW2, timeout=5)
+    info = await describe(sim.url(CAM2), "operator", PW2, timeout=5, allow_basic=True)
     assert (info.codec, info.width, info.height) == ("H264", 1280, 720)
     with pytest.raises(KeyError):
         await sim.set_offline("no-such-camera", True)
