@@ -10,6 +10,9 @@ to make room. With `max_streams` 0 every grab is cold.
 
 A camera that hangs costs its own requests their timeout and one slot while it is opening,
 nothing more: every wait is an asyncio wait, cancellable, and nothing holds a lock meanwhile.
+
+A stream whose pictures have more than `max_pixels` is refused before anything decodes it
+(`rtsp_grab.FrameTooLarge`, from its SPS) and, if warm, closed at once.
 """
 
 from __future__ import annotations
@@ -22,9 +25,17 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from .base import AdapterError
+from .config import DEFAULT_MAX_PIXELS
 from .rtp import MAX_GOP_BYTES, Gop
 from .rtsp import RtspPlayer
-from .rtsp_grab import GrabError, GrabTimeout, annexb_to_jpeg, first_keyframe, timeout_message
+from .rtsp_grab import (
+    FrameTooLarge,
+    GrabError,
+    GrabTimeout,
+    annexb_to_jpeg,
+    first_keyframe,
+    timeout_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +107,17 @@ class WarmStream:
                 ) from None
             raise GrabTimeout(timeout_message(self.player.stage, timeout_s)) from None
 
-    async def jpeg(self, gop: Gop, executor: Executor, quality: int) -> bytes:
+    async def jpeg(
+        self, gop: Gop, executor: Executor, quality: int, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> bytes:
         """The GOP's newest frame as JPEG (decoded once per frame, however many ask)."""
         cached = self._encoded
         if cached is not None and cached[0] == gop.serial:
             return cached[1]
         loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(executor, annexb_to_jpeg, gop.annexb, gop.frames, quality)
+        data = await loop.run_in_executor(
+            executor, annexb_to_jpeg, gop.annexb, gop.frames, quality, max_pixels
+        )
         self._encoded = (gop.serial, data)
         return data
 
@@ -119,12 +134,16 @@ class StreamPool:
         *,
         max_gop_bytes: int = MAX_GOP_BYTES,
         quality: int = 85,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        allow_basic: bool = False,
     ) -> None:
         self.executor = executor
+        self.allow_basic = allow_basic  # the network's allow_basic_over_http
         self.max_streams = max_streams
         self.idle_s = idle_s
         self.max_gop_bytes = max_gop_bytes
         self.quality = quality
+        self.max_pixels = max_pixels  # larger pictures are refused from the SPS, undecoded
         self._streams: OrderedDict[StreamKey, WarmStream] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -147,15 +166,15 @@ class StreamPool:
     ) -> tuple[bytes, float, bool]:
         """(JPEG, frame wall-clock time, whether the stream already had a frame).
 
-        Raises an RtspError (refused, unauthorised, redirected, garbage), GrabTimeout or
-        DecodeError; messages name neither host nor credentials."""
+        Raises an RtspError (refused, unauthorised, redirected, garbage), GrabTimeout,
+        DecodeError or FrameTooLarge; messages name neither host nor credentials."""
         if self.max_streams <= 0:  # cold grabs only
             gop = await first_keyframe(
-                uri, username, password, allowed, timeout_s, self.max_gop_bytes
+                uri, username, password, allowed, timeout_s, self.max_gop_bytes, self.allow_basic
             )
             loop = asyncio.get_running_loop()
             data = await loop.run_in_executor(
-                self.executor, annexb_to_jpeg, gop.annexb, 1, self.quality
+                self.executor, annexb_to_jpeg, gop.annexb, 1, self.quality, self.max_pixels
             )
             return data, gop.taken_at, False
         key = (uri, username, password)
@@ -165,7 +184,14 @@ class StreamPool:
             stream = self._open(key, allowed, timeout_s)
         self._streams.move_to_end(key)
         gop = await stream.gop(timeout_s, max_age_s)
-        return await stream.jpeg(gop, self.executor, self.quality), gop.taken_at, warm
+        try:
+            data = await stream.jpeg(gop, self.executor, self.quality, self.max_pixels)
+        except FrameTooLarge:
+            if self._streams.get(key) is stream:  # no point keeping it playing
+                del self._streams[key]
+                self._retire(stream)
+            raise
+        return data, gop.taken_at, warm
 
     def _open(self, key: StreamKey, allowed: Callable[[str], bool], timeout_s: float) -> WarmStream:
         for dead in [k for k, s in self._streams.items() if not s.alive]:
@@ -182,6 +208,7 @@ class StreamPool:
             timeout=timeout_s,
             read_timeout=max(timeout_s, 2.0),
             max_gop_bytes=self.max_gop_bytes,
+            allow_basic=self.allow_basic,
         )
         stream = WarmStream(player, self.idle_s)
         self._streams[key] = stream
