@@ -1,7 +1,8 @@
 """Group commit: calls that arrive while a batch is being written go out together in the next
 one, and each caller gets its own result only once its batch is done. Under load one Redis call
 serves many requests; alone, a request pays one call as before. Used by the audit stream and the
-snapshot rate limit, the two Redis writes on the snapshot hot path."""
+snapshot rate limit, the two Redis writes on the snapshot hot path. A batch that fails fails
+each of its callers (a Redis failure as 503); the writer goes on with the next batch."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ class GroupCommit(Generic[T, R]):
                         done.set_exception(Unavailable(f"the {self._what} is unreachable; retry"))
                 if isinstance(exc, asyncio.CancelledError):
                     raise
+            except Exception as exc:  # e.g. CamgwError: each caller of the batch gets it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
             else:
                 for (_, done), result in zip(batch, results, strict=True):
                     done.set_result(result)

@@ -1,11 +1,13 @@
-"""/api/v1/audit: read the trail (newest first). There is deliberately no way to change it."""
+"""/api/v1/audit: read the trail (newest first). There is deliberately no way to change it, and
+every read is itself recorded (`audit.read`: who, the filters, how many entries they got)."""
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
-from ..audit import AuditQuery
-from ..keys import AUDIT, PRINCIPAL
+from ..audit import AuditEvent, AuditQuery
+from ..keys import AUDIT, PRINCIPAL, REQUEST_ID
 from ..models import AuditPage, AuditQueryParams
 from ..policy import Permission
 from .endpoint import Endpoint
@@ -24,7 +26,28 @@ async def read_audit(request: web.Request) -> web.StreamResponse:
         limit=p.limit,
         cursor=p.cursor,
     )
-    return json_response(await request.app[AUDIT].query(query))
+    audit = request.app[AUDIT]
+    page = await audit.query(query)
+    # Recorded after the read (so it is not in its own page) and before the answer: no one
+    # reads the trail without leaving an entry. A read with a network filter is that
+    # network's business, so its auditors see it too.
+    await audit.append(
+        AuditEvent(
+            actor=who.actor,
+            role=who.role.value,
+            action="audit.read",
+            target="",
+            network=p.network or "",
+            outcome="ok",
+            status=200,
+            request_id=request.get(REQUEST_ID, ""),
+            extra={
+                "filters": orjson.dumps(p.model_dump(mode="json", exclude_none=True)).decode(),
+                "returned": str(len(page.items)),
+            },
+        )
+    )
+    return json_response(page)
 
 
 ENDPOINTS = [
@@ -32,7 +55,7 @@ ENDPOINTS = [
         "GET",
         "/api/v1/audit",
         read_audit,
-        "Audit trail, newest first",
+        "Audit trail, newest first (each read is itself recorded as `audit.read`)",
         "audit.read",
         Permission.read_audit,
         query=AuditQueryParams,

@@ -1,5 +1,6 @@
 """The audit trail: every admin change and every refused attempt is recorded with who, what, which
-camera and network, how it went and when; the API offers no way to change the trail."""
+camera and network, how it went and when; the API offers no way to change the trail, and reading
+it is itself recorded. (The hash chain, archive and CLI: test_audit_chain.py.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.keys import AUDIT
 from tests.conftest import Headers, TokenFactory
 
 PROBLEM = "application/problem+json"
@@ -18,7 +21,7 @@ PROBLEM = "application/problem+json"
 def cam(n: int, net: str = "governance", **extra: Any) -> dict[str, Any]:
     octet, category = {"governance": (1, "sharp-eyes"), "police": (2, "traffic")}[net]
     return {
-        "id": f"aud-{net[:3]}-{n}",
+        "id": f"{net}.aud-{n}",
         "network": net,
         "name": f"Audit camera {n}",
         "category": category,
@@ -43,9 +46,10 @@ class Trail:
         body: dict[str, Any] = await resp.json()
         return body
 
-    async def entries(self, **params: Any) -> list[dict[str, Any]]:
+    async def entries(self, reads: bool = False, **params: Any) -> list[dict[str, Any]]:
+        """The entries, without the `audit.read` entries of earlier reads unless `reads`."""
         items: list[dict[str, Any]] = (await self.page(limit=1000, **params))["items"]
-        return items
+        return [e for e in items if reads or e["action"] != "audit.read"]
 
     async def one(self, **match: Any) -> dict[str, Any]:
         found = [e for e in await self.entries() if match.items() <= e.items()]
@@ -56,6 +60,16 @@ class Trail:
 @pytest.fixture
 async def trail(client: TestClient, token: TokenFactory) -> Trail:  # type: ignore[type-arg]
     return Trail(client, await token("auditor", ["*"], name="auditor"))
+
+
+class FakeClock:
+    """The refusal counter's clock: tests move time instead of waiting for a minute to end."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0 - 1_700_000_000 % 60 + 1  # a second into a minute
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def assert_recent(entry: dict[str, Any], since: datetime) -> None:
@@ -78,22 +92,22 @@ async def test_every_admin_change_is_recorded(
     resp = await client.post("/api/v1/cameras", json=cam(1), headers=admin)
     assert resp.status == 201
     resp = await client.patch(
-        "/api/v1/cameras/aud-gov-1", json={"name": "Renamed", "tags": ["x"]}, headers=admin
+        "/api/v1/cameras/governance.aud-1", json={"name": "Renamed", "tags": ["x"]}, headers=admin
     )
     assert resp.status == 200
     resp = await client.post(
         "/api/v1/cameras/import", json=[cam(2), cam(3, "police")], headers=admin
     )
     assert (await resp.json())["created"] == 2
-    resp = await client.delete("/api/v1/cameras/aud-gov-1", headers=admin)
+    resp = await client.delete("/api/v1/cameras/governance.aud-1", headers=admin)
     assert resp.status == 204
 
     expected = [
-        ("camera.create", "aud-gov-1", "governance", {}),
-        ("camera.update", "aud-gov-1", "governance", {"fields": "name,tags"}),
-        ("camera.create", "aud-gov-2", "governance", {"via": "import"}),
-        ("camera.create", "aud-pol-3", "police", {"via": "import"}),
-        ("camera.delete", "aud-gov-1", "governance", {}),
+        ("camera.create", "governance.aud-1", "governance", {}),
+        ("camera.update", "governance.aud-1", "governance", {"fields": "name,tags"}),
+        ("camera.create", "governance.aud-2", "governance", {"via": "import"}),
+        ("camera.create", "police.aud-3", "police", {"via": "import"}),
+        ("camera.delete", "governance.aud-1", "governance", {}),
     ]
     for action, target, network, extra in expected:
         entry = await trail.one(action=action, target=target)
@@ -114,12 +128,12 @@ async def test_every_admin_change_is_recorded(
     # Newest first, in the order the changes happened.
     mine = [(e["action"], e["target"]) for e in await trail.entries(actor=alice)]
     assert mine == [
-        ("camera.delete", "aud-gov-1"),
+        ("camera.delete", "governance.aud-1"),
         ("camera.import", "2 rows"),
-        ("camera.create", "aud-pol-3"),
-        ("camera.create", "aud-gov-2"),
-        ("camera.update", "aud-gov-1"),
-        ("camera.create", "aud-gov-1"),
+        ("camera.create", "police.aud-3"),
+        ("camera.create", "governance.aud-2"),
+        ("camera.update", "governance.aud-1"),
+        ("camera.create", "governance.aud-1"),
     ]
 
 
@@ -134,7 +148,7 @@ async def test_request_id_links_the_entry_to_the_response(
     )
     assert resp.status == 201
     assert resp.headers["X-Request-Id"] == "ticket-4711"
-    entry = await trail.one(action="camera.create", target="aud-gov-4")
+    entry = await trail.one(action="camera.create", target="governance.aud-4")
     assert entry["request_id"] == "ticket-4711"
 
 
@@ -158,15 +172,25 @@ async def test_refused_attempts_are_recorded_with_their_outcome(
         (admin, "POST", "/api/v1/cameras", {"json": cam(4)}, 201),
         (admin, "POST", "/api/v1/cameras", {"json": cam(4)}, 409),
         (admin, "POST", "/api/v1/cameras", {"json": cam(5, address="127.1.1.4")}, 409),
-        (admin, "PATCH", "/api/v1/cameras/aud-gov-4", {"json": {"category": "traffic"}}, 422),
-        (viewer, "DELETE", "/api/v1/cameras/aud-gov-4", {}, 403),
-        (admin, "DELETE", "/api/v1/cameras/aud-gov-9", {}, 404),
+        (
+            admin,
+            "PATCH",
+            "/api/v1/cameras/governance.aud-4",
+            {"json": {"category": "traffic"}},
+            422,
+        ),
+        (viewer, "DELETE", "/api/v1/cameras/governance.aud-4", {}, 403),
+        (admin, "DELETE", "/api/v1/cameras/governance.aud-9", {}, 404),
         (viewer, "POST", "/api/v1/cameras/import", {"json": [cam(6)]}, 403),
         ({}, "POST", "/api/v1/cameras", {"json": cam(7)}, 401),
     ]
+    clock = FakeClock()
+    client.app[AUDIT].refusals.clock = clock
     for headers, method, path, kwargs, status in attempts:
         resp = await client.request(method, path, headers=headers, **kwargs)
         assert resp.status == status, (method, path, await resp.text())
+    clock.now += 60  # the minute is over: the unauthenticated attempt is written, as a count
+    assert await client.app[AUDIT].flush_refusals() == 1
 
     refusals = [e for e in await trail.entries() if e["outcome"] != "ok"]
     got = sorted((e["actor"].split("#")[0], e["action"], e["status"]) for e in refusals)
@@ -181,7 +205,7 @@ async def test_refused_attempts_are_recorded_with_their_outcome(
             ("vic", "camera.delete", 403),
             ("alice", "camera.delete", 404),
             ("vic", "camera.import", 403),
-            ("anonymous", "camera.create", 401),
+            ("anonymous", "auth.refused", 401),
         ]
     )
     outcomes = {403: "denied", 401: "denied", 404: "not_found", 409: "conflict", 422: "invalid"}
@@ -189,10 +213,15 @@ async def test_refused_attempts_are_recorded_with_their_outcome(
         assert entry["outcome"] == outcomes[entry["status"]], entry
         assert entry["detail"], entry
         assert entry["target"], entry
-        assert_recent(entry, started)
+        if entry["status"] != 401:
+            assert_recent(entry, started)
+    anonymous = next(e for e in refusals if e["status"] == 401)
+    assert anonymous["target"] == "127.0.0.1"  # the source, counted
+    assert anonymous["extra"]["count"] == "1"
+    assert anonymous["extra"]["paths"] == '["/api/v1/cameras"]'
     # A refused change left nothing behind: only the one good create is recorded as done.
     done = [(e["action"], e["target"]) for e in await trail.entries() if e["outcome"] == "ok"]
-    assert done == [("camera.create", "aud-gov-4")]
+    assert done == [("camera.create", "governance.aud-4")]
 
 
 async def test_probing_an_ungranted_camera_is_recorded_for_its_network(
@@ -203,14 +232,14 @@ async def test_probing_an_ungranted_camera_is_recorded_for_its_network(
     root = await token("admin", ["*"])
     assert (await client.post("/api/v1/cameras", json=cam(1, "police"), headers=root)).status == 201
     viewer = await token("viewer", ["governance"], name="peeker")
-    assert (await client.get("/api/v1/cameras/aud-pol-1", headers=viewer)).status == 404
-    entry = await trail.one(action="camera.get", target="aud-pol-1")
+    assert (await client.get("/api/v1/cameras/police.aud-1", headers=viewer)).status == 404
+    entry = await trail.one(action="camera.get", target="police.aud-1")
     assert entry["actor"] == actor_of(viewer, "peeker")
     assert entry["network"] == "police"
     assert entry["outcome"] == "denied"
     # The police network's own auditor sees who probed its camera.
     police_auditor = await token("auditor", ["police"])
-    resp = await client.get("/api/v1/audit?camera=aud-pol-1", headers=police_auditor)
+    resp = await client.get("/api/v1/audit?camera=police.aud-1", headers=police_auditor)
     assert "camera.get" in [e["action"] for e in (await resp.json())["items"]]
 
 
@@ -264,31 +293,31 @@ async def test_filters_actor_camera_network_since(
     await asyncio.sleep(0.02)
     since = datetime.now(UTC)
     await asyncio.sleep(0.02)
-    await client.patch("/api/v1/cameras/aud-gov-1", json={"name": "B"}, headers=bob_h)
-    await client.patch("/api/v1/cameras/aud-pol-2", json={"name": "A"}, headers=alice_h)
+    await client.patch("/api/v1/cameras/governance.aud-1", json={"name": "B"}, headers=bob_h)
+    await client.patch("/api/v1/cameras/police.aud-2", json={"name": "A"}, headers=alice_h)
 
     def pairs(entries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         return [(e["actor"], e["action"], e["target"]) for e in entries]
 
     assert pairs(await trail.entries(actor=alice)) == [
-        (alice, "camera.update", "aud-pol-2"),
-        (alice, "camera.create", "aud-gov-1"),
+        (alice, "camera.update", "police.aud-2"),
+        (alice, "camera.create", "governance.aud-1"),
     ]
-    assert pairs(await trail.entries(camera="aud-gov-1")) == [
-        (bob, "camera.update", "aud-gov-1"),
-        (alice, "camera.create", "aud-gov-1"),
+    assert pairs(await trail.entries(camera="governance.aud-1")) == [
+        (bob, "camera.update", "governance.aud-1"),
+        (alice, "camera.create", "governance.aud-1"),
     ]
     assert pairs(await trail.entries(network="police")) == [
-        (alice, "camera.update", "aud-pol-2"),
-        (bob, "camera.create", "aud-pol-2"),
+        (alice, "camera.update", "police.aud-2"),
+        (bob, "camera.create", "police.aud-2"),
     ]
     stamp = since.isoformat().replace("+00:00", "Z")
     assert pairs(await trail.entries(since=stamp)) == [
-        (alice, "camera.update", "aud-pol-2"),
-        (bob, "camera.update", "aud-gov-1"),
+        (alice, "camera.update", "police.aud-2"),
+        (bob, "camera.update", "governance.aud-1"),
     ]
     assert pairs(await trail.entries(since=stamp, actor=bob, network="governance")) == [
-        (bob, "camera.update", "aud-gov-1"),
+        (bob, "camera.update", "governance.aud-1"),
     ]
     assert await trail.entries(actor="nobody#00000000") == []
     for entry in await trail.entries(since=stamp):
@@ -300,7 +329,8 @@ async def test_cursor_paging_walks_the_whole_trail_once(
     token: TokenFactory,
     trail: Trail,
 ) -> None:
-    admin = await token("admin")
+    admin = await token("admin", name="paging")
+    paging = actor_of(admin, "paging")
     for n in range(1, 8):
         assert (await client.post("/api/v1/cameras", json=cam(n), headers=admin)).status == 201
     everything = await trail.entries()
@@ -310,8 +340,10 @@ async def test_cursor_paging_walks_the_whole_trail_once(
 
     pages: list[list[str]] = []
     cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+    for _ in range(10):  # (by actor: each read adds an `audit.read` entry of the auditor's)
+        params: dict[str, Any] = {"limit": 3, "actor": paging} | (
+            {"cursor": cursor} if cursor else {}
+        )
         page = await trail.page(**params)
         pages.append([e["id"] for e in page["items"]])
         cursor = page["next_cursor"]
@@ -321,8 +353,8 @@ async def test_cursor_paging_walks_the_whole_trail_once(
     assert [i for p in pages for i in p] == ids
 
     # Paging combines with a filter.
-    page = await trail.page(limit=2, camera="aud-gov-3")
-    assert [e["target"] for e in page["items"]] == ["aud-gov-3"]
+    page = await trail.page(limit=2, camera="governance.aud-3")
+    assert [e["target"] for e in page["items"]] == ["governance.aud-3"]
     assert page["next_cursor"] is None
 
 
@@ -330,7 +362,16 @@ async def test_cursor_paging_walks_the_whole_trail_once(
     ("param", "value"),
     [
         ("cursor", "not-a-cursor"),
+        ("cursor", "0-0"),  # was 503 "registry unreachable" (Redis refused the range)
+        ("cursor", "18446744073709551616-0"),  # 2^64
+        ("cursor", "0-18446744073709551616"),
         ("since", "yesterday"),
+        ("since", "1969-12-31T00:00:00Z"),  # was 503: a negative stream id
+        ("since", "0.5"),  # was taken as a Unix timestamp; OpenAPI says date-time
+        ("since", "1700000000"),
+        ("since", "2024-05-01"),  # a date, not a date-time
+        ("since", "2024-05-01T08:00:00"),  # no time zone
+        ("since", "3024-05-01T08:00:00Z"),
         ("limit", "0"),
         ("limit", "100000"),
         ("camera", "../etc"),
@@ -341,3 +382,75 @@ async def test_bad_audit_queries_are_422(trail: Trail, param: str, value: str) -
     assert resp.status == 422
     assert resp.content_type == PROBLEM
     assert (await resp.json())["field"] == param
+
+
+async def test_good_edge_queries_are_answered(trail: Trail) -> None:
+    for params in (
+        {"cursor": "18446744073709551615-18446744073709551615"},
+        {"cursor": "0-1"},
+        {"since": "1970-01-01T00:00:00Z"},
+        {"since": "2024-05-01T08:00:00+08:00"},
+    ):
+        resp = await trail.client.get("/api/v1/audit", params=params, headers=trail.headers)
+        assert resp.status == 200, (params, await resp.text())
+
+
+async def test_the_since_parameter_is_an_iso_date_time_in_the_openapi_document(
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    params = {p["name"]: p for p in doc["paths"]["/api/v1/audit"]["get"]["parameters"]}
+    since = params["since"]["schema"]
+    # A date-time (not a number), with the years the server takes as a pattern beside it.
+    assert (since["type"], since["format"]) == ("string", "date-time")
+    assert "anyOf" not in since  # a query value is never JSON null
+
+
+# -- reading is recorded --------------------------------------------------------------------------
+
+
+async def test_every_read_of_the_trail_is_itself_recorded(
+    client: TestClient,  # type: ignore[type-arg]
+    token: TokenFactory,
+) -> None:
+    admin = await token("admin")
+    for n in (1, 2):
+        assert (await client.post("/api/v1/cameras", json=cam(n), headers=admin)).status == 201
+    inspector = await token("auditor", ["*"], name="inspector")
+    police = await token("auditor", ["police"], name="pol-auditor")
+
+    resp = await client.get(
+        "/api/v1/audit", params={"camera": "governance.aud-1", "limit": 5}, headers=inspector
+    )
+    assert [e["action"] for e in (await resp.json())["items"]] == ["camera.create"]
+    resp = await client.get("/api/v1/audit", params={"network": "police"}, headers=police)
+    assert (await resp.json())["items"] == []
+
+    resp = await client.get("/api/v1/audit", params={"limit": 1000}, headers=inspector)
+    reads = [e for e in (await resp.json())["items"] if e["action"] == "audit.read"]
+    assert [e["actor"] for e in reads] == [
+        actor_of(police, "pol-auditor"),
+        actor_of(inspector, "inspector"),
+    ]
+    police_read, first = reads
+    assert first["role"] == "auditor"
+    assert first["outcome"] == "ok"
+    assert first["request_id"]
+    assert first["network"] == ""
+    assert first["extra"]["returned"] == "1"
+    assert orjson.loads(first["extra"]["filters"]) == {"camera": "governance.aud-1", "limit": 5}
+    # A read of one network's trail is that network's business: its auditors see it.
+    assert police_read["network"] == "police"
+    assert police_read["extra"]["returned"] == "0"
+    resp = await client.get("/api/v1/audit", params={"limit": 1000}, headers=police)
+    assert [e["actor"] for e in (await resp.json())["items"] if e["action"] == "audit.read"] == [
+        actor_of(police, "pol-auditor")
+    ]
+    # The read just made is there for the next reader.
+    resp = await client.get("/api/v1/audit", params={"limit": 1}, headers=inspector)
+    latest = (await resp.json())["items"][0]
+    assert (latest["action"], latest["actor"], latest["extra"]["returned"]) == (
+        "audit.read",
+        actor_of(police, "pol-auditor"),
+        "1",
+    )
