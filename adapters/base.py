@@ -14,7 +14,7 @@ Errors, drawn once:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -113,6 +113,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# Where each camera read goes: None (or an awaitable of None) when kept, else its Failure.
+CameraSink = Callable[[Discovered], "Awaitable[Failure | None] | Failure | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +170,10 @@ class NetworkAdapter(Protocol):
 
     network: str
 
-    async def discover(
-        self, on_progress: ProgressCallback, on_camera: Callable[[Discovered], object]
-    ) -> list[Failure]: ...
+    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
+        """Read every target; each camera read goes to `on_camera`, which answers a Failure
+        when the camera could not be kept (it is then counted and returned as failed)."""
+        ...
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]: ...
 

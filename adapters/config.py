@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .uris import UriCredentials
 
+# Pictures: the most pixels a snapshot or stream frame may have. 8K UHD (7680x4320) is above
+# every surveillance camera's main stream (4K, 12 and 16 MP, 32 MP panoramics) and its decode is
+# ~100 MB (3 bytes a pixel); the bound is 4x that, for the odd gigantic sensor an operator knows.
+DEFAULT_MAX_PIXELS = 7680 * 4320  # 33,177,600
+MAX_PIXELS_BOUND = 1 << 27  # 134,217,728 (16384 x 8192)
+
+# adapters/__init__.py sets OpenCV's own fence (OPENCV_IO_MAX_IMAGE_PIXELS) at this bound.
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -98,3 +106,10 @@ class SnapshotConfig(_Strict):
     rtsp_workers: int = Field(4, ge=1, le=64, description="Threads for H.264 and JPEG work")
     warm_streams: int = Field(4, ge=0, le=64, description="RTSP streams kept open per network")
     warm_idle_s: float = Field(30.0, gt=0, le=3600, description="Close a warm stream when unused")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=320 * 240,
+        le=MAX_PIXELS_BOUND,
+        description="Largest picture (width x height) decoded, from a snapshot's JPEG header or "
+        "a stream's SPS, before any decode; larger ones are refused (8K UHD by default)",
+    )

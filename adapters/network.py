@@ -13,7 +13,7 @@ import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ from .base import (
     AdapterError,
     CameraAuthError,
     CameraProtocolError,
+    CameraSink,
     CameraUnreachable,
     Discovered,
     Failure,
@@ -40,10 +41,10 @@ from .config import AccessConfig, DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
 from .httpauth import Authenticator
 from .inventory import parse_host, read_csv_inventory, rtsp_target
-from .onvif import OnvifClient
-from .rtsp import RtspTimeout, describe
+from .onvif import OnvifClient, describe_exception, redact
+from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
-from .uris import UriCredentials
+from .uris import UriCredentials, split_credentials, uri_port
 from .wsdiscovery import expand_targets, probe
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,13 @@ class CameraNetworkAdapter:
         self._executor = ThreadPoolExecutor(
             snap.rtsp_workers, thread_name_prefix=f"rtsp-{self.network}"
         )
-        self._streams = StreamPool(self._executor, snap.warm_streams, snap.warm_idle_s)
+        self._streams = StreamPool(
+            self._executor,
+            snap.warm_streams,
+            snap.warm_idle_s,
+            max_pixels=snap.max_pixels,
+            allow_basic=spec.access.allow_basic_over_http,
+        )
         self._http: aiohttp.ClientSession | None = None
         self._auth_sessions: dict[str, Authenticator] = {}  # digest state per camera
         self._started = False
@@ -113,11 +120,12 @@ class CameraNetworkAdapter:
     # -- snapshots ------------------------------------------------------------------------
 
     async def snapshot(self, request: SnapshotRequest) -> SnapshotResult:
-        """The camera's HTTP snapshot, else one frame of its RTSP stream."""
+        """The camera's HTTP snapshot, else one frame of its RTSP stream. Credentials go only
+        where `_credentials_for` allows; Basic only as the network's `access` allows."""
         cfg = self.spec.snapshots
-        creds = request.credentials or self.spec.credentials
         failed: list[tuple[str, AdapterError]] = []
         if request.snapshot_uri:
+            creds, withheld = self._credentials_for(request, request.snapshot_uri)
             timeout = aiohttp.ClientTimeout(total=cfg.timeout_s, sock_connect=cfg.connect_timeout_s)
             try:
                 jpeg = await fetch_snapshot(
@@ -128,20 +136,30 @@ class CameraNetworkAdapter:
                     max_bytes=cfg.max_bytes,
                     limits=timeout,
                     sessions=self._auth_sessions,
+                    allow_basic_over_http=self.spec.access.allow_basic_over_http,
+                    withheld=withheld,
                 )
                 return SnapshotResult(jpeg, "camera-http", time.time())
             except AdapterError as exc:
                 failed.append(("camera HTTP snapshot", exc))
         if request.stream_uri:
+            creds, withheld = self._credentials_for(request, request.stream_uri)
             try:
-                return await self._grab(request.stream_uri, creds, failed)
+                return await self._grab(request.stream_uri, creds, failed, withheld)
             except AdapterError as exc:
                 failed.append(("RTSP grab", exc))
         raise SnapshotFailed(failed)
 
     async def _grab(
-        self, stream_uri: str, creds: UriCredentials | None, failed: list[tuple[str, AdapterError]]
+        self,
+        stream_uri: str,
+        creds: UriCredentials | None,
+        failed: list[tuple[str, AdapterError]],
+        withheld: str | None = None,
     ) -> SnapshotResult:
+        """One frame of the stream. `creds` None: none are sent (credentials inside the URI
+        are dropped too), and `withheld` says why if the camera asks for them."""
+        stream_uri, _ = split_credentials(stream_uri)
         host = urlsplit(stream_uri).hostname or ""
         if not self.allowed(host):
             raise CameraProtocolError("stream URI names a host outside the network's ranges")
@@ -161,35 +179,97 @@ class CameraNetworkAdapter:
                 )
         except TimeoutError as exc:
             raise CameraUnreachable(f"no frame within {cfg.rtsp_timeout_s:g}s") from exc
+        except RtspNoCredentials:
+            if withheld is None:
+                raise
+            raise CameraAuthError(f"the camera asks for authentication; {withheld}") from None
         attempts = tuple(f"{name}: {exc}" for name, exc in failed)
         return SnapshotResult(jpeg, "rtsp-grab", taken_at, warm, attempts)
 
+    def _credentials_for(
+        self, request: SnapshotRequest, uri: str
+    ) -> tuple[UriCredentials | None, str | None]:
+        """The credentials that may answer `uri`'s challenge, or None and why not (a reason
+        naming neither host nor password). The camera's own, else the network's only if
+        discovery read a device at this address (`network_credentials`); and only if `uri`
+        names the camera's own address (compared as IP addresses) on a port its device
+        advertised or the network's `camera_ports` list. The gateway checks this when it
+        builds the request; checking again here holds even for a record forged in Redis."""
+        creds = request.credentials
+        if creds is None:
+            if not request.network_credentials:
+                return None, (
+                    "credentials withheld: the camera has none of its own, and the network's "
+                    "are offered only to a device that discovery found and read at this address"
+                )
+            creds = self.spec.credentials
+            if creds is None:
+                return None, "no credentials on file for the camera or configured for the network"
+        try:
+            parts = urlsplit(uri)
+            same = ipaddress.ip_address(parts.hostname or "") == ipaddress.ip_address(
+                request.address
+            )
+        except ValueError:
+            same = False  # a name, or no host: never the camera's own address
+        if not same:
+            return None, (
+                "credentials withheld: the URI names a host other than the camera's own address"
+            )
+        port = uri_port(uri)
+        if port is None:
+            return None, "credentials withheld: the URI names no valid port"
+        if port not in request.credential_ports | set(self.spec.access.camera_ports):
+            return None, (
+                f"credentials withheld: port {port} is neither one the camera's device "
+                "advertised nor one of the network's camera_ports"
+            )
+        return creds, None
+
     # -- discovery ----------------------------------------------------------------------
 
-    async def discover(
-        self, on_progress: ProgressCallback, on_camera: Callable[[Discovered], object]
-    ) -> list[Failure]:
+    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
         await self._ensure_started()
         progress = Progress()
         failures: list[Failure] = []
         targets = await self._targets(progress, failures)
         progress.found = len(targets)
-        on_progress(progress)
         gate = asyncio.Semaphore(self.spec.discovery.concurrency)
 
+        def report() -> None:
+            try:
+                on_progress(progress)
+            except Exception:  # progress is informative: a broken callback costs no camera
+                log.exception("progress callback failed", extra={"network": self.network})
+
         async def one(target: Target) -> None:
-            async with gate:
-                outcome = await self._read(target)
+            """Total: whatever happens, this camera ends as a record or as its own failure,
+            so no exception leaves the gather and no sibling outlives a failed job."""
+            outcome: Discovered | Failure
+            try:
+                async with gate:
+                    outcome = await self._read(target)
+            except Exception as exc:  # _read is total; the last line of defence
+                reason = f"unexpected error ({describe_exception(exc)})"
+                outcome = self._failure(target, "read", reason)
+            if isinstance(outcome, Discovered):
+                try:
+                    kept = on_camera(outcome)
+                    if inspect.isawaitable(kept):
+                        kept = await kept
+                except Exception as exc:  # the gateway could not keep it: this camera only
+                    reason = f"not stored ({describe_exception(exc)})"
+                    kept = self._failure(target, "store", reason)
+                if isinstance(kept, Failure):
+                    outcome = kept
+                else:
+                    progress.enriched += 1
             if isinstance(outcome, Failure):
                 failures.append(outcome)
                 progress.failed += 1
-            else:
-                result = on_camera(outcome)
-                if inspect.isawaitable(result):
-                    await result
-                progress.enriched += 1
-            on_progress(progress)
+            report()
 
+        report()
         await asyncio.gather(*(one(t) for t in targets))
         return failures
 
@@ -227,6 +307,7 @@ class CameraNetworkAdapter:
         return list(found.values())
 
     async def _read(self, target: Target) -> Discovered | Failure:
+        """Total: the camera's record, or its Failure whatever the exception's type."""
         creds = self.spec.credentials
         if creds is None:
             return self._failure(target, "credentials", "no credentials configured")
@@ -240,11 +321,19 @@ class CameraNetworkAdapter:
             return self._failure(target, "timeout", f"no complete answer within {budget:g} s")
         except AdapterError as exc:
             return self._failure(target, _failure_step(exc), str(exc))
+        except Exception as exc:  # an answer nobody foresaw (or a bug): this camera's failure
+            what = "RTSP DESCRIBE" if target.kind == "rtsp" else "ONVIF"
+            reason = f"{what}: unusable answer ({describe_exception(exc)})"
+            return self._failure(target, "read", reason)
 
     async def _read_rtsp(self, target: Target, creds: UriCredentials) -> Discovered:
         assert target.rtsp_uri is not None
         info = await describe(
-            target.rtsp_uri, creds.username, creds.password, self.spec.discovery.timeout_s
+            target.rtsp_uri,
+            creds.username,
+            creds.password,
+            self.spec.discovery.timeout_s,
+            allow_basic=self.spec.access.allow_basic_over_http,
         )
         return Discovered(
             network=self.network,
@@ -267,6 +356,7 @@ class CameraNetworkAdapter:
         )
 
     def _failure(self, target: Target, step: str, reason: str) -> Failure:
+        reason = redact(reason, self.spec.credentials)  # a camera may echo the password back
         log.warning(
             "camera not read",
             extra={

@@ -39,3 +39,18 @@ def _without_userinfo(parts: SplitResult) -> SplitResult:
 
 def uri_host(uri: str) -> str | None:
     return urlsplit(uri).hostname
+
+
+# Ports URIs without one mean (rtsps: RFC 7826's registered port).
+DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322}
+
+
+def uri_port(uri: str) -> int | None:
+    """The port a URI connects to: its own, else its scheme's default; None if it has none or
+    an invalid one."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return port or DEFAULT_PORTS.get(parts.scheme.lower())

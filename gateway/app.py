@@ -4,6 +4,7 @@ order (Redis, then the services built on it, then the events listener)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 
@@ -20,6 +21,7 @@ from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
 from .discovery import DiscoveryService
+from .errors import CamgwError
 from .keys import (
     ADAPTERS,
     AUDIT,
@@ -40,6 +42,8 @@ from .registry import Registry
 from .settings import Settings
 from .snapshots import SnapshotService
 from .vault import CredentialVault
+
+log = logging.getLogger(__name__)
 
 ENDPOINTS: list[Endpoint] = [
     *health.ENDPOINTS,
@@ -109,6 +113,7 @@ def create_app(
     app.router.add_get("/api/v1/openapi.json", openapi.handler(doc), name="openapi")
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_audit_upkeep)
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_adapters(adapters))
     app.cleanup_ctx.append(_discovery)
@@ -126,12 +131,29 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings, client = app[SETTINGS], app[REDIS]
     prefix = settings.redis.prefix
-    app[REGISTRY] = Registry(client, settings, app[VAULT])
+    app[AUDIT] = AuditLog(client, prefix, app[VAULT], settings.audit)
+    app[REGISTRY] = Registry(client, settings, app[VAULT], app[AUDIT])  # one audit sequencer
     app[TOKENS] = TokenStore(client, prefix)
-    app[AUDIT] = AuditLog(client, prefix, settings.audit.max_entries)
     app[CATALOG] = Catalog(app[REGISTRY], settings)
     app[METRICS].watch_catalog(app[CATALOG])
+    app[METRICS].watch_audit(app[AUDIT])
     yield
+
+
+async def _audit_upkeep(app: web.Application) -> AsyncIterator[None]:
+    """Per-minute counts of unauthenticated refusals, and the archive of the oldest entries
+    before any trim; at shutdown the counts still held are written."""
+    audit = app[AUDIT]
+    task = asyncio.create_task(audit.upkeep(), name="camgw-audit-upkeep")
+    yield
+    await tasks.stop(task)
+    try:
+        await audit.flush_refusals(everything=True)
+    except CamgwError as exc:
+        log.error(
+            "unauthenticated refusal counts lost at shutdown",
+            extra={"count": audit.refusals.pending(), "error": exc.detail},
+        )
 
 
 async def _events(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""`camgw`: serve, demo, token create|list|revoke, import, audit tail, keygen."""
+"""`camgw`: serve, demo, token create|list|revoke, import, audit tail|verify|export, keygen."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from adapters.simulator.server import Simulator, build_devices, demo_quirks
 from . import logs
 from .app import create_app, default_adapters, redis_client
 from .audit import AuditEvent, AuditLog, AuditQuery
+from .audit_archive import verify_file
+from .audit_chain import CHAIN_PURPOSE, Break
 from .auth import TokenStore
 from .catalog import Catalog
 from .demo import (
@@ -37,8 +39,9 @@ from .demo import (
     write_token_file,
 )
 from .discovery import DiscoveryService
+from .errors import CamgwError
 from .keys import DISCOVERY, REGISTRY, TOKENS
-from .models import DiscoveryJob, Role
+from .models import DiscoveryJob, Role, iso_datetime
 from .redis_server import RedisServer
 from .registry import Registry
 from .settings import Settings, load_settings
@@ -96,10 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--url", default=os.environ.get("CAMGW_URL", "http://127.0.0.1:8080"))
     i.set_defaults(func=cmd_import)
 
-    a = sub.add_parser("audit", help="read the audit trail").add_subparsers(required=True)
-    at = a.add_parser("tail", help="print the newest entries as JSON lines")
-    at.add_argument("-n", type=int, default=20)
-    at.set_defaults(func=cmd_audit_tail)
+    _audit_parsers(sub)
 
     sm = sub.add_parser("simulate", help="serve the simulated camera fleet on loopback")
     sm.add_argument("--scale", type=float, default=0.05, help="fleet size vs the inventory")
@@ -117,6 +117,22 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create the credential key file")
     k.set_defaults(func=cmd_keygen)
     return p
+
+
+def _audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser("audit", help="read and check the audit trail").add_subparsers(required=True)
+    at = a.add_parser("tail", help="print the newest entries as JSON lines")
+    at.add_argument("-n", type=int, default=20)
+    at.set_defaults(func=cmd_audit_tail)
+    av = a.add_parser("verify", help="check the chain (archive, then stream; or one export file)")
+    av.add_argument("--archive-dir", type=Path, help="archive segments (default: [audit])")
+    av.add_argument("--file", type=Path, help="verify this export or segment file only")
+    av.set_defaults(func=cmd_audit_verify)
+    ae = a.add_parser("export", help="entries since a time as a verifiable JSON Lines file")
+    ae.add_argument("--since", required=True, help="ISO 8601 date-time, e.g. 2024-05-01T00:00Z")
+    ae.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    ae.add_argument("--archive-dir", type=Path, help="archive segments (default: [audit])")
+    ae.set_defaults(func=cmd_audit_export)
 
 
 # -- serve / demo ------------------------------------------------------------------------
@@ -171,6 +187,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             update={
                 "redis": settings.redis.model_copy(update={"url": url}),
                 "secrets": settings.secrets.model_copy(update={"key_file": key_file}),
+                "audit": settings.audit.model_copy(update={"archive_dir": var / "audit"}),
             }
         )
         vault = CredentialVault(load_key(key_file))
@@ -258,13 +275,13 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    vault = _vault(settings)  # before anything changes: no token without its audit entry
 
     async def work(client: Redis) -> int:
         tokens = TokenStore(client, settings.redis.prefix)
         token, info = await tokens.create(args.name, Role(args.role), networks, cli_actor())
         await _audit(
-            client,
-            settings,
+            _audit_log(client, settings, vault),
             "token.create",
             info.id,
             f"{info.name}: {info.role.value} on {','.join(info.networks)}",
@@ -289,11 +306,12 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    vault = _vault(settings)  # before anything changes: no revocation without its entry
+
     async def work(client: Redis) -> int:
         removed = await TokenStore(client, settings.redis.prefix).revoke(args.id)
         await _audit(
-            client,
-            settings,
+            _audit_log(client, settings, vault),
             "token.revoke",
             args.id,
             "" if removed else "no such token",
@@ -308,10 +326,16 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return _with_redis(settings, work)
 
 
-async def _audit(
-    client: Redis, settings: Settings, action: str, target: str, detail: str, ok: bool = True
-) -> None:
-    audit = AuditLog(client, settings.redis.prefix, settings.audit.max_entries)
+def _vault(settings: Settings) -> CredentialVault:
+    """The key file also keys the audit chain: a CLI entry is sealed like a gateway's."""
+    return CredentialVault(load_key(settings.secrets.key_file))
+
+
+def _audit_log(client: Redis, settings: Settings, vault: CredentialVault) -> AuditLog:
+    return AuditLog(client, settings.redis.prefix, vault, settings.audit)
+
+
+async def _audit(audit: AuditLog, action: str, target: str, detail: str, ok: bool = True) -> None:
     await audit.append(
         AuditEvent(
             actor=cli_actor(),
@@ -364,9 +388,8 @@ def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
     one = settings.model_copy(update={"networks": (settings.network_by_id[args.network],)})
 
     async def work(client: Redis) -> int:
-        prefix = settings.redis.prefix
-        registry = Registry(client, settings, vault)
-        audit = AuditLog(client, prefix, settings.audit.max_entries)
+        audit = _audit_log(client, settings, vault)
+        registry = Registry(client, settings, vault, audit)
         adapters = default_adapters(one)
         service = DiscoveryService(
             settings, client, registry, Catalog(registry, settings), audit, adapters
@@ -456,14 +479,89 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
+    vault = _vault(settings)
+
     async def work(client: Redis) -> int:
-        audit = AuditLog(client, settings.redis.prefix, settings.audit.max_entries)
+        audit = _audit_log(client, settings, vault)
         page = await audit.query(AuditQuery(limit=args.n))
         for entry in reversed(page.items):
             print(entry.model_dump_json())
+        await _audit_read(audit, "tail", f"newest {args.n}", len(page.items))
         return 0
 
-    return _with_redis(settings, work)
+    return _audit_command(settings, work)
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 with "audit trail intact: ..." or 1 with the first broken or missing link."""
+    vault = _vault(settings)
+    if args.file is not None:
+        try:
+            return _verdict(verify_file(args.file, vault.derive(CHAIN_PURPOSE)))
+        except OSError as exc:
+            print(f"camgw: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+
+    async def work(client: Redis) -> int:
+        return _verdict(await _audit_log(client, settings, vault).verify(args.archive_dir))
+
+    return _audit_command(settings, work)
+
+
+def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        since = iso_datetime(args.since)
+    except ValueError as exc:
+        print(f"camgw: --since {exc}", file=sys.stderr)
+        return 2
+    vault = _vault(settings)
+
+    async def work(client: Redis) -> int:
+        audit = _audit_log(client, settings, vault)
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(args.out.open("wb")) if args.out else sys.stdout.buffer
+            count = await audit.export(since, out, args.archive_dir, exported_by=cli_actor())
+            out.flush()
+        await _audit_read(audit, "export", f"since {since.isoformat()}", count)
+        print(f"exported {count} entries since {since.isoformat()}", file=sys.stderr)
+        return 0
+
+    return _audit_command(settings, work)
+
+
+def _verdict(result: Break | str) -> int:
+    if isinstance(result, Break):
+        print(result.sentence)
+        return 1
+    print(result)
+    return 0
+
+
+async def _audit_read(audit: AuditLog, via: str, what: str, returned: int) -> None:
+    """Reading the trail from the command line is recorded like reading it through the API."""
+    await audit.append(
+        AuditEvent(
+            actor=cli_actor(),
+            role="cli",
+            action="audit.read",
+            target="",
+            outcome="ok",
+            status=200,
+            detail=f"{via}: {what}",
+            extra={"via": via, "returned": str(returned)},
+        )
+    )
+
+
+def _audit_command(settings: Settings, work: Callable[[Redis], Awaitable[int]]) -> int:
+    async def guarded(client: Redis) -> int:
+        try:
+            return await work(client)
+        except CamgwError as exc:
+            print(f"camgw: {exc.detail}", file=sys.stderr)
+            return 1
+
+    return _with_redis(settings, guarded)
 
 
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,7 +26,13 @@ from .audit import AuditEvent, AuditLog
 from .catalog import Catalog
 from .errors import CamgwError, Conflict, field_errors, redis_errors
 from .models import AdapterState, Camera, CameraStatus, DiscoveryJob, JobFailure, JobProgress
-from .records import camera_from_discovered, check_camera, discovered_id, merge_discovered
+from .records import (
+    NetworkMismatch,
+    camera_from_discovered,
+    check_camera,
+    discovered_id,
+    merge_discovered,
+)
 from .registry import CredentialChange, Registry
 from .settings import Settings
 from .status import StatusTracker
@@ -45,6 +51,9 @@ _PROGRESS_SAVE_S = 0.5
 # enough for others to time out ("registry unreachable" store failures, 503s for API requests).
 # Writes beyond this wait here, without a deadline; the job ends when the last one is stored.
 _WRITE_CONCURRENCY = 16
+# Failure steps that say nothing about the camera's health: the gateway could not store it, or
+# had no target or no credentials to try it with.
+_NOT_THE_CAMERAS = frozenset({"store", "targets", "credentials"})
 
 
 @dataclass
@@ -145,14 +154,17 @@ class DiscoveryService:
                 last_save = time.monotonic()
                 progress_save = asyncio.get_running_loop().create_task(self._save(job))
 
-        async def on_camera(d: Discovered) -> None:
+        async def on_camera(d: Discovered) -> Failure | None:
+            """The camera kept, or its failure (the adapter counts and returns it)."""
             try:
                 async with self._write_gate:
-                    problem = await self.apply(d)
+                    return await self.apply(d)
             except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
-                problem = Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
-            if problem is not None:
-                _add_failure(job, problem)
+                return Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
+            except Exception as exc:  # anything else about one camera is still that camera's
+                log.exception("storing a discovered camera failed", extra={"network": d.network})
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                return Failure(d.network, d.address, "store", reason, d.endpoint_reference)
 
         await self._save(job)
         try:
@@ -215,7 +227,7 @@ class DiscoveryService:
         existing_id = await self.registry.find(
             d.network, d.address, d.endpoint_reference, d.serial, d.mac
         )
-        cam_id = existing_id or discovered_id(d)
+        cam_id = existing_id or discovered_id(d, self.registry.id_key)
         try:
             fresh = camera_from_discovered(d, self.settings, now, cam_id)
         except ValidationError as exc:
@@ -232,6 +244,8 @@ class DiscoveryService:
             await self._write(
                 cam_id, lambda old: merge_discovered(old, fresh, now) if old else fresh, change, d
             )
+        except NetworkMismatch as exc:
+            return Failure(d.network, d.address, "store", str(exc), d.endpoint_reference)
         except CamgwError as exc:
             return Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
         self.tracker.reset(cam_id)
@@ -280,6 +294,8 @@ class DiscoveryService:
         cam_id = await self.registry.find(f.network, f.address, f.endpoint_reference, None, None)
         if cam_id is None:
             return
+        if f.step in _NOT_THE_CAMERAS:
+            return  # nothing was learnt about the camera itself
         reachable = f.step in ("auth", "read", "normalise")  # not timeout, unreachable
         now = datetime.now(UTC)
 

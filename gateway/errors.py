@@ -52,6 +52,7 @@ class CamgwError(Exception):
         self.extra = extra
         self.audited = False  # already in the audit stream (don't append it twice)
         self.audit_network = ""  # the network the refusal concerns, for its auditors
+        self.audit_detail = self.detail  # what the audit log records (may say more)
 
     def problem(self, instance: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -34,3 +34,7 @@ QUERY_CACHE = web.AppKey("query_cache", dict[tuple[object, str], object])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The network a request concerns, set by a handler as soon as it knows: refusals and failures
+# are audited under it, so each network's auditor sees the attempts against that network.
+NETWORK = web.RequestKey("network", str)
+BODY = web.RequestKey("body", bytes)  # the request body, once a handler has read it

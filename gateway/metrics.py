@@ -1,5 +1,6 @@
 """Prometheus metrics: what an operator graphs (request rates and latency per route, cameras by
-network and status, catalog rebuilds, refused requests). One registry per app, no globals."""
+network and status, catalog rebuilds, refused requests, the audit trail's length and archive
+failures). One registry per app, no globals."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .audit import AuditLog
 from .catalog import Catalog
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -75,6 +77,42 @@ class Metrics:
 
     def watch_catalog(self, catalog: Catalog) -> None:
         self.registry.register(_CatalogCollector(catalog))
+
+    def watch_audit(self, audit: AuditLog) -> None:
+        self.registry.register(_AuditCollector(audit))
+
+
+class _AuditCollector(Collector):
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    def collect(self) -> Iterator[Metric]:
+        a = self.audit
+        yield GaugeMetricFamily(
+            "camgw_audit_entries",
+            "Entries in the audit stream when the archiver last looked (older ones are archived)",
+            value=a.archiver.entries,
+        )
+        yield CounterMetricFamily(
+            "camgw_audit_archive_failures",
+            "Archive segments this gateway could not write (nothing was trimmed; alert on it)",
+            value=a.archiver.failures,
+        )
+        yield CounterMetricFamily(
+            "camgw_audit_archived_segments",
+            "Archive segments this gateway wrote before trimming the stream",
+            value=a.archiver.segments,
+        )
+        yield CounterMetricFamily(
+            "camgw_audit_head_retries",
+            "Audit entries sealed again because another writer had moved the chain's head",
+            value=a.chain.retries,
+        )
+        yield CounterMetricFamily(
+            "camgw_audit_refusals_dropped",
+            "Unauthenticated refusals whose per-minute counts could not be written for an hour",
+            value=a.refusals.dropped,
+        )
 
 
 class _CatalogCollector(Collector):

@@ -6,20 +6,31 @@ URIs never carry credentials (they are refused on input and stripped by adapters
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Annotated, Literal
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     IPvAnyAddress,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    create_model,
 )
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from adapters.uris import has_credentials
 
@@ -38,36 +49,145 @@ def _uri_without_credentials(value: str) -> str:
     except ValueError:
         # urlsplit's own message quotes the netloc, and with it any password: never pass it on.
         raise ValueError("is not a valid URI") from None
-    if parts.scheme not in {"rtsp", "rtsps", "http", "https"}:
-        raise ValueError("scheme must be rtsp, rtsps, http or https")
+    if parts.scheme not in {"rtsp", "rtsps", "http", "https"} or not value.startswith(
+        f"{parts.scheme}://"
+    ):
+        raise ValueError("must begin with rtsp://, rtsps://, http:// or https://")
     if not parts.hostname:
         raise ValueError("must name a host")
     if has_credentials(value):
         # Say what is wrong without repeating the value: it holds a password.
         raise ValueError("must not contain credentials; send them in the `credentials` field")
+    if not re.fullmatch(URI_PATTERN[1:-1], value):
+        raise ValueError("must not contain spaces or control characters")
     return value
 
 
+# What the checks above accept, as the document states it (explicit classes, not \s: Python
+# and ECMA-262 regexes disagree on which characters that is).
+_URI_OUT = r"\u0000-\u0020\u007F"
+URI_PATTERN = rf"^(?:https?|rtsps?)://[^{_URI_OUT}/?#@]+(?:[/?#][^{_URI_OUT}]*)?$"
+
+
 _Clean = AfterValidator(_no_control_chars)
+
+# -- how the OpenAPI document states the text rules ------------------------------------------
+# Rules a JSON schema keyword cannot carry with a message for people are enforced by the
+# validators above and stated by a `DocumentedPattern` beside them; tests/gateway/test_openapi.py
+# holds each pattern to its validator, character by character.
+
+_CONTROL_CLASS = r"\u0000-\u0008\u000A-\u001F\u007F"  # _CONTROL: C0 controls but tab, and DEL
+# Unicode White_Space: what pydantic's strip_whitespace removes (Python's str.strip() also
+# removes U+001C-001F, controls refused anyway). Without the controls, what "blank" means.
+_WHITE_CLASS = r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+_SPACE_CLASS = r"\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+NO_CONTROL_PATTERN = rf"^[^{_CONTROL_CLASS}]*$"
+NOT_BLANK_PATTERN = (
+    rf"^[^{_CONTROL_CLASS}]*[^\u0009{_CONTROL_CLASS}{_SPACE_CLASS}][^{_CONTROL_CLASS}]*$"
+)
+
+
+def stripped_text_pattern(max_length: int, min_length: int = 0) -> str:
+    """What `_text(max_length, min_length)` + `_Clean` accept, as one regex: any white space
+    around (it is stripped), then at most `max_length` characters without controls that begin
+    and end with one that is not white space. The length bound is on the stripped text, so the
+    document states it here rather than as `maxLength` (which would count the spaces)."""
+    if min_length not in (0, 1) or max_length < 1:
+        raise ValueError("stripped_text_pattern: min_length 0 or 1, max_length at least 1")
+    edge = f"[^{_CONTROL_CLASS}{_WHITE_CLASS}]"
+    core = edge
+    if max_length > 1:
+        core += f"(?:[^{_CONTROL_CLASS}]{{0,{max_length - 2}}}{edge})?"
+    if min_length == 0:
+        core = f"(?:{core})?"
+    return f"^[{_WHITE_CLASS}]*{core}[{_WHITE_CLASS}]*$"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedPattern:
+    """Puts `pattern` into a string's JSON schema for a rule that validators beside it enforce
+    with a readable message (pydantic's own `pattern` answers with the regex); `drop` removes
+    keywords the pattern states more exactly (a length counted after stripping)."""
+
+    pattern: str
+    drop: tuple[str, ...] = ()
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for keyword in self.drop:
+            json_schema.pop(keyword, None)
+        json_schema["pattern"] = self.pattern
+        return json_schema
 
 
 def _text(max_length: int, min_length: int = 0) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
 
 
-Text32 = Annotated[str, _text(32), _Clean]
-Text100 = Annotated[str, _text(100), _Clean]
-Text200 = Annotated[str, _text(200), _Clean]
-Text500 = Annotated[str, _text(500), _Clean]
-Name = Annotated[str, _text(200, 1), _Clean]
-ShortName = Annotated[str, _text(100, 1), _Clean]
-Token = Annotated[str, _text(64, 1), _Clean]
+def _stripped(max_length: int, min_length: int = 0) -> DocumentedPattern:
+    return DocumentedPattern(
+        stripped_text_pattern(max_length, min_length), drop=("maxLength", "minLength")
+    )
+
+
+Text32 = Annotated[str, _text(32), _Clean, _stripped(32)]
+Text100 = Annotated[str, _text(100), _Clean, _stripped(100)]
+Text200 = Annotated[str, _text(200), _Clean, _stripped(200)]
+Text500 = Annotated[str, _text(500), _Clean, _stripped(500)]
+Name = Annotated[str, _text(200, 1), _Clean, _stripped(200, 1)]
+ShortName = Annotated[str, _text(100, 1), _Clean, _stripped(100, 1)]
+Token = Annotated[str, _text(64, 1), _Clean, _stripped(64, 1)]
+
+
+def _ip_text(value: object) -> object:
+    """An address is text (or an address object made in code): not a number, which pydantic
+    would also take, and without an IPv6 zone (`fe80::1%eth0`), which is no camera's address
+    on a network and not what the document's `ipv6` format allows."""
+    if isinstance(value, IPv4Address | IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an IPv4 or IPv6 address, as text")
+    if "%" in value:
+        raise ValueError("must not name an IPv6 zone")
+    return value
+
+
+IpAddress = Annotated[
+    IPvAnyAddress,
+    BeforeValidator(_ip_text),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
+
+
+def _json_number(value: object, info: ValidationInfo) -> object:
+    """In a JSON body a number is a JSON number, as the document says: not `"12.5"` or `true`,
+    which pydantic would also take. (A CSV import's cells are text, validated in Python mode.)"""
+    if info.mode == "json" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
 
 
 CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
-Tag = Annotated[str, Field(pattern=r"^[\w.:-]{1,64}$")]
-CleanUri = Annotated[str, Field(max_length=2048), AfterValidator(_uri_without_credentials)]
+# Tags in any script (学校, north-gate): no white space, controls or URL/CSV delimiters. Explicit
+# classes, so that pydantic's (Rust), Python's and the document's ECMA-262 regexes read it alike.
+TAG_PATTERN = rf"^[^{_CONTROL_CLASS}{_WHITE_CLASS}\u0080-\u009F/\\?#&%,;\"'<>]{{1,64}}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+CleanUri = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        description="rtsp, rtsps, http or https, without credentials, naming the camera by its "
+        "IP address, on a port its device advertised or the network allows (access.camera_ports)",
+    ),
+    AfterValidator(_uri_without_credentials),
+    DocumentedPattern(URI_PATTERN),
+]
 
 
 class CameraStatus(StrEnum):
@@ -95,8 +215,10 @@ class Model(BaseModel):
 
 
 class Location(Model):
-    lat: float = Field(ge=-90, le=90, description="WGS-84 latitude")
-    lon: float = Field(ge=-180, le=180, description="WGS-84 longitude")
+    lat: Annotated[float, Field(ge=-90, le=90), JsonNumber] = Field(description="WGS-84 latitude")
+    lon: Annotated[float, Field(ge=-180, le=180), JsonNumber] = Field(
+        description="WGS-84 longitude"
+    )
     address: Text200 | None = Field(None, description="Street address or landmark")
 
 
@@ -123,6 +245,18 @@ class Capabilities(Model):
     events: bool = False
 
 
+class DeviceInfo(Model):
+    """What discovery read from the device itself. Never set through the API: it says where
+    the network's credentials may be offered (docs/security.md)."""
+
+    address: IpAddress = Field(description="Where discovery last read the device")
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Ports the device advertised: device service, media, streams, snapshots",
+    )
+
+
 class CameraCredentials(Model):
     """Write-only: stored apart from the record and never returned."""
 
@@ -145,7 +279,7 @@ class Camera(Model):
     carrier: Text100 = ""
     project: Text200 = ""
     location: Location | None = None
-    address: IPvAnyAddress = Field(description="The camera's IP address on its network")
+    address: IpAddress = Field(description="The camera's IP address on its network")
     vendor: Text100 | None = None
     model: Text100 | None = None
     firmware: Text100 | None = None
@@ -153,6 +287,7 @@ class Camera(Model):
     mac: Annotated[str, Field(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")] | None = None
     hardware_id: Text100 | None = None
     onvif: OnvifInfo | None = None
+    device: DeviceInfo | None = Field(None, description="Set by discovery only")
     profiles: list[StreamProfile] = Field(default_factory=list, max_length=32)
     snapshot_uri: CleanUri | None = None
     capabilities: Capabilities = Field(default_factory=Capabilities)
@@ -167,10 +302,39 @@ class Camera(Model):
     rev: int = Field(1, ge=1, description="Bumped on every change to this record")
 
 
+def _with_rules(info: FieldInfo) -> Any:
+    """A field's type with its constraints and validators (a FieldInfo keeps them apart)."""
+    annotation = cast(Any, info.annotation)
+    return Annotated[(annotation, *info.metadata)] if info.metadata else annotation
+
+
+def _shared_view() -> type[BaseModel]:
+    """The record as a network shares it with non-admins: only the fields its owner lists in
+    `sharing.share` (id and network always), so every other field may be absent."""
+    optional: dict[str, object] = {
+        name: (_with_rules(info) | None, Field(None, description=info.description))
+        for name, info in Camera.model_fields.items()
+        if name not in ("id", "network")
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "SharedCamera", __base__=Model, id=(CameraId, ...), network=(Slug, ...), **optional
+    )
+
+
+SharedCamera = _shared_view()
+
+# Fields every shared record keeps, whatever the sharing policy lists.
+ALWAYS_SHARED = ("id", "network")
+
+
 class CameraCreate(Model):
     """What an admin sends to register a camera (also one row of an import)."""
 
-    id: CameraId | None = Field(None, description="Stable id; generated when left out")
+    id: CameraId | None = Field(
+        None,
+        description="Stable id, beginning with the network's id and a dot (`police.gate-3`): "
+        "ids are scoped by network; generated when left out",
+    )
     network: Slug
     name: Name
     category: Slug
@@ -178,7 +342,7 @@ class CameraCreate(Model):
     carrier: Text100 | None = Field(None, description="Defaults to the category's")
     project: Text200 | None = Field(None, description="Defaults to the category's")
     location: Location | None = None
-    address: IPvAnyAddress
+    address: IpAddress
     vendor: Text100 | None = None
     model: Text100 | None = None
     stream_uri: CleanUri | None = None
@@ -187,20 +351,84 @@ class CameraCreate(Model):
     tags: list[Tag] = Field(default_factory=list, max_length=32)
 
 
-class CameraPatch(Model):
-    """JSON merge patch of the admin-owned fields; `null` clears an optional one."""
+def _never_null(schema: dict[str, Any]) -> None:
+    """The document's side of `records.patch_errors`: a patch may leave this field out, not
+    send `null` for it (the record cannot be without one)."""
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    schema.pop("default", None)
+    if len(options) == 1:
+        schema.update(options[0])
+    else:
+        schema["anyOf"] = options
 
-    name: Name | None = None
-    category: Slug | None = None
+
+def _never_null_field() -> Any:
+    return Field(None, json_schema_extra=_never_null)
+
+
+class CameraPatch(Model):
+    """JSON merge patch of the admin-owned fields; `null` clears an optional one (not `name`,
+    `category` or `address`, which every record has)."""
+
+    name: Name | None = _never_null_field()
+    category: Slug | None = _never_null_field()
     department: Text100 | None = None
     carrier: Text100 | None = None
     project: Text200 | None = None
     location: Location | None = None
-    address: IPvAnyAddress | None = None
+    address: IpAddress | None = _never_null_field()
     stream_uri: CleanUri | None = None
     snapshot_uri: CleanUri | None = None
     credentials: CameraCredentials | None = None
     tags: list[Tag] | None = Field(None, max_length=32)
+
+
+# -- query strings and path segments ------------------------------------------------------------
+# A query value is checked as sent (never stripped first): the OpenAPI document cannot say
+# "at most 100 characters after stripping", and it states exactly what the server accepts.
+# Rules a JSON schema keyword cannot carry with a message for people are enforced by a
+# validator next to the `DocumentedPattern` that states them; tests hold the two to agreement.
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _strip(value: str) -> str:
+    return value.strip()
+
+
+_QueryText = (_Clean, DocumentedPattern(NO_CONTROL_PATTERN), AfterValidator(_strip))
+QueryText100 = Annotated[str, StringConstraints(max_length=100), *_QueryText]
+QueryText200 = Annotated[str, StringConstraints(max_length=200), *_QueryText]
+Reason = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    _Clean,
+    AfterValidator(_not_blank),
+    DocumentedPattern(NOT_BLANK_PATTERN),
+    AfterValidator(_strip),
+]
+
+
+def _decimal(value: object) -> object:
+    """A query integer is ASCII decimal digits, as the document's `integer` is sent: not
+    `+5`, ` 5`, `5.0` or `5_000`, which Python's and pydantic's parsers would also take."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in decimal digits")
+    return value
+
+
+# Bounds go before the validator inside an Annotated (`Annotated[int, Field(ge=1), _Decimal]`):
+# after it, pydantic writes them into the JSON schema as `ge`/`le` instead of `minimum`/`maximum`.
+_Decimal = BeforeValidator(_decimal)
+QueryInt = Annotated[int, _Decimal]
+
+
+# Unpadded base64url: no length of 1 more than a multiple of 4 (no such encoding exists).
+_LIST_CURSOR = r"^(?:[A-Za-z0-9_-]{4})*[A-Za-z0-9_-]{2,4}$"
 
 
 class CameraQuery(Model):
@@ -212,28 +440,155 @@ class CameraQuery(Model):
     network: Slug | None = None
     status: CameraStatus | None = None
     category: Slug | None = None
-    department: Text100 | None = None
-    q: Text100 | None = None
-    limit: int = Field(1000, ge=1, le=10_000, description="Page size")
-    cursor: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    department: QueryText100 | None = Field(None, description="Compared after trimming spaces")
+    q: QueryText100 | None = Field(None, description="Compared after trimming spaces")
+    limit: QueryInt = Field(1000, ge=1, le=10_000, description="Page size")
+    cursor: Annotated[str, Field(max_length=200, pattern=_LIST_CURSOR)] | None = Field(
+        None,
+        description="`next_cursor` of the previous page (unpadded base64url); a value this API "
+        "did not return may be refused (422)",
+    )
 
 
 class SnapshotQuery(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: Annotated[str, _text(200, 1), _Clean] | None = Field(
-        None, description="Incident or ticket reference (required where the network says so)"
+    reason: Reason | None = Field(
+        None,
+        description="Incident or ticket reference (required where the network says so); not "
+        "blank; recorded without surrounding spaces",
     )
-    width: int | None = Field(None, ge=16, le=7680, description="Downscaled copy this wide")
+    width: Annotated[int, Field(ge=16, le=7680), _Decimal] | None = Field(
+        None, description="Downscaled copy this wide"
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO_HINT = "must be an RFC 3339 date-time with a time zone, e.g. 2024-05-01T08:00:00Z"
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+# The years `iso_datetime` takes, as the document's pattern says them (beside `date-time`).
+SINCE_PATTERN = r"^(?:19[7-9][0-9]|2[0-9]{3})-"
+
+
+def iso_datetime(value: object) -> datetime:
+    """An RFC 3339 date-time (OpenAPI's `date-time`: `2024-05-01T08:00:00Z`, `...T16:00:00.5+08:00`)
+    written in the years 1970 to 2999. No Unix timestamps, no bare dates, no other ISO 8601
+    spellings: `0.5` is not what anyone means, and the document says `date-time`. An instant
+    before 1970-01-01T00:00:00Z (`1970-01-01T00:30:00+01:00`) means "from the start"; a stream
+    id cannot be computed from it."""
+    if isinstance(value, datetime):
+        parsed = value
+        if parsed.tzinfo is None:
+            raise ValueError(_ISO_HINT + " (add Z or an offset such as +08:00)")
+    elif not isinstance(value, str):
+        raise ValueError(_ISO_HINT)
+    else:
+        parsed = _rfc3339(value)
+    if not 1970 <= parsed.year <= 2999:
+        raise ValueError("must be in the years 1970 to 2999")
+    return max(parsed, _EPOCH)
+
+
+def _rfc3339(value: str) -> datetime:
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        hint = " (a `+` in a query string must be sent as %2B)" if " " in value else ""
+        if "T" in value.upper() and not re.search(r"(?:[Zz]|[+-]\d\d:\d\d)$", value):
+            hint = " (add Z or an offset such as +08:00)"
+        raise ValueError(_ISO_HINT + hint)
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    fraction, zulu, sign, off_h, off_m = match[7], match[8], match[9], match[10], match[11]
+    if not 1970 <= year <= 2999:
+        raise ValueError("must be in the years 1970 to 2999")
+    if second == 60:
+        raise ValueError(_ISO_HINT + " (leap seconds are not taken)")
+    if zulu:
+        zone = UTC
+    else:
+        hours, minutes = int(off_h), int(off_m)
+        if hours > 23 or minutes > 59:
+            raise ValueError(_ISO_HINT + " (an offset is -23:59 to +23:59)")
+        delta = timedelta(hours=hours, minutes=minutes)
+        zone = timezone(-delta if sign == "-" else delta)
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    except ValueError:
+        raise ValueError(_ISO_HINT + " (no such date or time)") from None
+
+
+def _decimal_up_to(bound: int) -> str:
+    """A regex for the decimal numbers 1..bound, without leading zeros."""
+    digits = str(bound)
+    options = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            top = int(d) - 1
+            rest = len(digits) - i - 1
+            choice = str(low) if low == top else f"[{low}-{top}]"
+            options.append(f"{digits[:i]}{choice}" + (f"[0-9]{{{rest}}}" if rest else ""))
+    options.append(digits)
+    return "|".join(options)
+
+
+_U64_POSITIVE = _decimal_up_to(2**64 - 1)
+# A stream id above 0-0 whose parts are below 2^64, as Redis writes them (no leading zeros).
+STREAM_CURSOR_PATTERN = rf"^(?:(?:{_U64_POSITIVE})-(?:0|{_U64_POSITIVE})|0-(?:{_U64_POSITIVE}))$"
+_STREAM_CURSOR = re.compile(STREAM_CURSOR_PATTERN)
+
+
+def _stream_cursor(value: str) -> str:
+    if _STREAM_CURSOR.fullmatch(value):
+        return value
+    parts = value.split("-")
+    if len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
+        if any(int(p) >= 2**64 for p in parts):
+            raise ValueError("both parts must be below 2^64")
+        if all(int(p) == 0 for p in parts):
+            raise ValueError("must be above 0-0")
+        raise ValueError("must be written without leading zeros, as `next_cursor` is")
+    raise ValueError("must be a stream id `<milliseconds>-<sequence>`, as `next_cursor` is")
+
+
+StreamCursor = Annotated[
+    str, AfterValidator(_stream_cursor), DocumentedPattern(STREAM_CURSOR_PATTERN)
+]
 
 
 class AuditQueryParams(Model):
-    actor: Text200 | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: QueryText200 | None = None
     camera: CameraId | None = None
     network: Slug | None = None
-    since: datetime | None = None
-    limit: int = Field(100, ge=1, le=1000)
-    cursor: Annotated[str, Field(pattern=r"^\d{1,20}-\d{1,20}$")] | None = None
+    since: (
+        Annotated[datetime, BeforeValidator(iso_datetime), DocumentedPattern(SINCE_PATTERN)] | None
+    ) = Field(
+        None,
+        description="RFC 3339 date-time with a time zone, in the years 1970 to 2999 (no leap "
+        "seconds)",
+    )
+    limit: QueryInt = Field(100, ge=1, le=1000)
+    cursor: StreamCursor | None = Field(None, description="`next_cursor` of the previous page")
+
+
+# Path segments: what the `{id}` of each route may be (the document's parameter schemas).
+
+
+class CameraPath(Model):
+    id: CameraId
+
+
+class NetworkPath(Model):
+    id: Slug
+
+
+class JobPath(Model):
+    id: Annotated[str, Field(pattern=r"^job-[0-9a-f]{12}$")]
 
 
 class CameraPage(Model):
@@ -245,7 +600,9 @@ class CameraPage(Model):
     )
     total: int = Field(description="Cameras matching the filters")
     next_cursor: str | None = None
-    items: list[Camera]
+    items: list[SharedCamera] = Field(  # type: ignore[valid-type]
+        description="Admins get whole records; others the fields each network shares"
+    )
 
 
 class ImportRowError(Model):
@@ -363,6 +720,15 @@ class AuditEntry(Model):
     detail: str
     request_id: str
     extra: dict[str, str] = Field(default_factory=dict, description="Action-specific fields")
+    seq: int | None = Field(
+        None, description="Position in the audit chain: 1, 2, ... across the whole trail"
+    )
+    prev: str | None = Field(None, description="Link of the entry before (64 zeros for seq 1)")
+    link: str | None = Field(
+        None,
+        description="HMAC-SHA256 over prev, seq and this entry's fields under a key the gateway "
+        "holds; `camgw audit verify` checks every link",
+    )
 
 
 class AuditPage(Model):

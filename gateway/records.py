@@ -6,6 +6,7 @@ No I/O here; `registry.py` stores what these functions decide.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import secrets
 from dataclasses import asdict
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.base import Discovered
+from adapters.uris import uri_port
 
 from .errors import FieldError
 from .models import (
@@ -25,6 +27,7 @@ from .models import (
     CameraSource,
     CameraStatus,
     Capabilities,
+    DeviceInfo,
     OnvifInfo,
     StreamProfile,
 )
@@ -34,8 +37,16 @@ from .settings import Settings
 _INPUT_ONLY = {"stream_uri", "credentials"}
 
 
-def new_camera_id() -> str:
-    return f"cam-{secrets.token_hex(6)}"
+def new_camera_id(network: str) -> str:
+    """Ids are scoped by network (`police.3fa2c81b09de`): one network's ids can never collide
+    with another's, so registering an id tells an admin nothing about other networks."""
+    return f"{network}.{secrets.token_hex(6)}"
+
+
+def id_problem(cam_id: str, network: str) -> str | None:
+    if not cam_id.startswith(f"{network}."):
+        return f"must begin with '{network}.' (camera ids are scoped by network)"
+    return None
 
 
 def new_camera(
@@ -51,7 +62,7 @@ def new_camera(
     profiles = [_single_profile(body.stream_uri)] if body.stream_uri else []
     return Camera(
         **data,
-        id=body.id or new_camera_id(),
+        id=body.id or new_camera_id(body.network),
         profiles=profiles,
         source=source,
         has_credentials=body.credentials is not None,
@@ -79,10 +90,36 @@ def apply_patch(camera: Camera, patch: CameraPatch, now: datetime) -> Camera:
         changes["tags"] = []
     if "stream_uri" in patch.model_fields_set:
         changes["profiles"] = [_single_profile(patch.stream_uri)] if patch.stream_uri else []
-    if "credentials" in patch.model_fields_set:
-        changes["has_credentials"] = patch.credentials is not None
+    if changes.get("address", camera.address) != camera.address:
+        # What discovery read at the old address does not hold at the new one: it reads the
+        # device again there. URIs name the camera's own address, so old ones go too unless
+        # this patch gives new ones.
+        changes.update(device=None, onvif=None)
+        changes.setdefault("snapshot_uri", None)
+        changes.setdefault("profiles", [])
     data = camera.model_dump() | changes | {"updated_at": now, "rev": camera.rev + 1}
-    return Camera.model_validate(data)
+    patched = Camera.model_validate(data)
+    if "credentials" in patch.model_fields_set:
+        has = patch.credentials is not None
+    else:
+        has = camera.has_credentials and credentials_follow(camera, patched)
+    return patched.model_copy(update={"has_credentials": has})
+
+
+def credentials_follow(old: Camera, new: Camera) -> bool:
+    """Whether a camera's own credentials stay with a changed record: only while it is the
+    same address and no URI points at an origin it did not use before, as browsers drop
+    authorisation on a cross-origin redirect. Otherwise they go, unless new ones come along."""
+    return old.address == new.address and uri_origins(new) <= uri_origins(old)
+
+
+def uri_origins(camera: Camera) -> set[tuple[str, str, int]]:
+    return {_origin(uri) for _, uri in _uris(camera)}
+
+
+def _origin(uri: str) -> tuple[str, str, int]:
+    parts = urlsplit(uri)
+    return parts.scheme, parts.hostname or "", uri_port(uri) or 0
 
 
 def with_category_defaults(camera: Camera, settings: Settings) -> Camera:
@@ -107,19 +144,29 @@ def patch_errors(patch: CameraPatch) -> list[FieldError]:
     ]
 
 
+class NetworkMismatch(ValueError):
+    """Discovery of one network found a record of another: never merged."""
+
+
 def merge_discovered(existing: Camera, discovered: Camera, now: datetime) -> Camera:
     """Discovery refreshes what the camera says about itself and never what an admin decided:
-    admin-owned fields keep their value, and are filled from discovery only when empty."""
+    admin-owned fields keep their value, and are filled from discovery only when empty. A
+    camera found at another address keeps no per-camera credentials of the old one."""
+    if existing.network != discovered.network:
+        raise NetworkMismatch(
+            f"camera {existing.id} is on another network; discovery of network "
+            f"{discovered.network} does not merge into it"
+        )
     data = discovered.model_dump()
     old = existing.model_dump()
     for field in ADMIN_FIELDS:
         if old[field] not in (None, "", []):
             data[field] = old[field]
+    kept = existing.has_credentials and existing.address == discovered.address
     data.update(
         id=existing.id,
-        network=existing.network,
         source=existing.source,
-        has_credentials=existing.has_credentials or discovered.has_credentials,
+        has_credentials=kept or discovered.has_credentials,
         created_at=existing.created_at,
         updated_at=now,
         rev=existing.rev + 1,
@@ -127,12 +174,14 @@ def merge_discovered(existing: Camera, discovered: Camera, now: datetime) -> Cam
     return Camera.model_validate(data)
 
 
-def discovered_id(d: Discovered) -> str:
+def discovered_id(d: Discovered, key: bytes) -> str:
     """A stable id for a camera nobody registered: from its strongest identity, so the same
-    camera found twice (even by two gateways at once) gets the same record."""
+    camera found twice (even by two gateways at once) gets the same record. Keyed with the
+    deployment's secret, so nobody outside can compute the id a camera will get."""
     identity = d.endpoint_reference or (f"{d.serial}|{d.mac}" if d.serial and d.mac else "")
-    key = f"{d.network}|{identity or d.address}"
-    return f"{d.network}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+    message = f"{d.network}|{identity or d.address}".encode()
+    digest = hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
+    return f"{d.network}.{digest}"
 
 
 def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam_id: str) -> Camera:
@@ -146,8 +195,9 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
             services=d.services,
             clock_offset_s=d.clock_offset_s,
         )
-    fallback_name = " ".join(x for x in (d.vendor, d.model, d.address) if x)
-    return Camera(
+    # Never the address: a name is shared where an address may not be.
+    fallback_name = " ".join(x for x in (d.vendor, d.model, cam_id) if x)
+    camera = Camera(
         id=cam_id,
         network=d.network,
         name=(d.name or fallback_name)[:200],
@@ -169,15 +219,21 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         created_at=now,
         updated_at=now,
     )
+    ports = sorted({p for p in map(uri_port, (u for _, u in _uris(camera))) if p})
+    return camera.model_copy(update={"device": DeviceInfo(address=camera.address, ports=ports)})
 
 
 def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
-    """Rules that need the configuration: known network and category, and every address the
-    record names inside the network's ranges (the gateway never contacts anything else)."""
+    """Rules that need the configuration: a known network and category, an id scoped by the
+    network, the address inside the network's ranges, and every URI on the camera's own
+    address, on a port its device advertised or the network allows (the gateway contacts
+    nothing else, and sends credentials nowhere else)."""
     network = settings.network_by_id.get(camera.network)
     if network is None:
         return [FieldError("network", "is not a configured network")]
     errors: list[FieldError] = []
+    if problem := id_problem(camera.id, camera.network):
+        errors.append(FieldError("id", problem))
     category = settings.category_by_id.get(camera.category)
     if category is None:
         errors.append(FieldError("category", "is not a configured category"))
@@ -185,11 +241,24 @@ def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
         errors.append(FieldError("category", f"belongs to network {category.network!r}"))
     if not network.contains(camera.address):
         errors.append(FieldError("address", f"is outside the CIDRs of network {network.id!r}"))
+    ports = camera_ports(camera, network.access.camera_ports)
     for field, uri in _uris(camera):
-        problem = _host_problem(network.contains, uri)
-        if problem:
+        if problem := _uri_problem(camera, uri, ports, network.id):
             errors.append(FieldError(field, problem))
     return errors
+
+
+def camera_ports(camera: Camera, configured: tuple[int, ...]) -> frozenset[int]:
+    """Ports of the camera's own address the gateway may use: those its device advertised to
+    discovery at that address, and those the network's config allows."""
+    advertised = camera.device.ports if device_here(camera) and camera.device else []
+    return frozenset((*advertised, *configured))
+
+
+def device_here(camera: Camera) -> bool:
+    """Discovery found and read this camera's device at the record's address (so the
+    network's credentials may be offered to it)."""
+    return camera.device is not None and camera.device.address == camera.address
 
 
 def _uris(camera: Camera) -> list[tuple[str, str]]:
@@ -198,16 +267,28 @@ def _uris(camera: Camera) -> list[tuple[str, str]]:
         found.append(("snapshot_uri", camera.snapshot_uri))
     if camera.onvif and camera.onvif.device_uri:
         found.append(("onvif.device_uri", camera.onvif.device_uri))
+    if camera.onvif:
+        found += [(f"onvif.services[{k}]", v) for k, v in camera.onvif.services.items()]
     return [(f, u) for f, u in found if u]
 
 
-def _host_problem(contains: Any, uri: str) -> str | None:
+def _uri_problem(camera: Camera, uri: str, ports: frozenset[int], network: str) -> str | None:
     host = urlsplit(uri).hostname or ""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return "must name the camera by IP address"
-    return None if contains(address) else "names a host outside the network's CIDRs"
+    if address != camera.address:
+        return "must name the camera's own address"
+    port = uri_port(uri)
+    if port is None:
+        return "has no valid port"
+    if port not in ports:
+        return (
+            f"port {port} is neither advertised by the camera's device nor allowed by "
+            f"network {network!r} (access.camera_ports)"
+        )
+    return None
 
 
 def input_field(field: str) -> str:

@@ -20,6 +20,7 @@ configuration, and the script refuses to move a record to another network.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass
 from importlib.resources import files
@@ -30,15 +31,17 @@ from redis.exceptions import ResponseError
 
 from adapters.uris import UriCredentials
 
-from .audit import AuditEvent
-from .errors import Conflict, FieldError, Invalid, NotFound, redis_errors
+from .audit import AuditEvent, AuditLog
+from .audit_chain import Head, Position, head_error, must_wait
+from .errors import Conflict, FieldError, Invalid, NotFound, Unavailable, redis_errors
 from .models import Camera
 from .records import check_camera, input_field
 from .settings import Settings
 from .vault import CredentialVault
 
 _MGET_CHUNK = 1000
-_PIPELINE_CHUNK = 500
+_PIPELINE_CHUNK = 200  # about 20 ms of event-loop CPU per chunk (arguments, packing)
+_CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
 
 
 def _lua(name: str) -> str:
@@ -104,12 +107,16 @@ class Registry:
         redis: Redis,
         settings: Settings,
         vault: CredentialVault,
+        audit: AuditLog,
     ) -> None:
         self.redis = redis
         self.settings = settings
-        self.audit_max = settings.audit.max_entries
+        # A change's audit entry is written by the change's own script, sealed into the chain
+        # by the same sequencer as every other entry of this process.
+        self._chain = audit.chain
         self.keys = Keys(settings.redis.prefix)
         self._vault = vault
+        self.id_key = vault.derive("camgw camera ids v1")  # generated ids nobody can predict
         self._upsert = redis.register_script(_lua("upsert.lua"))
         self._delete = redis.register_script(_lua("delete.lua"))
 
@@ -153,18 +160,25 @@ class Registry:
         return by_identity[0] if by_identity else by_address
 
     async def load_all(self) -> Loaded:
-        """The versions first, then every record: the records are at least that new."""
+        """The versions first, then every record (in no particular order): the records are at
+        least that new. In chunks, so that 100,000 records never hold the event loop long."""
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.get(self.keys.version)
                 pipe.hgetall(self.keys.netversion)
-                pipe.smembers(self.keys.all)
-                version, per_network, ids = await pipe.execute()
-            ordered = sorted(_text(i) for i in ids)
+                version, per_network = await pipe.execute()
+            # SSCAN: every id present throughout is returned (some maybe twice, deduplicated by
+            # the catalog), ids added meanwhile are newer than `version` anyway.
             raws: list[bytes] = []
-            for start in range(0, len(ordered), _MGET_CHUNK):
-                chunk = [self.keys.cam(i) for i in ordered[start : start + _MGET_CHUNK]]
-                raws.extend(_bytes(r) for r in await self.redis.mget(chunk) if r is not None)
+            cam = self.keys.cam("").encode()  # the key prefix, joined as bytes: no decoding
+            cursor: int = 0
+            while True:
+                cursor, ids = await self.redis.sscan(self.keys.all, cursor, count=_MGET_CHUNK)
+                if ids:
+                    keys = [cam + _bytes(i) for i in ids]
+                    raws.extend(_bytes(r) for r in await self.redis.mget(keys) if r is not None)
+                if cursor == 0:
+                    break
         networks = {_text(k): int(v) for k, v in per_network.items()}
         return Loaded(int(version or 0), networks, raws)
 
@@ -179,8 +193,8 @@ class Registry:
     ) -> int:
         self.check(camera)
         change = CredentialChange.set if creds else CredentialChange.keep
-        args = self._upsert_args(camera, "create", None, change, creds, audit)
-        return await self._run(self._upsert, camera, args)
+        args = self._upsert_args(camera, "create", None, change, creds)
+        return await self._run(self._upsert, camera, args, audit)
 
     async def create_many(
         self, items: list[tuple[Camera, UriCredentials | None, AuditEvent | None]]
@@ -191,25 +205,76 @@ class Registry:
         for start in range(0, len(items), _PIPELINE_CHUNK):
             chunk = items[start : start + _PIPELINE_CHUNK]
             outcome: dict[int, int | Exception] = {}
-            sent: list[int] = []
-            with redis_errors():
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for i, (cam, creds, audit) in enumerate(chunk):
-                        try:
-                            self.check(cam)
-                        except Invalid as exc:
-                            outcome[i] = exc
-                            continue
-                        change = CredentialChange.set if creds else CredentialChange.keep
-                        args = self._upsert_args(cam, "create", None, change, creds, audit)
-                        await self._upsert(keys=self._keys(cam.id), args=args, client=pipe)
-                        sent.append(i)
-                    replies = await pipe.execute(raise_on_error=False) if sent else []
-            for i, reply in zip(sent, replies, strict=True):
-                ok = not isinstance(reply, Exception)
-                outcome[i] = int(reply) if ok else _translate(reply, chunk[i][0])
+            args: dict[int, list[str | bytes]] = {}
+            for i, (cam, creds, _) in enumerate(chunk):
+                try:
+                    self.check(cam)
+                except Invalid as exc:
+                    outcome[i] = exc
+                    continue
+                change = CredentialChange.set if creds else CredentialChange.keep
+                args[i] = self._upsert_args(cam, "create", None, change, creds)
+            todo = list(args)
+            for attempt in range(_CHAIN_ROUNDS):
+                if not todo:
+                    break
+                todo = await self._create_round(chunk, args, todo, outcome, attempt)
+            for i in todo:
+                outcome[i] = Unavailable("the audit trail kept moving; retry")
             results.extend(outcome[i] for i in range(len(chunk)))
         return results
+
+    async def _create_round(
+        self,
+        chunk: list[tuple[Camera, UriCredentials | None, AuditEvent | None]],
+        args: dict[int, list[str | bytes]],
+        todo: list[int],
+        outcome: dict[int, int | Exception],
+        attempt: int,
+    ) -> list[int]:
+        """One pipeline of creates, each audit entry sealed after the one before it. The scripts
+        check the head after their own checks, so a create refused for its own reason (409)
+        is answered as such; the audited creates after it, sealed after an entry that was not
+        written, are refused with HEAD and return to be sent again (the next round), as are
+        creates asked to WAIT while another writer has the chain's turn."""
+        retry: list[int] = []
+        audited = any(chunk[i][2] is not None for i in todo)
+        with redis_errors():
+            async with contextlib.AsyncExitStack() as stack:
+                pos: Position | None = None
+                if audited:
+                    pos = await stack.enter_async_context(self._chain.turn())
+                raw, at = (pos.raw, pos.head) if pos else ("", Head(0, ""))
+                after: dict[int, tuple[str, Head]] = {}
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for i in todo:
+                        cam, _, audit = chunk[i]
+                        tail: list[str] = []
+                        if audit is not None:
+                            entries, new = self._chain.seal(at, [audit.fields()])
+                            tail = [*self._chain.args(raw, new), *entries[0]]
+                            raw, at = new.encode(), new
+                            after[i] = (raw, at)
+                        await self._upsert(
+                            keys=self._keys(cam.id), args=[*args[i], *tail], client=pipe
+                        )
+                    replies = await pipe.execute(raise_on_error=False)
+                moved: object = None
+                wait = False
+                for i, reply in zip(todo, replies, strict=True):
+                    if head_error(reply) is not None:
+                        retry.append(i)
+                        moved = reply
+                        wait = wait or must_wait(reply)
+                    elif isinstance(reply, Exception):
+                        outcome[i] = _translate(reply, chunk[i][0])
+                    else:
+                        outcome[i] = int(reply)
+                        if pos is not None and i in after:
+                            pos.raw, pos.head = after[i]
+                if pos is not None and isinstance(moved, BaseException):
+                    await self._chain.moved(pos, moved, attempt, wait=wait)
+        return retry
 
     async def replace(
         self,
@@ -220,13 +285,15 @@ class Registry:
         audit: AuditEvent | None = None,
     ) -> int:
         self.check(camera)
-        args = self._upsert_args(camera, "update", expected_rev, change, creds, audit)
-        return await self._run(self._upsert, camera, args)
+        if change is CredentialChange.keep and not camera.has_credentials:
+            change = CredentialChange.clear  # the stored credentials follow the record's flag
+        args = self._upsert_args(camera, "update", expected_rev, change, creds)
+        return await self._run(self._upsert, camera, args, audit)
 
     async def delete(self, cam_id: str, audit: AuditEvent | None = None) -> int:
-        args = [self.keys.prefix, cam_id, str(self.audit_max), *(audit.fields() if audit else [])]
+        args: list[str | bytes] = [self.keys.prefix, cam_id]
         with redis_errors():
-            version = int(await self._delete(keys=self._keys(cam_id), args=args))
+            version = await self._audited(self._delete, self._keys(cam_id), args, audit)
         if version == 0:
             raise NotFound(f"camera {cam_id} not found")
         return version
@@ -240,12 +307,37 @@ class Registry:
         k = self.keys
         return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id), k.ident]
 
-    async def _run(self, script: AsyncScript, camera: Camera, args: list[str | bytes]) -> int:
+    async def _run(
+        self,
+        script: AsyncScript,
+        camera: Camera,
+        args: list[str | bytes],
+        audit: AuditEvent | None,
+    ) -> int:
         with redis_errors():
             try:
-                return int(await script(keys=self._keys(camera.id), args=args))
+                return await self._audited(script, self._keys(camera.id), args, audit)
             except ResponseError as exc:
                 raise _translate(exc, camera) from exc
+
+    async def _audited(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | bytes],
+        audit: AuditEvent | None,
+    ) -> int:
+        """Run a registry script; with an audit entry, sealed by the chain's sequencer after
+        the current head (the script appends it only if that is still the head, and it is
+        sealed again after the head another writer left)."""
+
+        async def send(chain: list[str], entries: list[list[str]]) -> int:
+            tail = [*chain, *entries[0]] if entries else []
+            return int(await script(keys=keys, args=[*args, *tail]))
+
+        if audit is None:
+            return await send([], [])
+        return await self._chain.append([audit.fields()], send)
 
     def _upsert_args(
         self,
@@ -254,7 +346,6 @@ class Registry:
         expected_rev: int | None,
         change: CredentialChange,
         creds: UriCredentials | None,
-        audit: AuditEvent | None,
     ) -> list[str | bytes]:
         sealed = self._vault.seal(camera.id, creds) if creds else b""
         return [
@@ -270,8 +361,6 @@ class Registry:
             str(camera.address),
             change.value,
             sealed,
-            str(self.audit_max),
-            *(audit.fields() if audit else []),
         ]
 
     async def integrity_problems(self) -> list[str]:

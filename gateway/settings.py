@@ -13,10 +13,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
+
+from .models import ALWAYS_SHARED, Camera
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
 
@@ -48,9 +50,38 @@ class SecretsConfig(Strict):
 
 
 class AuditConfig(Strict):
+    """The audit stream in Redis holds the newest `max_entries`; older entries are archived to
+    files of `segment_entries` before they are trimmed (docs/security.md, "Audit")."""
+
     max_entries: int = Field(
-        10_000_000, ge=10_000, description="Audit stream length kept (oldest trimmed beyond it)"
+        10_000_000,
+        ge=10,
+        description="Entries the Redis stream holds; beyond them the oldest are archived, "
+        "then trimmed",
     )
+    segment_entries: int = Field(
+        10_000, ge=1, le=1_000_000, description="Entries per archive file (JSON Lines)"
+    )
+    archive_dir: Path = Field(
+        Path("var/audit"),
+        description="Where archive segments are written; gateways sharing a Redis should share it",
+    )
+    archive_interval_s: float = Field(
+        60.0, gt=0, le=3600, description="How often a gateway checks whether to archive"
+    )
+    refusal_sources: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Sources of unauthenticated requests counted apart per minute (the rest "
+        "together)",
+    )
+
+    @model_validator(mode="after")
+    def _segment_fits(self) -> Self:
+        if self.segment_entries > self.max_entries:
+            raise ValueError("audit.segment_entries must not exceed audit.max_entries")
+        return self
 
 
 class SnapshotSettings(SnapshotConfig):
@@ -65,6 +96,27 @@ class SnapshotSettings(SnapshotConfig):
     jpeg_quality: int = Field(85, ge=30, le=100)
 
 
+# What a network shares when its policy does not say: what the ops-center dashboard needs to show
+# where a camera is, who answers for it and whether it works; nothing about how to reach it.
+DASHBOARD_FIELDS = (
+    "name",
+    "category",
+    "department",
+    "carrier",
+    "project",
+    "location",
+    "status",
+    "last_seen",
+    "last_error",
+    "capabilities",
+    "source",
+    "tags",
+    "created_at",
+    "updated_at",
+    "rev",
+)
+
+
 class SharingPolicy(Strict):
     """What a network's owner lets leave the network. Pure data; decisions live in policy.py."""
 
@@ -73,7 +125,20 @@ class SharingPolicy(Strict):
     max_width: int = Field(1920, ge=64, le=7680, description="Largest snapshot width served")
     cache_ttl_s: float = Field(2.0, ge=0, le=60, description="Snapshot cache lifetime")
     rate_limit_per_minute: int = Field(60, ge=1, le=10_000, description="Snapshots per operator")
-    redact: tuple[str, ...] = Field((), description="Record fields only admins see")
+    share: tuple[str, ...] = Field(
+        DASHBOARD_FIELDS,
+        description="Record fields non-admins see (an allow-list: a field not named here, or "
+        "added to the record later, is not shared); id and network always are",
+    )
+
+    @field_validator("share")
+    @classmethod
+    def _known_fields(cls, share: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in share if f not in Camera.model_fields]
+        if unknown:
+            known = ", ".join(Camera.model_fields)
+            raise ValueError(f"unknown record field {unknown[0]!r}; record fields are: {known}")
+        return tuple(dict.fromkeys((*ALWAYS_SHARED, *share)))
 
 
 class NetworkConfig(Strict):

@@ -44,9 +44,17 @@ from .errors import (
     Unavailable,
     redis_errors,
 )
-from .imaging import BadImage, check_decodable, render, target_width, watermark_lines
+from .imaging import (
+    BadImage,
+    ImageTooLarge,
+    check_decodable,
+    render,
+    target_width,
+    watermark_lines,
+)
 from .models import Camera, CameraStatus
 from .policy import Principal
+from .records import camera_ports, device_here
 from .registry import Registry
 from .settings import Settings, SharingPolicy
 
@@ -309,8 +317,15 @@ class SnapshotService:
         if camera.snapshot_uri is None and stream is None:
             raise Unavailable(f"camera {camera.id} has neither a snapshot URI nor a stream")
         creds = await self.registry.credentials(camera.id) if camera.has_credentials else None
+        access = self.settings.network_by_id[camera.network].access
         request = SnapshotRequest(
-            camera.id, str(camera.address), camera.snapshot_uri, stream, creds
+            camera.id,
+            str(camera.address),
+            camera.snapshot_uri,
+            stream,
+            creds,
+            network_credentials=device_here(camera),
+            credential_ports=camera_ports(camera, access.camera_ports),
         )
         self.upstream_fetches += 1
         try:
@@ -326,10 +341,14 @@ class SnapshotService:
         self, adapter: NetworkAdapter, request: SnapshotRequest
     ) -> tuple[SnapshotResult, int, int]:
         """The adapter's picture with its size, checked to decode. An unusable HTTP snapshot is
-        that step failing: the stream is tried next, as when the HTTP request itself fails."""
+        that step failing: the stream is tried next, as when the HTTP request itself fails.
+        A picture over `max_pixels` is refused as it is (ImageTooLarge, from its header, nothing
+        decoded), not retried over RTSP: the camera needs reconfiguring, or the limit raising."""
         result = await adapter.snapshot(request)
         try:
             return result, *await self._size(result.jpeg)
+        except ImageTooLarge:
+            raise
         except BadImage as exc:
             if result.source != "camera-http":
                 raise
@@ -345,8 +364,11 @@ class SnapshotService:
             return result, *await self._size(result.jpeg)
 
     async def _size(self, jpeg: bytes) -> tuple[int, int]:
+        """Header size (refused above max_pixels before any decode), then a 1/8-scale decode;
+        in the image workers, which bound how many pictures are decoded at once."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, check_decodable, jpeg)
+        limit = self.settings.snapshots.max_pixels
+        return await loop.run_in_executor(self.executor, check_decodable, jpeg, limit)
 
     async def _failed(self, camera: Camera, exc: Exception) -> None:
         log.warning(
@@ -376,10 +398,16 @@ class SnapshotService:
 
 
 def _http_error(camera: Camera, exc: Exception) -> CamgwError:
-    """Which step failed, without the camera's address or credentials."""
+    """What the client is told: that the camera gave no picture, never how it failed (refused,
+    reset or timed out would make the gateway a port scanner of the camera's network). The log
+    and the audit entry get the precise steps (`audit_detail`); a picture the camera did send
+    but that is unusable is said plainly, since it reveals nothing about the network."""
+    if isinstance(exc, ImageTooLarge):  # "camera X sent a picture of WxH pixels, over ..."
+        return BadGateway(f"camera {camera.id} sent {exc}")
     if isinstance(exc, BadImage):
         return BadGateway(f"camera {camera.id} sent an image that is not a usable JPEG ({exc})")
-    detail = f"camera {camera.id}: {exc}"
-    if isinstance(exc, SnapshotFailed) and exc.timed_out:
-        return GatewayTimeout(detail)
-    return BadGateway(detail)
+    error = BadGateway(
+        f"camera {camera.id} did not deliver a picture; the audit log and the gateway's log say why"
+    )
+    error.audit_detail = f"camera {camera.id}: {exc}"
+    return error

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import orjson
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from adapters.uris import UriCredentials
 
@@ -30,9 +32,16 @@ class CredentialVault:
         if len(key) != KEY_BYTES:
             raise VaultError("credential key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._key = key
 
     def __repr__(self) -> str:
         return "CredentialVault(<key hidden>)"
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (camera ids, the audit chain), derived with HKDF so the
+        deployment keeps one secret file and no derived key reveals another or the master."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose.encode())
+        return hkdf.derive(self._key)
 
     def seal(self, camera_id: str, creds: UriCredentials) -> bytes:
         nonce = secrets.token_bytes(12)

@@ -26,6 +26,34 @@ class HostileXml(StrEnum):
     malformed = "malformed"  # not XML at all / truncated
 
 
+class ClockQuirk(StrEnum):
+    """GetSystemDateAndTime answers that are valid SOAP but impossible or incomplete."""
+
+    month_13 = "month_13"  # UTCDateTime (and LocalDateTime) say Month 13
+    no_date_element = "no_date_element"  # UTCDateTime has a Time but no Date
+    string_for_date = "string_for_date"  # <tt:Date>2024-05-06</tt:Date>: text, not a structure
+    no_utc_datetime = "no_utc_datetime"  # only LocalDateTime, with the TimeZone "CST-8"
+
+
+class SnapshotAuth(StrEnum):
+    """How the snapshot URL challenges (`digest_auth`)."""
+
+    digest_md5 = "digest_md5"  # Digest, MD5: what most cameras offer
+    digest_sha256 = "digest_sha256"  # Digest, SHA-256 only
+    digest_sha256_md5 = "digest_sha256_md5"  # two challenges, SHA-256 first (RFC 7616 3.7)
+    basic = "basic"  # Basic only: the password in clear over plain HTTP
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The Digest algorithms challenged, preferred first (none for Basic)."""
+        return {
+            SnapshotAuth.digest_md5: ("MD5",),
+            SnapshotAuth.digest_sha256: ("SHA-256",),
+            SnapshotAuth.digest_sha256_md5: ("SHA-256", "MD5"),
+            SnapshotAuth.basic: (),
+        }[self]
+
+
 @dataclass
 class Quirks:
     """Per-device misbehaviour. Defaults describe a well-behaved camera."""
@@ -39,6 +67,11 @@ class Quirks:
     offline: bool = False  # refuse connections (port closed) and ignore probes
     hostile_xml: HostileXml | None = None  # SOAP answers are hostile
     wrong_password: bool = False  # the device's password differs from the one on file
+    clock_quirk: ClockQuirk | None = None  # GetSystemDateAndTime impossible or incomplete
+    device_info_invalid_utf8: bool = False  # GetDeviceInformation's body is not valid UTF-8
+    deep_nesting: bool = False  # GetProfiles answers with elements nested 100,000 deep
+    string_for_structure: bool = False  # GetProfiles: text where Resolution's structure belongs
+    snapshot_auth: SnapshotAuth = SnapshotAuth.digest_md5  # how the snapshot URL challenges
 
 
 @dataclass

@@ -58,7 +58,7 @@ def build_fleet(
             street = rng.choice(_STREETS)
             fleet.append(
                 FleetCamera(
-                    id=f"{cat.network}-{cat.id}-{i + 1:04d}",
+                    id=f"{cat.network}.{cat.id}-{i + 1:04d}",  # ids are scoped by network
                     network=cat.network,
                     category=cat.id,
                     name=f"{street} #{i + 1}",

@@ -29,10 +29,11 @@ from typing import Final
 
 from aiohttp import hdrs, web
 from lxml import etree
+from multidict import CIMultiDict
 
 from . import soap
-from .devices import ONVIF_PORT, HostileXml, SimDevice
-from .digest_auth import DigestAuthority, DigestResult
+from .devices import ONVIF_PORT, HostileXml, SimDevice, SnapshotAuth
+from .digest_auth import DigestAuthority, DigestResult, basic_challenge, check_basic
 from .snapshot import render_snapshot
 
 log = logging.getLogger("camgw.simulator.onvif")
@@ -71,7 +72,7 @@ class _DeviceState:
     site: web.TCPSite | None = None
 
 
-_Op = Callable[[SimDevice, etree._Element], str]
+_Op = Callable[[SimDevice, etree._Element], str | bytes]  # bytes: sent as they are
 
 
 class OnvifServer:
@@ -251,7 +252,7 @@ class OnvifServer:
             body=soap.envelope(body), content_type=soap.CONTENT_TYPE, charset="utf-8"
         )
 
-    def _answer(self, path: str, state: _DeviceState, req: soap.SoapRequest) -> str:
+    def _answer(self, path: str, state: _DeviceState, req: soap.SoapRequest) -> str | bytes:
         device = state.device
         if req.namespace != self._service_ns.get(path):
             raise soap.action_not_supported(f"{req.operation} on {path}")
@@ -291,23 +292,42 @@ class OnvifServer:
             pass  # the client gave up reading, as it should
         return response
 
+    def _snapshot_auth(self, request: web.Request, device: SimDevice) -> web.Response | None:
+        """None if the request may have the picture, else the 401 with the device's challenges
+        (`Quirks.snapshot_auth`: Digest MD5, SHA-256, both, or Basic only)."""
+        authorization = request.headers.get(hdrs.AUTHORIZATION)
+        mode = device.quirks.snapshot_auth
+        if mode is SnapshotAuth.basic:
+            password = actual_password(device)
+            if check_basic(authorization, username=device.username, password=password):
+                return None
+            challenges = [basic_challenge()]
+        else:
+            result = self._digest.check(
+                authorization,
+                method=request.method,
+                uri=request.raw_path,
+                scope=device.address,
+                username=device.username,
+                password=actual_password(device),
+                algorithms=mode.algorithms,
+            )
+            if result is DigestResult.ok:
+                return None
+            stale = result is DigestResult.stale
+            challenges = self._digest.challenges(
+                device.address, stale=stale, algorithms=mode.algorithms
+            )
+        headers = CIMultiDict((hdrs.WWW_AUTHENTICATE, c) for c in challenges)
+        return web.Response(status=401, text="401 Unauthorized", headers=headers)
+
     async def _handle_snapshot(self, request: web.Request) -> web.StreamResponse:
         state = self._state_for(request)
         device = state.device
         await self._before_answer(request, state)
-        result = self._digest.check(
-            request.headers.get(hdrs.AUTHORIZATION),
-            method=request.method,
-            uri=request.raw_path,
-            scope=device.address,
-            username=device.username,
-            password=actual_password(device),
-        )
-        if result is not DigestResult.ok:
-            challenge = self._digest.challenge(device.address, stale=result is DigestResult.stale)
-            return web.Response(
-                status=401, text="401 Unauthorized", headers={hdrs.WWW_AUTHENTICATE: challenge}
-            )
+        refusal = self._snapshot_auth(request, device)
+        if refusal is not None:
+            return refusal
         when = dt.datetime.now(dt.UTC)
         camera = device.camera
         jpeg = await asyncio.get_running_loop().run_in_executor(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,20 +14,31 @@ from aiohttp import web
 from adapters.uris import UriCredentials
 
 from ..audit import AuditEvent
-from ..catalog import ListQuery, decode_cursor, redact
+from ..catalog import ListQuery, decode_cursor, shared_view
 from ..errors import CamgwError, Conflict, FieldError, Forbidden, Invalid, NotFound
-from ..importer import Row, RowError, parse_csv, parse_json, validate_rows
-from ..keys import AUDIT, CATALOG, PRINCIPAL, REGISTRY, REQUEST_ID, SETTINGS
+from ..importer import (
+    Row,
+    RowError,
+    answer,
+    collector_paused,
+    parse_csv,
+    parse_json,
+    release,
+    validate_rows,
+    yielding,
+)
+from ..keys import AUDIT, CATALOG, NETWORK, PRINCIPAL, REGISTRY, REQUEST_ID, SETTINGS
 from ..models import (
     Camera,
     CameraCreate,
     CameraCredentials,
     CameraPage,
     CameraPatch,
+    CameraPath,
     CameraQuery,
     CameraSource,
     ImportResult,
-    ImportRowError,
+    SharedCamera,
 )
 from ..policy import Permission, Principal
 from ..records import (
@@ -48,6 +61,7 @@ from .http import (
     read_body,
     read_model,
 )
+from .scope import body_networks, camera_network
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PATCH_RETRIES = 5
@@ -85,17 +99,17 @@ async def get_camera(request: web.Request) -> web.StreamResponse:
     raw, data = await _visible_raw(request, who, "camera.get")
     if who.full_records:
         return raw_json(raw)
-    hidden = request.app[SETTINGS].network_by_id[data["network"]].sharing.redact
-    return raw_json(redact(raw, data, hidden))
+    allowed = request.app[SETTINGS].network_by_id[data["network"]].sharing.share
+    return raw_json(shared_view(raw, data, frozenset(allowed)))
 
 
 async def create_camera(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     who = request[PRINCIPAL]
     body = await read_model(request, CameraCreate, settings.server.max_body_bytes)
+    request[NETWORK] = body.network
     _require_grant(who, body.network)
     camera = new_camera(body, settings, datetime.now(UTC), CameraSource.registered)
-    _check(settings, camera)
     audit = _change(request, "camera.create", camera.id, camera.network)
     version = await request.app[REGISTRY].create(camera, _creds(body.credentials), audit)
     request.app[CATALOG].note_version(version)
@@ -119,7 +133,6 @@ async def patch_camera(request: web.Request) -> web.StreamResponse:
         if "category" in patch.model_fields_set:
             updated = with_category_defaults(updated, settings)
         _require_grant(who, updated.network)
-        _check(settings, updated)
         audit = _change(
             request,
             "camera.update",
@@ -150,63 +163,78 @@ async def delete_camera(request: web.Request) -> web.StreamResponse:
 
 
 async def import_cameras(request: web.Request) -> web.StreamResponse:
+    """Up to 100,000 rows. Decoding, parsing, validation, the records and the answer are built
+    in a worker thread, kept out of the event loop's way (see gateway.importer): the loop only
+    reads the body and awaits the pipelined Redis writes, so health checks and dashboards keep
+    answering meanwhile (security review finding 12: /healthz took 11 s during an import)."""
     settings = request.app[SETTINGS]
     who = request[PRINCIPAL]
     raw = await read_body(
         request, settings.server.max_import_bytes, (*CSV_TYPES, "application/json")
     )
-    rows = (
-        parse_json(raw) if request.content_type == "application/json" else parse_csv(raw, settings)
-    )
-    good, bad = validate_rows(rows)
-    now = datetime.now(UTC)
-    batch: list[tuple[Camera, UriCredentials | None, AuditEvent | None]] = []
-    batch_rows: list[Row] = []
-    for row, body in good:
-        try:
-            _require_grant(who, body.network)
-            camera = new_camera(body, settings, now, CameraSource.imported)
-            _check(settings, camera)
-        except CamgwError as exc:
-            bad.append(_row_error(row, exc))
-            continue
-        audit = _change(request, "camera.create", camera.id, camera.network, via="import")
-        batch.append((camera, _creds(body.credentials), audit))
-        batch_rows.append(row)
+    as_json = request.content_type == "application/json"
+    created_event = _change(request, "camera.create", "", "", via="import")  # per row: replace
+    Create = tuple[Camera, UriCredentials | None, AuditEvent | None]  # what create_many takes
+
+    def prepare() -> tuple[int, list[Create], list[Row], list[RowError]]:
+        with collector_paused():
+            rows = parse_json(raw) if as_json else parse_csv(raw, settings)
+            good, bad = validate_rows(rows)
+            now = datetime.now(UTC)
+            batch: list[Create] = []
+            batch_rows: list[Row] = []
+            for row, body in yielding(good):
+                try:
+                    _require_grant(who, body.network)
+                    camera = new_camera(body, settings, now, CameraSource.imported)
+                    _check(settings, camera)
+                except CamgwError as exc:
+                    bad.append(_row_error(row, exc))
+                    continue
+                audit = replace(created_event, target=camera.id, network=camera.network)
+                batch.append((camera, _creds(body.credentials), audit))
+                batch_rows.append(row)
+            count = len(rows)
+            release(good)
+            release(rows)
+            return count, batch, batch_rows, bad
+
+    count, batch, batch_rows, bad = await asyncio.to_thread(prepare)
     results = await request.app[REGISTRY].create_many(batch)
-    ids: list[str] = []
-    for (camera, _, _), row, result in zip(batch, batch_rows, results, strict=True):
-        if isinstance(result, CamgwError):
-            bad.append(_row_error(row, result))
-        elif isinstance(result, Exception):
-            raise result
-        else:
-            ids.append(camera.id)
-            request.app[CATALOG].note_version(result)
-    bad.sort(key=lambda e: e.row.number)
+
+    def report() -> tuple[bytes, int, int, int]:
+        ids: list[str] = []
+        version = 0
+        pairs = zip(batch, batch_rows, results, strict=True)
+        for (camera, _, _), row, result in yielding(pairs):
+            if isinstance(result, CamgwError):
+                bad.append(_row_error(row, result))
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                ids.append(camera.id)
+                version = max(version, result)
+        release(batch)
+        release(batch_rows)
+        failed = len(bad)
+        return answer(ids, bad), len(ids), failed, version
+
+    body, created, failed, version = await asyncio.to_thread(report)
+    if version:
+        request.app[CATALOG].note_version(version)
     await request.app[AUDIT].append(
         AuditEvent(
             actor=who.actor,
             role=who.role.value,
             action="camera.import",
-            target=f"{len(rows)} rows",
-            outcome="ok" if ids else "invalid",
+            target=f"{count} rows",
+            outcome="ok" if created else "invalid",
             status=200,
-            detail=f"created {len(ids)}, failed {len(bad)}",
+            detail=f"created {created}, failed {failed}",
             request_id=request.get(REQUEST_ID, ""),
         )
     )
-    return json_response(
-        ImportResult(
-            created=len(ids),
-            failed=len(bad),
-            ids=ids,
-            errors=[
-                ImportRowError(row=e.row.number, line=e.row.line, field=e.field, reason=e.reason)
-                for e in bad
-            ],
-        )
-    )
+    return raw_json(body)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -216,22 +244,22 @@ async def _visible_raw(
     request: web.Request, who: Principal, action: str
 ) -> tuple[bytes, dict[str, Any]]:
     """The record, or 404 alike for a missing camera and one in a network the caller may not
-    see (so existence does not leak); the second kind is audited as a refusal."""
+    see: the same body, headers and work (both are audited, the hidden one as a refusal under
+    its network so that network's auditor sees the probe), so existence does not leak."""
     cam_id = request.match_info["id"]
-    if not _ID.match(cam_id):
-        raise NotFound("no such camera")
-    missing = NotFound(f"camera {cam_id} not found")
-    raw = await request.app[REGISTRY].get_raw(cam_id)
-    if raw is None:
-        raise missing
-    data = orjson.loads(raw)
-    if not who.sees(data["network"]):
-        await audit_refusal(
-            request, action, Forbidden("network not granted"), cam_id, data["network"]
-        )
-        missing.audited = True  # once, as the refusal it is; the caller sees a plain 404
-        raise missing
-    return raw, data
+    raw = await request.app[REGISTRY].get_raw(cam_id) if _ID.match(cam_id) else None
+    data = orjson.loads(raw) if raw is not None else None
+    if data is not None and who.sees(data["network"]):
+        request[NETWORK] = data["network"]
+        return raw or b"", data
+    missing = NotFound(f"camera {cam_id[:128]} not found")
+    if data is None:
+        await audit_refusal(request, action, missing, cam_id[:128])
+    else:
+        hidden = Forbidden("network not granted")
+        await audit_refusal(request, action, hidden, cam_id, data["network"])
+    missing.audited = True  # once; the caller sees a plain 404 either way
+    raise missing
 
 
 async def _visible_camera(request: web.Request, who: Principal, action: str) -> Camera:
@@ -288,6 +316,7 @@ ENDPOINTS = [
         Permission.read_cameras,
         query=CameraQuery,
         response=CameraPage,
+        conditional=True,
     ),
     Endpoint(
         "POST",
@@ -296,10 +325,12 @@ ENDPOINTS = [
         "Register a camera",
         "camera.create",
         Permission.write_cameras,
+        network=body_networks,
         body=CameraCreate,
         response=Camera,
         status=201,
         audit_failures=True,
+        errors=(409,),
     ),
     Endpoint(
         "POST",
@@ -308,6 +339,9 @@ ENDPOINTS = [
         "Import cameras from CSV or a JSON array; bad rows reported, good rows kept",
         "camera.import",
         Permission.write_cameras,
+        network=body_networks,
+        body=CameraCreate,
+        body_rows=True,
         body_types=(*CSV_TYPES, "application/json"),
         response=ImportResult,
         audit_failures=True,
@@ -316,10 +350,13 @@ ENDPOINTS = [
         "GET",
         "/api/v1/cameras/{id}",
         get_camera,
-        "One camera",
+        "One camera (non-admins: the fields its network shares)",
         "camera.get",
         Permission.read_cameras,
-        response=Camera,
+        network=camera_network,
+        path_params=CameraPath,
+        response=SharedCamera,
+        errors=(404,),
     ),
     Endpoint(
         "PATCH",
@@ -328,10 +365,13 @@ ENDPOINTS = [
         "Change admin-owned fields (JSON merge patch)",
         "camera.update",
         Permission.write_cameras,
+        network=camera_network,
+        path_params=CameraPath,
         body=CameraPatch,
         body_types=PATCH_TYPES,
         response=Camera,
         audit_failures=True,
+        errors=(404, 409),
     ),
     Endpoint(
         "DELETE",
@@ -340,7 +380,10 @@ ENDPOINTS = [
         "Remove a camera",
         "camera.delete",
         Permission.write_cameras,
+        network=camera_network,
+        path_params=CameraPath,
         status=204,
         audit_failures=True,
+        errors=(404,),
     ),
 ]

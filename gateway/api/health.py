@@ -51,7 +51,14 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 ENDPOINTS = [
     Endpoint("GET", "/healthz", healthz, "Liveness", "health", None, response=Health),
     Endpoint(
-        "GET", "/readyz", readyz, "Readiness (registry reachable)", "ready", None, response=Health
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness (registry reachable)",
+        "ready",
+        None,
+        response=Health,
+        answers=((503, Health),),
     ),
     Endpoint(
         "GET",

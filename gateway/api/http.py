@@ -19,7 +19,7 @@ from ..errors import (
     field_errors,
     from_validation_error,
 )
-from ..keys import QUERY_CACHE
+from ..keys import BODY, QUERY_CACHE
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -41,7 +41,8 @@ async def read_body(request: web.Request, limit: int, types: tuple[str, ...]) ->
         if size > limit:
             raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = request[BODY] = b"".join(chunks)  # kept for attributing a refusal (api/scope.py)
+    return body
 
 
 async def read_model(

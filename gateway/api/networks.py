@@ -27,5 +27,6 @@ ENDPOINTS = [
         "network.list",
         Permission.read_networks,
         response=NetworkInfo,
+        many=True,
     ),
 ]

@@ -14,10 +14,11 @@ from aiohttp import web
 from ..audit import AuditEvent
 from ..errors import CamgwError, FieldError, Invalid, NotFound
 from ..keys import AUDIT, CATALOG, PRINCIPAL, REQUEST_ID, SETTINGS, SNAPSHOTS
-from ..models import SnapshotQuery
+from ..models import CameraPath, SnapshotQuery
 from ..policy import Permission
 from .endpoint import Endpoint
 from .http import cached_query
+from .scope import camera_network
 
 _OUTCOMES = {
     404: "not_found",
@@ -64,7 +65,7 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             started,
             exc.status,
             _OUTCOMES.get(exc.status, "error"),
-            detail=exc.detail,
+            detail=exc.audit_detail,
             source="",  # no picture left the gateway: every entry has the same fields
             bytes="0",
         )
@@ -131,7 +132,10 @@ ENDPOINTS = [
         "A JPEG from the camera now (or from the short cache), on the network's policy",
         "camera.snapshot",
         Permission.snapshot,
+        network=camera_network,
+        path_params=CameraPath,
         query=SnapshotQuery,
         produces="image/jpeg",
+        errors=(404, 429, 502, 503, 504),
     ),
 ]

@@ -25,5 +25,6 @@ ENDPOINTS = [
         "summary.get",
         Permission.read_cameras,
         response=Summary,
+        conditional=True,
     ),
 ]

@@ -1,11 +1,28 @@
 -- Remove one camera record, its indexes and its credentials, atomically.
 -- KEYS: 1 record, 2 all-ids set, 3 address map, 4 version counter, 5 credential key,
 --       6 identity map
--- ARGV: 1 prefix, 2 id, 3 audit stream max length, 4.. audit entry field/value pairs
--- Returns the new registry version, or 0 when there was no such camera.
+-- ARGV: 1 prefix, 2 id, 3 expected audit chain head, 4 the head after the entry,
+--       5 writer id (turn claim), 6.. the sealed audit entry's field/value pairs (none: no entry)
+-- Returns the new registry version, 0 when there was no such camera, or the error
+-- `HEAD <current chain head>` / `WAIT <head>` (nothing changed; see audit_batch.lua).
 local prefix, id = ARGV[1], ARGV[2]
 local old = redis.call('GET', KEYS[1])
 if not old then return 0 end
+local audited = #ARGV > 5
+if audited then
+  local turn = prefix .. ':audit:turn'
+  local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
+  local claim = redis.call('GET', turn)
+  if claim == ARGV[5] then
+    redis.call('DEL', turn)
+  elseif claim then
+    return redis.error_reply('WAIT ' .. head)
+  end
+  if head ~= ARGV[3] then
+    redis.call('SET', turn, ARGV[5], 'NX', 'PX', 500)
+    return redis.error_reply('HEAD ' .. head)
+  end
+end
 local o = cjson.decode(old)
 local function idx(field, value)
   return prefix .. ':idx:' .. field .. ':' .. value
@@ -28,8 +45,9 @@ redis.call('SREM', KEYS[2], id)
 redis.call('DEL', KEYS[1], KEYS[5])
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', o.network, 1)
-if #ARGV > 3 then
-  redis.call('XADD', prefix .. ':audit', 'MAXLEN', '~', ARGV[3], '*', 'version', version, unpack(ARGV, 4))
+if audited then
+  redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 6))
+  redis.call('SET', prefix .. ':audit:head', ARGV[4])
 end
 redis.call('PUBLISH', prefix .. ':events', 'version ' .. version)
 return version

@@ -4,12 +4,28 @@
 -- ARGV: 1 prefix, 2 id, 3 record json, 4 mode (create|update), 5 expected rev ('' = any),
 --       6 network, 7 status, 8 category, 9 department, 10 address,
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
---       13 audit stream max length, 14.. audit entry field/value pairs (none: no entry)
+--       13 expected audit chain head, 14 the head after the entry, 15 writer id (turn claim),
+--       16.. the sealed audit entry's field/value pairs (none: no entry, 13 to 15 unused)
 -- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
--- network never changes), ADDRESS <holder>, IDENTITY <holder>.
+-- network never changes), ADDRESS <holder>, IDENTITY <holder>, HEAD <current chain head> (the
+-- entry was sealed after another head: the gateway seals again and retries), WAIT <head>
+-- (another writer has the chain's next turn; retry in a moment) (see audit_batch.lua).
+-- Every check comes before the first write, the chain head last: a refused script changed
+-- nothing (but the turn claim), and a change is never written without its entry.
 -- Besides the registry version, each network has its own (hash <prefix>:netversion), so that what
 -- a caller granted some networks sees changes only when those networks change.
 local prefix, id, mode = ARGV[1], ARGV[2], ARGV[4]
+local audited = #ARGV > 15
+local turn = prefix .. ':audit:turn'
+if audited then
+  local claim = redis.call('GET', turn)
+  if claim == ARGV[15] then
+    redis.call('DEL', turn)
+  elseif claim then
+    local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
+    return redis.error_reply('WAIT ' .. head)
+  end
+end
 local old = redis.call('GET', KEYS[1])
 if old and mode == 'create' then return redis.error_reply('EXISTS') end
 if (not old) and mode == 'update' then return redis.error_reply('NOTFOUND') end
@@ -40,10 +56,21 @@ for _, key in ipairs(new_idents) do
   if other and other ~= id then return redis.error_reply('IDENTITY ' .. other) end
 end
 
-if old then
-  local o = cjson.decode(old)
+local o = old and cjson.decode(old)
+if o then
   if ARGV[5] ~= '' and tostring(o.rev) ~= ARGV[5] then return redis.error_reply('CONFLICT') end
   if o.network ~= ARGV[6] then return redis.error_reply('NETWORK') end
+end
+
+if audited then
+  local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
+  if head ~= ARGV[13] then
+    redis.call('SET', turn, ARGV[15], 'NX', 'PX', 500)
+    return redis.error_reply('HEAD ' .. head)
+  end
+end
+
+if o then
   redis.call('SREM', idx('network', o.network), id)
   redis.call('SREM', idx('status', o.status), id)
   redis.call('SREM', idx('category', o.category), id)
@@ -68,8 +95,9 @@ if ARGV[11] == 'clear' then redis.call('DEL', KEYS[5]) end
 
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', ARGV[6], 1)
-if #ARGV > 13 then
-  redis.call('XADD', prefix .. ':audit', 'MAXLEN', '~', ARGV[13], '*', 'version', version, unpack(ARGV, 14))
+if audited then
+  redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 16))
+  redis.call('SET', prefix .. ':audit:head', ARGV[14])
 end
 redis.call('PUBLISH', prefix .. ':events', 'version ' .. version)
 return version

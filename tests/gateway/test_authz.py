@@ -2,7 +2,7 @@
 
 Every token in the matrix is granted only the `governance` network, so each networked endpoint is
 tried against a granted network (governance) and an ungranted one (police). The police network's
-owner shares where a camera is and whether it works, never how to reach it (`redact` in config).
+owner shares where a camera is and whether it works, never how to reach it (`share` in config).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def camera(net: str, n: int) -> dict[str, Any]:
     category = {"governance": "sharp-eyes", "police": "micro-checkpoint"}[net]
     address = f"127.{octet}.0.{10 + n}"
     return {
-        "id": f"{net[:3]}-{n}",
+        "id": f"{net}.cam-{n}",
         "network": net,
         "name": f"{net} camera {n}",
         "category": category,

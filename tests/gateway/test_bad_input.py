@@ -45,7 +45,7 @@ async def list_body(client: Client, admin: Headers) -> bytes:
 async def admin(client: Client, token: TokenFactory) -> AsyncIterator[Headers]:
     """An admin, and one camera already registered (which no bad request may change)."""
     headers = await token("admin")
-    seed = {**GOOD, "id": "seed", "address": "127.1.0.1", "tags": ["seed"]}
+    seed = {**GOOD, "id": "governance.seed", "address": "127.1.0.1", "tags": ["seed"]}
     resp = await client.post("/api/v1/cameras", json=seed, headers=headers)
     assert resp.status == 201
     before = await list_body(client, headers)
@@ -165,7 +165,7 @@ PATCH_CASES: list[tuple[str, bytes, str]] = [
     ("raw", "field"), [c[1:] for c in PATCH_CASES], ids=[c[0] for c in PATCH_CASES]
 )
 async def test_bad_patch_is_refused(client: Client, admin: Headers, raw: bytes, field: str) -> None:
-    resp = await client.patch("/api/v1/cameras/seed", data=raw, headers=admin | JSON)
+    resp = await client.patch("/api/v1/cameras/governance.seed", data=raw, headers=admin | JSON)
     await problem_of(resp, 422, field)
     assert PASSWORD not in await resp.text()
 
@@ -190,7 +190,9 @@ async def test_wrong_content_type_is_415(
 
 async def test_patch_with_wrong_content_type_is_415(client: Client, admin: Headers) -> None:
     resp = await client.patch(
-        "/api/v1/cameras/seed", data=b"name=x", headers=admin | {"Content-Type": "text/plain"}
+        "/api/v1/cameras/governance.seed",
+        data=b"name=x",
+        headers=admin | {"Content-Type": "text/plain"},
     )
     await problem_of(resp, 415, None)
 
@@ -250,7 +252,7 @@ async def test_import_with_only_bad_rows_changes_nothing(client: Client, admin: 
     rows = [
         {**GOOD, "address": "10.0.0.1"},
         {**GOOD, "address": "127.1.0.1"},  # the seed camera's address
-        {**GOOD, "id": "seed", "address": "127.1.0.2"},  # the seed camera's id
+        {**GOOD, "id": "governance.seed", "address": "127.1.0.2"},  # the seed camera's id
     ]
     resp = await client.post("/api/v1/cameras/import", json=rows, headers=admin)
     assert resp.status == 200

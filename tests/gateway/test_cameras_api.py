@@ -36,7 +36,7 @@ CATEGORY_NETWORK = {
 def cam(n: int, category: str = "sharp-eyes", **over: Any) -> dict[str, Any]:
     network = CATEGORY_NETWORK[category]
     body: dict[str, Any] = {
-        "id": f"cam-{n:03d}",
+        "id": f"{network}.cam-{n:03d}",
         "network": network,
         "name": f"Camera {n}",
         "category": category,
@@ -61,9 +61,11 @@ async def import_json(client: Client, admin: Headers, rows: list[dict[str, Any]]
     return ids
 
 
-async def set_status(client: Client, cam_id: str, status: str) -> None:
+async def set_status(client: Client, short_id: str, status: str) -> None:
     """What a discovery run does to a record's status (there is no API to set it)."""
     registry = client.app[REGISTRY]
+    snap = await client.app[CATALOG].current()
+    cam_id = next(i for i in snap.by_id if i.endswith(f".{short_id}"))
     current = await registry.get(cam_id)
     assert current is not None
     changed = current.model_copy(update={"status": CameraStatus(status), "rev": current.rev + 1})
@@ -76,7 +78,8 @@ async def list_ids(client: Client, headers: Headers, query: str = "") -> list[st
     body = await resp.json()
     if "limit=" not in query:
         assert body["total"] == len(body["items"])
-    return [c["id"] for c in body["items"]]
+    # Without the network prefix (`governance.cam-001` -> `cam-001`), for readable assertions.
+    return [c["id"].split(".", 1)[1] for c in body["items"]]
 
 
 async def assert_problem(resp: aiohttp.ClientResponse, status: int, field: str | None) -> dict:  # type: ignore[type-arg]
@@ -115,7 +118,7 @@ async def test_create_returns_location_and_category_defaults(
     resp = await client.post("/api/v1/cameras", json=body, headers=admin)
     assert resp.status == 201, await resp.text()
     created = await resp.json()
-    assert created["id"].startswith("cam-")
+    assert created["id"].startswith(f"{body['network']}.")  # generated ids are network-scoped
     assert resp.headers["Location"] == f"/api/v1/cameras/{created['id']}"
     assert (created["department"], created["carrier"], created["project"]) == (
         department,
@@ -158,13 +161,13 @@ async def test_create_keeps_given_owner_fields_and_hides_credentials(
     assert created["profiles"][0]["stream_uri"] == body["stream_uri"]
     assert created["location"] == body["location"]
     assert created["tags"] == ["gate", "east"]
-    got = await client.get("/api/v1/cameras/cam-003", headers=admin)
+    got = await client.get("/api/v1/cameras/governance.cam-003", headers=admin)
     assert "hunter2-Secret" not in await got.text()
 
 
 async def test_get_unknown_camera_is_404_problem(client: Client, token: TokenFactory) -> None:
     admin = await token("admin")
-    resp = await client.get("/api/v1/cameras/cam-nope", headers=admin)
+    resp = await client.get("/api/v1/cameras/governance.cam-nope", headers=admin)
     await assert_problem(resp, 404, None)
 
 
@@ -237,9 +240,11 @@ async def test_patch_cannot_null_a_required_field(client: Client, token: TokenFa
 
 async def test_patch_and_delete_unknown_camera_are_404(client: Client, token: TokenFactory) -> None:
     admin = await token("admin")
-    resp = await client.patch("/api/v1/cameras/cam-nope", json={"name": "x"}, headers=admin)
+    resp = await client.patch(
+        "/api/v1/cameras/governance.cam-nope", json={"name": "x"}, headers=admin
+    )
     await assert_problem(resp, 404, None)
-    resp = await client.delete("/api/v1/cameras/cam-nope", headers=admin)
+    resp = await client.delete("/api/v1/cameras/governance.cam-nope", headers=admin)
     await assert_problem(resp, 404, None)
 
 
@@ -248,16 +253,16 @@ async def test_delete_then_404_and_address_is_free_again(
 ) -> None:
     admin = await token("admin")
     await create(client, admin, cam(6))
-    resp = await client.delete("/api/v1/cameras/cam-006", headers=admin)
+    resp = await client.delete("/api/v1/cameras/governance.cam-006", headers=admin)
     assert resp.status == 204
     assert await resp.read() == b""
-    resp = await client.get("/api/v1/cameras/cam-006", headers=admin)
+    resp = await client.get("/api/v1/cameras/governance.cam-006", headers=admin)
     await assert_problem(resp, 404, None)
-    resp = await client.delete("/api/v1/cameras/cam-006", headers=admin)
+    resp = await client.delete("/api/v1/cameras/governance.cam-006", headers=admin)
     await assert_problem(resp, 404, None)
     assert await list_ids(client, admin) == []
     # The address it held can be registered again, by another camera.
-    await create(client, admin, cam(6, id="cam-006b"))
+    await create(client, admin, cam(6, id="governance.cam-006b"))
     assert await list_ids(client, admin) == ["cam-006b"]
 
 
@@ -271,7 +276,10 @@ async def test_duplicate_id_is_409(client: Client, token: TokenFactory) -> None:
         "/api/v1/cameras", json=cam(8, address="127.1.0.99", name="Other"), headers=admin
     )
     await assert_problem(resp, 409, "id")
-    assert await (await client.get("/api/v1/cameras/cam-008", headers=admin)).json() == first
+    assert (
+        await (await client.get("/api/v1/cameras/governance.cam-008", headers=admin)).json()
+        == first
+    )
     assert await list_ids(client, admin) == ["cam-008"]
 
 
@@ -279,7 +287,9 @@ async def test_duplicate_address_in_a_network_is_409(client: Client, token: Toke
     admin = await token("admin")
     await create(client, admin, cam(9))
     resp = await client.post(
-        "/api/v1/cameras", json=cam(9, id="cam-other", category="smart-security"), headers=admin
+        "/api/v1/cameras",
+        json=cam(9, id="governance.cam-other", category="smart-security"),
+        headers=admin,
     )
     problem = await assert_problem(resp, 409, "address")
     assert "cam-009" in problem["detail"]  # says who holds it
@@ -291,10 +301,13 @@ async def test_patch_onto_a_taken_address_is_409(client: Client, token: TokenFac
     await create(client, admin, cam(10))
     second = await create(client, admin, cam(11))
     resp = await client.patch(
-        "/api/v1/cameras/cam-011", json={"address": "127.1.0.10"}, headers=admin
+        "/api/v1/cameras/governance.cam-011", json={"address": "127.1.0.10"}, headers=admin
     )
     await assert_problem(resp, 409, "address")
-    assert await (await client.get("/api/v1/cameras/cam-011", headers=admin)).json() == second
+    assert (
+        await (await client.get("/api/v1/cameras/governance.cam-011", headers=admin)).json()
+        == second
+    )
 
 
 # -- filters and paging -----------------------------------------------------------------------
@@ -383,7 +396,7 @@ async def test_pagination_walks_every_camera_once(client: Client, token: TokenFa
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    assert seen == [f"cam-{n:03d}" for n in range(21, 26)]
+    assert seen == [f"police.cam-{n:03d}" for n in range(21, 26)]
 
 
 async def test_cursor_survives_a_deletion_of_a_seen_camera(
@@ -392,8 +405,8 @@ async def test_cursor_survives_a_deletion_of_a_seen_camera(
     admin = await token("admin")
     await import_json(client, admin, [cam(n) for n in range(1, 7)])
     first = await (await client.get("/api/v1/cameras?limit=3", headers=admin)).json()
-    assert [c["id"] for c in first["items"]] == ["cam-001", "cam-002", "cam-003"]
-    resp = await client.delete("/api/v1/cameras/cam-002", headers=admin)
+    assert [c["id"] for c in first["items"]] == [f"governance.cam-00{n}" for n in (1, 2, 3)]
+    resp = await client.delete("/api/v1/cameras/governance.cam-002", headers=admin)
     assert resp.status == 204
     rest = await list_ids(client, admin, f"?limit=3&cursor={first['next_cursor']}")
     assert rest == ["cam-004", "cam-005", "cam-006"]

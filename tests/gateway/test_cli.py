@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.redis_server import RedisServer
 from gateway.settings import DEFAULT_CONFIG, load_settings
-from gateway.vault import CredentialVault
+from gateway.vault import CredentialVault, create_key_file, load_key
 
 TOKEN = re.compile(r"^cgw_([0-9a-f]{8})_\S{20,}$")
 
@@ -38,9 +39,17 @@ def cli_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def camgw(cli_redis: RedisServer, tmp_path: Path) -> Callable[..., Awaitable[Result]]:
+def key_file(tmp_path: Path) -> Path:
+    """The deployment's key file: the CLI seals its audit entries with it, as the gateway does."""
+    path = tmp_path / "camgw.key"
+    create_key_file(path)
+    return path
+
+
+@pytest.fixture
+def camgw(cli_redis: RedisServer, key_file: Path) -> Callable[..., Awaitable[Result]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))}
-    env |= {"REDIS_URL": cli_redis.url, "CAMGW_KEY_FILE": str(tmp_path / "camgw.key")}
+    env |= {"REDIS_URL": cli_redis.url, "CAMGW_KEY_FILE": str(key_file)}
 
     async def run(*args: str) -> Result:
         proc = await asyncio.create_subprocess_exec(
@@ -64,13 +73,14 @@ def camgw(cli_redis: RedisServer, tmp_path: Path) -> Callable[..., Awaitable[Res
 async def gateway(
     aiohttp_client: Callable[..., Awaitable[TestClient]],  # type: ignore[type-arg]
     cli_redis: RedisServer,
+    key_file: Path,
 ) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     base = load_settings(DEFAULT_CONFIG, use_env=False)
     assert base.redis.prefix == "camgw"  # what the CLI uses
     settings = base.model_copy(
         update={"redis": base.redis.model_copy(update={"url": cli_redis.url})}
     )
-    yield await aiohttp_client(create_app(settings, CredentialVault(os.urandom(32))))
+    yield await aiohttp_client(create_app(settings, CredentialVault(load_key(key_file))))
 
 
 async def create_token(camgw: Callable[..., Awaitable[Result]], *args: str) -> tuple[str, str]:
@@ -90,9 +100,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 CAMS: list[dict[str, Any]] = [
-    {"id": "cli-gov", "network": "governance", "name": "G", "category": "sharp-eyes",
+    {"id": "governance.cli-gov", "network": "governance", "name": "G", "category": "sharp-eyes",
      "address": "127.1.3.1"},
-    {"id": "cli-pol", "network": "police", "name": "P", "category": "traffic",
+    {"id": "police.cli-pol", "network": "police", "name": "P", "category": "traffic",
      "address": "127.2.3.1"},
 ]  # fmt: skip
 
@@ -111,8 +121,10 @@ async def test_created_token_works_with_its_role_and_networks(
     )
     resp = await gateway.get("/api/v1/cameras", headers=bearer(viewer))
     assert resp.status == 200
-    assert [c["id"] for c in (await resp.json())["items"]] == ["cli-gov"]
-    assert (await gateway.get("/api/v1/cameras/cli-pol", headers=bearer(viewer))).status == 404
+    assert [c["id"] for c in (await resp.json())["items"]] == ["governance.cli-gov"]
+    assert (
+        await gateway.get("/api/v1/cameras/police.cli-pol", headers=bearer(viewer))
+    ).status == 404
     resp = await gateway.post("/api/v1/cameras", json=CAMS[0], headers=bearer(viewer))
     assert resp.status == 403
 
@@ -121,7 +133,10 @@ async def test_created_token_works_with_its_role_and_networks(
         camgw, "--role", "viewer", "--networks", "governance, police", "--name", "both"
     )
     resp = await gateway.get("/api/v1/cameras", headers=bearer(both))
-    assert [c["id"] for c in (await resp.json())["items"]] == ["cli-gov", "cli-pol"]
+    assert [c["id"] for c in (await resp.json())["items"]] == [
+        "governance.cli-gov",
+        "police.cli-pol",
+    ]
 
 
 async def test_list_shows_tokens_without_their_secrets(
@@ -225,6 +240,7 @@ async def test_token_changes_are_in_the_audit_stream(
     for token in (auditor, viewer):
         assert token.split("_", 2)[2] not in text
 
-    tail = await camgw("audit", "tail", "-n", "2")
+    tail = await camgw("audit", "tail", "-n", "3")
     assert tail.code == 0, tail.err
-    assert [line.count('"action":"token.revoke"') for line in tail.out.splitlines()] == [1, 1]
+    actions = [orjson.loads(line)["action"] for line in tail.out.splitlines()]
+    assert actions == ["token.revoke", "token.revoke", "audit.read"]  # the read above, recorded

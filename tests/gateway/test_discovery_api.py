@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from adapters.config import CredentialRef, DiscoveryConfig
-from adapters.simulator.devices import ONVIF_PORT, HostileXml, Quirks, SimDevice
+from adapters.simulator.devices import ONVIF_PORT, ClockQuirk, HostileXml, Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.server import Simulator, build_devices
 from gateway.app import create_app
@@ -234,7 +234,7 @@ async def test_discovery_job_reports_progress_and_normalised_records(
         cam, device = cams[dev[role].address], dev[role]
         assert cam["status"] == "online" and cam["last_seen"] and cam["last_error"] is None
         assert (cam["source"], cam["category"]) == ("discovered", "unclassified")
-        assert cam["name"] == device.camera.id and cam["id"].startswith("governance-")
+        assert cam["name"] == device.camera.id and cam["id"].startswith("governance.")
         assert (cam["vendor"], cam["serial"], cam["mac"]) == (
             device.vendor, device.serial, device.mac)  # fmt: skip
         assert cam["onvif"]["endpoint_reference"] == device.endpoint_reference
@@ -261,6 +261,91 @@ async def test_discovery_job_reports_progress_and_normalised_records(
     assert dev["creds-in-uri"].stream_uri.encode() in raw  # the dump does see the records
     assert password not in raw and b"@127.1.210" not in raw
     assert PASSWORDS["governance"] not in str(job) + str(cams) + str(nets)
+
+
+# --------------------------------------------------------------------------- impossible answers
+
+IMPOSSIBLE: dict[str, Quirks] = {
+    "good-1": Quirks(),
+    "good-2": Quirks(),
+    "good-3": Quirks(),
+    "month-13": Quirks(clock_quirk=ClockQuirk.month_13),
+    "no-date": Quirks(clock_quirk=ClockQuirk.no_date_element),
+    "string-date": Quirks(clock_quirk=ClockQuirk.string_for_date),
+    "local-time": Quirks(clock_quirk=ClockQuirk.no_utc_datetime, clock_skew_s=600.0),
+    "info-invalid-utf8": Quirks(device_info_invalid_utf8=True),
+    "string-resolution": Quirks(string_for_structure=True),
+    "deep-nesting": Quirks(deep_nesting=True),
+}
+DEEP_REASON = (
+    "GetProfiles: unusable answer (XMLSyntaxError: Excessive depth in document: 256, "
+    "use XML_PARSE_HUGE option, line 2, column 2148)"
+)
+
+
+async def test_one_hostile_camera_fails_only_itself_and_the_job_is_done(
+    aiohttp_client: Factory, settings: Settings, vault: CredentialVault
+) -> None:
+    """Issue 7, finding 3: valid SOAP with impossible values (Month 13, no Date, text where a
+    structure belongs, invalid UTF-8, 100,000-deep nesting) is each camera's own problem."""
+    devices = fleet("governance", "127.1.214", IMPOSSIBLE)
+    dev = {d.camera.name: d for d in devices}
+    s = sim_settings(settings, {"governance": "127.1.214.0/26"})
+    async with (
+        Simulator(devices, answer_delay_s=0.01, serve_rtsp=False),
+        gateway(aiohttp_client, s, vault) as gw,
+    ):
+        registered: dict[str, str] = {}  # role -> id: an admin registered these two already
+        for role in ("deep-nesting", "month-13"):
+            body = {
+                "network": "governance",
+                "name": f"Registered {role}",
+                "category": "sharp-eyes",
+                "address": dev[role].address,
+            }
+            resp = await gw.client.post("/api/v1/cameras", json=body, headers=gw.auth)
+            assert resp.status == 201, await resp.text()
+            registered[role] = (await resp.json())["id"]
+        job = await gw.discover("governance")
+        cams = await gw.cameras("governance")
+        deep = await gw.get(f"/api/v1/cameras/{registered['deep-nesting']}")
+
+    assert (job["state"], job["error"]) == ("done", None)
+    assert job["progress"] == {"found": 10, "enriched": 9, "failed": 1, "ignored": 0}
+    assert failures(job) == {dev["deep-nesting"].address: ("read", DEEP_REASON)}
+    assert job["elapsed_s"] < 3  # nothing waited for a timeout
+
+    # The registered hostile camera: kept, degraded, and the dashboard says why.
+    assert (deep["status"], deep["last_error"]) == ("degraded", f"read: {DEEP_REASON}")
+    assert deep["name"] == "Registered deep-nesting" and deep["profiles"] == []
+
+    # Every other camera is enriched and online.
+    assert set(cams) == {d.address for d in devices}
+    for role, device in dev.items():
+        if role == "deep-nesting":
+            continue
+        cam = cams[device.address]
+        assert (cam["status"], cam["last_error"]) == ("online", None), role
+        assert cam["mac"] == device.mac and len(cam["profiles"]) == 2, role
+        assert {p["stream_uri"] for p in cam["profiles"]} == {device.stream_uri}, role
+        expected_vendor = None if role == "info-invalid-utf8" else device.vendor
+        assert (cam["vendor"], cam["serial"] is not None) == (
+            expected_vendor, role != "info-invalid-utf8")  # fmt: skip
+    month_13 = cams[dev["month-13"].address]
+    assert month_13["id"] == registered["month-13"] and month_13["name"] == "Registered month-13"
+    for role in ("month-13", "no-date", "string-date"):  # only the clock is lost
+        assert cams[dev[role].address]["onvif"]["clock_offset_s"] == 0.0, role
+    local = cams[dev["local-time"].address]
+    assert local["onvif"]["clock_offset_s"] == pytest.approx(600, abs=2)
+    garbled = cams[dev["info-invalid-utf8"].address]
+    assert (garbled["vendor"], garbled["serial"]) == (None, None)
+    assert garbled["model"] == dev["info-invalid-utf8"].model  # from its WS-Discovery scope
+    assert garbled["onvif"]["endpoint_reference"] == dev["info-invalid-utf8"].endpoint_reference
+    sizes = [(p["width"], p["height"]) for p in cams[dev["string-resolution"].address]["profiles"]]
+    assert sizes == [(None, None), (None, None)]
+    for role in ("good-1", "good-2", "good-3"):
+        cam = cams[dev[role].address]
+        assert [(p["width"], p["height"]) for p in cam["profiles"]] == [(1920, 1080), (640, 360)]
 
 
 # --------------------------------------------------------------------------- rediscovery

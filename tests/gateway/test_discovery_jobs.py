@@ -9,6 +9,7 @@ every pooled connection until others timed out, failing cameras with "registry u
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.base import (
+    CameraSink,
     Discovered,
     Failure,
     HealthResult,
@@ -57,20 +59,22 @@ class ConcurrentAdapter:
     def __init__(self, found: list[Discovered]) -> None:
         self.found = found
 
-    async def discover(
-        self, on_progress: ProgressCallback, on_camera: Callable[[Discovered], object]
-    ) -> list[Failure]:
+    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
         progress = Progress(found=len(self.found))
+        failures: list[Failure] = []
 
         async def one(d: Discovered) -> None:
             result = on_camera(d)
-            if asyncio.iscoroutine(result):
-                await result
-            progress.enriched += 1
+            kept = await result if inspect.isawaitable(result) else result
+            if isinstance(kept, Failure):
+                failures.append(kept)
+                progress.failed += 1
+            else:
+                progress.enriched += 1
             on_progress(progress)
 
         await asyncio.gather(*(one(d) for d in self.found))
-        return []
+        return failures
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
         return [HealthResult(t.address, True) for t in targets]

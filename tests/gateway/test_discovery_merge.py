@@ -7,12 +7,14 @@ tests are about the gateway's side. Discovery against the simulator is in test_d
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
 from adapters.base import (
+    CameraSink,
     Discovered,
     Failure,
     HealthResult,
@@ -64,21 +66,23 @@ class DoubleAdapter:
         self.failures = failures or []
         self.reachable: dict[str, bool] = {}
 
-    async def discover(
-        self, on_progress: ProgressCallback, on_camera: Callable[[Discovered], object]
-    ) -> list[Failure]:
+    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
         if self.fail:
             raise RuntimeError("adapter process crashed")
         if self.hang:
             await asyncio.Event().wait()
         progress = Progress(found=len(self.found))
+        failures = list(self.failures)
         for d in self.found:
             result = on_camera(d)
-            if asyncio.iscoroutine(result):
-                await result
-            progress.enriched += 1
+            kept = await result if inspect.isawaitable(result) else result
+            if isinstance(kept, Failure):
+                failures.append(kept)
+                progress.failed += 1
+            else:
+                progress.enriched += 1
             on_progress(progress)
-        return self.failures
+        return failures
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
         return [HealthResult(t.address, self.reachable.get(t.address, True)) for t in targets]
@@ -176,7 +180,7 @@ async def test_discovery_finds_registered_camera_by_address(
     adapter = DoubleAdapter("governance", [CAM])
     client, auth = await _app(aiohttp_client, settings, vault, {"governance": adapter})
     body = {
-        "id": "gate-7",
+        "id": "governance.gate-7",
         "network": "governance",
         "name": "Gate 7 (registered)",
         "category": "smart-security",
@@ -185,7 +189,7 @@ async def test_discovery_finds_registered_camera_by_address(
     assert (await client.post("/api/v1/cameras", json=body, headers=auth)).status == 201
     await _discover(client, auth, "governance")
     [cam] = await _cameras(client, auth)
-    assert cam["id"] == "gate-7" and cam["source"] == "registered"
+    assert cam["id"] == "governance.gate-7" and cam["source"] == "registered"
     assert cam["name"] == "Gate 7 (registered)" and cam["vendor"] == "Hik"
     assert cam["onvif"]["endpoint_reference"] == "urn:uuid:0000-1"
 

@@ -32,7 +32,7 @@ PREFIX = "durable"
 
 def cam(n: int) -> dict[str, Any]:
     return {
-        "id": f"dur-{n:04d}",
+        "id": f"governance.dur-{n:04d}",
         "network": "governance",
         "name": f"Durable camera {n}",
         "category": "smart-security",

@@ -16,6 +16,7 @@ Client = TestClient[web.Request, web.Application]
 IMPORT = "/api/v1/cameras/import"
 PROBLEM = "application/problem+json"
 IDENTITY = {"Accept-Encoding": "identity"}
+GOV = "governance."  # camera ids begin with their network's id
 
 
 async def post_csv(
@@ -50,22 +51,22 @@ async def test_csv_keeps_good_rows_and_reports_bad_ones(
     admin = await token("admin")
     csv_text = (
         "id,name,network,category,address,lat,lon,tags\r\n"  # line 1
-        "gate-a,Gate A,governance,sharp-eyes,127.1.0.1,31.08,121.30,school;gate\r\n"  # 2, row 1
-        "gate-b,Gate B,governance,sharp-eyes,10.9.9.9,,,\r\n"  # 3, row 2: outside the CIDRs
-        'gate-c,"Gate C\r\nsecond line",governance,sharp-eyes,127.1.0.3,,,\r\n'  # 4-5, row 3
-        "gate-d,Gate D,police,traffic,127.2.0.4,,,\r\n"  # 6, row 4
+        f"{GOV}gate-a,Gate A,governance,sharp-eyes,127.1.0.1,31.08,121.30,school;gate\r\n"  # 2, 1
+        f"{GOV}gate-b,Gate B,governance,sharp-eyes,10.9.9.9,,,\r\n"  # 3, row 2: outside the CIDRs
+        f'{GOV}gate-c,"Gate C\r\nsecond line",governance,sharp-eyes,127.1.0.3,,,\r\n'  # 4-5, row 3
+        "police.gate-d,Gate D,police,traffic,127.2.0.4,,,\r\n"  # 6, row 4
         "\r\n"  # 7: blank, skipped
-        "gate-e,Gate E,governance,smart-security,127.1.0.5,95,121.3,\r\n"  # 8, row 5: lat
-        "gate-f,Gate F,governance,smart-security,127.1.0.1,,,\r\n"  # 9, row 6: address taken
-        "gate-g,Gate G,governance,no-such-kind,127.1.0.7,,,\r\n"  # 10, row 7
-        "gate-h,Gate H,police,sharp-eyes,127.2.0.8,,,\r\n"  # 11, row 8: other network's kind
-        "gate-i,Gate I,governance,road-blindspot,127.1.0.9,,,a|b\r\n"  # 12, row 9
+        f"{GOV}gate-e,Gate E,governance,smart-security,127.1.0.5,95,121.3,\r\n"  # 8, row 5: lat
+        f"{GOV}gate-f,Gate F,governance,smart-security,127.1.0.1,,,\r\n"  # 9, 6: address taken
+        f"{GOV}gate-g,Gate G,governance,no-such-kind,127.1.0.7,,,\r\n"  # 10, row 7
+        "police.gate-h,Gate H,police,sharp-eyes,127.2.0.8,,,\r\n"  # 11, 8: other network's kind
+        f"{GOV}gate-i,Gate I,governance,road-blindspot,127.1.0.9,,,a|b\r\n"  # 12, row 9
     )
     result = await post_csv(client, admin, csv_text)
 
     assert result["created"] == 3
     assert result["failed"] == 6
-    assert result["ids"] == ["gate-a", "gate-d", "gate-i"]
+    assert result["ids"] == ["governance.gate-a", "police.gate-d", "governance.gate-i"]
     assert errors_by_row(result) == {
         2: (3, "address"),
         3: (4, "name"),  # a line break inside a name (a multi-line cell) is refused
@@ -77,17 +78,18 @@ async def test_csv_keeps_good_rows_and_reports_bad_ones(
     assert [e["row"] for e in result["errors"]] == sorted(errors_by_row(result))
     reasons = {e["row"]: e["reason"] for e in result["errors"]}
     assert "CIDR" in reasons[2]
-    assert "gate-a" in reasons[6]  # names the camera that holds the address
+    assert "governance.gate-a" in reasons[6]  # names the camera that holds the address
     assert "governance" in reasons[8]
 
     listed = await cameras(client, admin)
-    assert sorted(listed) == ["gate-a", "gate-d", "gate-i"]
+    assert sorted(listed) == ["governance.gate-a", "governance.gate-i", "police.gate-d"]
     assert all(c["source"] == "imported" for c in listed.values())
-    assert listed["gate-a"]["tags"] == ["school", "gate"]
-    assert listed["gate-a"]["location"] == {"lat": 31.08, "lon": 121.3, "address": None}
-    assert listed["gate-i"]["tags"] == ["a", "b"]
-    assert listed["gate-i"]["department"] == "Town Safety Office"  # category default
-    assert listed["gate-d"]["carrier"] == "China Telecom"
+    assert listed["governance.gate-a"]["tags"] == ["school", "gate"]
+    gate_a = listed["governance.gate-a"]
+    assert gate_a["location"] == {"lat": 31.08, "lon": 121.3, "address": None}
+    assert listed["governance.gate-i"]["tags"] == ["a", "b"]
+    assert listed["governance.gate-i"]["department"] == "Town Safety Office"  # category default
+    assert listed["police.gate-d"]["carrier"] == "China Telecom"
 
 
 async def test_multiline_cell_in_a_good_row_shifts_later_line_numbers(
@@ -159,24 +161,25 @@ async def test_chinese_headers_and_values(
 async def test_json_array_import(client: Client, token: TokenFactory) -> None:
     admin = await token("admin")
     rows: list[Any] = [
-        {"id": "j-1", "network": "governance", "name": "J1", "category": "sharp-eyes",
+        {"id": "governance.j-1", "network": "governance", "name": "J1", "category": "sharp-eyes",
          "address": "127.1.1.1"},
-        {"id": "j-2", "network": "governance", "category": "sharp-eyes", "address": "127.1.1.2"},
+        {"id": "governance.j-2", "network": "governance", "category": "sharp-eyes",
+         "address": "127.1.1.2"},
         "not an object",
-        {"id": "j-4", "network": "police", "name": "J4", "category": "traffic",
+        {"id": "police.j-4", "network": "police", "name": "J4", "category": "traffic",
          "address": "127.2.1.4", "department": "Traffic Police 1st Brigade", "tags": ["x"]},
-        {"id": "j-5", "network": "police", "name": "J5", "category": "traffic",
+        {"id": "police.j-5", "network": "police", "name": "J5", "category": "traffic",
          "address": "127.2.1.5", "colour": "red"},
     ]  # fmt: skip
     resp = await client.post(IMPORT, json=rows, headers=admin)
     assert resp.status == 200, await resp.text()
     result = await resp.json()
     assert result["created"] == 2
-    assert result["ids"] == ["j-1", "j-4"]
+    assert result["ids"] == ["governance.j-1", "police.j-4"]
     assert errors_by_row(result) == {2: (None, "name"), 3: (None, None), 5: (None, "colour")}
     listed = await cameras(client, admin)
-    assert sorted(listed) == ["j-1", "j-4"]
-    assert listed["j-4"]["department"] == "Traffic Police 1st Brigade"
+    assert sorted(listed) == ["governance.j-1", "police.j-4"]
+    assert listed["police.j-4"]["department"] == "Traffic Police 1st Brigade"
 
 
 async def test_json_import_must_be_an_array(client: Client, token: TokenFactory) -> None:
@@ -250,9 +253,9 @@ async def test_import_is_audited(client: Client, token: TokenFactory) -> None:
         client,
         admin,
         "id,name,network,category,address\n"
-        "a-1,A1,governance,sharp-eyes,127.1.0.1\n"
-        "a-2,A2,governance,sharp-eyes,10.0.0.2\n"
-        "a-3,A3,police,traffic,127.2.0.3\n",
+        "governance.a-1,A1,governance,sharp-eyes,127.1.0.1\n"
+        "governance.a-2,A2,governance,sharp-eyes,10.0.0.2\n"
+        "police.a-3,A3,police,traffic,127.2.0.3\n",
     )
     assert (result["created"], result["failed"]) == (2, 1)
 
@@ -268,14 +271,14 @@ async def test_import_is_audited(client: Client, token: TokenFactory) -> None:
     assert "failed 1" in imports[0]["detail"]
     assert imports[0]["target"] == "3 rows"
     creates = {e["target"]: e for e in entries if e["action"] == "camera.create"}
-    assert set(creates) == {"a-1", "a-3"}
-    assert creates["a-3"]["network"] == "police"
-    assert creates["a-1"]["extra"].get("via") == "import"
+    assert set(creates) == {"governance.a-1", "police.a-3"}
+    assert creates["police.a-3"]["network"] == "police"
+    assert creates["governance.a-1"]["extra"].get("via") == "import"
     assert all(e["actor"].startswith("importer#") for e in creates.values())
 
     # The trail can be filtered by camera.
-    resp = await client.get("/api/v1/audit?camera=a-3", headers=auditor)
-    assert [e["target"] for e in (await resp.json())["items"]] == ["a-3"]
+    resp = await client.get("/api/v1/audit?camera=police.a-3", headers=auditor)
+    assert [e["target"] for e in (await resp.json())["items"]] == ["police.a-3"]
 
     # Admins change cameras but do not read the trail.
     resp = await client.get("/api/v1/audit", headers=admin)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.base import Discovered, Profile
 from gateway.models import (
     Camera,
     CameraCreate,
@@ -20,8 +21,12 @@ from gateway.models import (
     StreamProfile,
 )
 from gateway.records import (
+    NetworkMismatch,
     apply_patch,
+    camera_from_discovered,
     check_camera,
+    device_here,
+    discovered_id,
     input_field,
     merge_discovered,
     new_camera,
@@ -45,7 +50,7 @@ def create(**over: Any) -> CameraCreate:
 
 def record(**over: Any) -> Camera:
     data: dict[str, Any] = {
-        "id": "cam-1",
+        "id": "governance.cam-1",
         "network": "governance",
         "name": "East gate",
         "category": "sharp-eyes",
@@ -119,7 +124,7 @@ def test_new_camera_takes_owner_fields_from_its_category(
 
 def test_new_camera_keeps_what_the_admin_gave(settings: Settings) -> None:
     body = create(
-        id="east-1",
+        id="governance.east-1",
         department="Community committee",
         carrier="",
         project="Village fund",
@@ -129,7 +134,7 @@ def test_new_camera_keeps_what_the_admin_gave(settings: Settings) -> None:
         location={"lat": 31, "lon": 121},
     )
     cam = new_camera(body, settings, T0, CameraSource.imported)
-    assert cam.id == "east-1"
+    assert cam.id == "governance.east-1"
     assert (cam.department, cam.carrier, cam.project) == ("Community committee", "", "Village fund")
     assert cam.source is CameraSource.imported
     assert cam.status is CameraStatus.unknown
@@ -144,7 +149,7 @@ def test_new_camera_keeps_what_the_admin_gave(settings: Settings) -> None:
 def test_new_camera_ids_are_generated_and_distinct(settings: Settings) -> None:
     ids = {new_camera(create(), settings, T0, CameraSource.registered).id for _ in range(50)}
     assert len(ids) == 50
-    assert all(i.startswith("cam-") for i in ids)
+    assert all(i.startswith("governance.") for i in ids)  # scoped by network
     bare = new_camera(create(), settings, T0, CameraSource.registered)
     assert (bare.profiles, bare.has_credentials, bare.tags, bare.location) == ([], False, [], None)
 
@@ -167,7 +172,8 @@ def test_new_camera_ids_are_generated_and_distinct(settings: Settings) -> None:
             {"location": {"lat": 1, "lon": 2}},
             {"location": Location(lat=1, lon=2)},
         ),
-        ({"address": "127.1.9.9"}, {"address": ip_address("127.1.9.9")}),
+        # A new address: what discovery read and the URIs at the old one go with it.
+        ({"address": "127.1.9.9"}, {"address": ip_address("127.1.9.9"), "profiles": []}),
         ({"category": "smart-security"}, {"category": "smart-security"}),
         ({"stream_uri": None}, {"profiles": []}),
         (
@@ -221,9 +227,9 @@ def test_patch_errors_is_empty_for_a_valid_patch() -> None:
 
 def discovered(**over: Any) -> Camera:
     data: dict[str, Any] = {
-        "id": "governance-abc",
+        "id": "governance.abc",
         "network": "governance",
-        "name": "Hikvision DS-2CD 127.1.0.1",
+        "name": "Hikvision DS-2CD governance.abc",
         "category": "unclassified",
         "address": "127.1.0.1",
         "vendor": "Hikvision",
@@ -271,7 +277,11 @@ def test_merge_keeps_admin_fields_and_refreshes_discovered_ones() -> None:
     ):
         assert getattr(merged, field) == getattr(found, field), field
     # The record's identity and history are the existing record's.
-    assert (merged.id, merged.network, merged.source) == ("cam-1", "governance", "registered")
+    assert (merged.id, merged.network, merged.source) == (
+        "governance.cam-1",
+        "governance",
+        "registered",
+    )
     assert (merged.created_at, merged.updated_at, merged.rev) == (T0, T1, 5)
     assert merged.has_credentials is True  # credentials on file are not forgotten
 
@@ -293,7 +303,7 @@ def test_merge_fills_admin_fields_that_are_empty() -> None:
 
 def test_merge_of_a_discovered_record_keeps_its_classification() -> None:
     """An admin classified a discovered camera; the next discovery run must not undo that."""
-    first = discovered(id="governance-abc", rev=2)
+    first = discovered(id="governance.abc", rev=2)
     classified = apply_patch(
         first,
         CameraPatch.model_validate({"category": "road-blindspot", "name": "Bridge"}),
@@ -315,13 +325,17 @@ def test_merge_of_a_discovered_record_keeps_its_classification() -> None:
     [
         ({}, []),
         ({"network": "internet"}, ["network"]),
+        ({"id": "cam-1"}, ["id"]),  # ids are scoped by network
+        ({"id": "police.cam-1"}, ["id"]),  # and never another network's
         ({"category": "drone"}, ["category"]),
         ({"category": "traffic"}, ["category"]),  # a police category on the governance network
         ({"category": "unclassified"}, []),  # a category of no network fits every network
-        ({"address": "10.1.0.1"}, ["address"]),
-        ({"address": "127.2.0.1"}, ["address"]),
-        ({"address": "::1"}, ["address"]),
+        ({"address": "10.1.0.1"}, ["address", "profiles[0].stream_uri"]),
+        ({"address": "127.2.0.1"}, ["address", "profiles[0].stream_uri"]),
         ({"profiles": [{"token": "a", "stream_uri": "rtsp://127.9.0.1/x"}]},
+         ["profiles[0].stream_uri"]),
+        # Another host inside the network's ranges: not the camera's own address.
+        ({"profiles": [{"token": "a", "stream_uri": "rtsp://127.1.0.2/x"}]},
          ["profiles[0].stream_uri"]),
         (
             {"profiles": [{"token": "a", "stream_uri": "rtsp://127.1.0.1/x"},
@@ -330,11 +344,21 @@ def test_merge_of_a_discovered_record_keeps_its_classification() -> None:
         ),
         ({"profiles": [{"token": "a"}]}, []),  # a profile without a URI names no host
         ({"snapshot_uri": "http://192.168.1.5/snap.jpg"}, ["snapshot_uri"]),
+        ({"snapshot_uri": "http://127.1.0.1:8000/snap.jpg"}, []),  # a configured port
+        ({"snapshot_uri": "http://127.1.0.1:9/snap.jpg"}, ["snapshot_uri"]),  # not one
+        # ... unless the camera's device advertised it to discovery at this address
+        ({"snapshot_uri": "http://127.1.0.1:9/snap.jpg",
+          "device": {"address": "127.1.0.1", "ports": [9]}}, []),
+        ({"snapshot_uri": "http://127.1.0.1:9/snap.jpg",
+          "device": {"address": "127.1.0.7", "ports": [9]}}, ["snapshot_uri"]),
         ({"onvif": {"device_uri": "http://[::1]:8000/onvif"}}, ["onvif.device_uri"]),
-        ({"onvif": {"device_uri": "http://127.1.0.9:8000/onvif"}}, []),
+        ({"onvif": {"device_uri": "http://127.1.0.1:8000/onvif"}}, []),
+        ({"onvif": {"device_uri": "http://127.1.0.9:8000/onvif"}}, ["onvif.device_uri"]),
+        ({"onvif": {"services": {"media": "http://127.1.0.9/media"}}}, ["onvif.services[media]"]),
         (
-            {"category": "drone", "address": "10.0.0.1", "snapshot_uri": "http://10.0.0.1/s"},
-            ["category", "address", "snapshot_uri"],
+            {"category": "drone", "address": "10.0.0.1", "snapshot_uri": "http://10.0.0.1/s",
+             "profiles": []},
+            ["category", "address"],
         ),
     ],
 )  # fmt: skip
@@ -347,10 +371,19 @@ def test_check_camera(settings: Settings, over: dict[str, Any], fields: list[str
 def test_check_camera_messages_name_the_rule(settings: Settings) -> None:
     [other] = check_camera(settings, record(category="micro-checkpoint"))
     assert "police" in other.message
-    [outside] = check_camera(settings, record(address="10.0.0.1"))
+    [outside] = check_camera(settings, record(address="10.0.0.1", profiles=[]))
     assert "governance" in outside.message
     [by_name] = check_camera(settings, record(snapshot_uri="http://cam.local/s.jpg"))
     assert "IP address" in by_name.message
+    [elsewhere] = check_camera(settings, record(snapshot_uri="http://127.1.0.2/s.jpg"))
+    assert elsewhere.message == "must name the camera's own address"
+    [port] = check_camera(settings, record(snapshot_uri="http://127.1.0.1:9/s.jpg"))
+    assert port.message == (
+        "port 9 is neither advertised by the camera's device nor allowed by network "
+        "'governance' (access.camera_ports)"
+    )
+    [wrong_id] = check_camera(settings, record(id="police.x"))
+    assert wrong_id.message == "must begin with 'governance.' (camera ids are scoped by network)"
 
 
 @pytest.mark.parametrize(
@@ -369,3 +402,87 @@ def test_input_field(field: str, sent: str) -> None:
 
 def test_onvif_info_defaults_do_not_trip_the_check(settings: Settings) -> None:
     assert check_camera(settings, record(onvif=OnvifInfo())) == []
+
+
+# -- credentials stay with the camera they were given for (issue 7, finding 1) -----------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "kept"),
+    [
+        ({"name": "West gate"}, True),
+        ({"tags": ["x"]}, True),
+        ({"stream_uri": "rtsp://127.1.0.1/sub"}, True),  # same origin, another path
+        ({"stream_uri": "rtsp://127.1.0.1:8554/main"}, False),  # another port
+        ({"snapshot_uri": "http://127.1.0.1/snap.jpg"}, False),  # an origin never used before
+        ({"address": "127.1.0.2"}, False),  # another camera, as far as anyone knows
+        ({"address": "127.1.0.2", "credentials": {"username": "u", "password": "p"}}, True),
+        ({"snapshot_uri": "http://127.1.0.1/s", "credentials": {"username": "u", "password": "p"}},
+         True),
+        ({"credentials": None}, False),
+    ],
+)  # fmt: skip
+def test_a_patch_that_moves_a_camera_drops_its_credentials(
+    patch: dict[str, Any], kept: bool
+) -> None:
+    """As browsers drop authorisation on a cross-origin redirect: a new address, or a URI on an
+    origin the camera did not use, keeps no credentials unless the same patch brings new ones."""
+    after = apply_patch(record(has_credentials=True), CameraPatch.model_validate(patch), T1)
+    assert after.has_credentials is kept
+
+
+def test_a_new_address_forgets_what_discovery_read_at_the_old_one() -> None:
+    found = discovered(device={"address": "127.1.0.1", "ports": [80, 554, 8000]})
+    assert device_here(found)
+    moved = apply_patch(found, CameraPatch.model_validate({"address": "127.1.0.5"}), T1)
+    assert (moved.device, moved.onvif, moved.snapshot_uri, moved.profiles) == (None, None, None, [])
+    assert not device_here(moved)  # so the network's password is not offered there
+
+
+def test_discovery_at_another_address_keeps_no_credentials() -> None:
+    existing = record(has_credentials=True)
+    moved = merge_discovered(existing, discovered(address="127.1.0.7", profiles=[]), T1)
+    assert moved.has_credentials is False
+    same = merge_discovered(existing, discovered(), T1)
+    assert same.has_credentials is True
+
+
+def test_discovery_never_merges_across_networks() -> None:
+    police = record(id="governance.cam-1", network="police", category="traffic")
+    with pytest.raises(NetworkMismatch, match="is on another network"):
+        merge_discovered(police, discovered(), T1)
+
+
+def found(**over: Any) -> Discovered:
+    data: dict[str, Any] = {
+        "network": "governance",
+        "address": "127.1.0.1",
+        "source": "ws-discovery",
+        "vendor": "Hikvision",
+        "model": "DS-2CD2143",
+        "device_uri": "http://127.1.0.1:8000/onvif/device_service",
+        "profiles": (Profile(token="p0", stream_uri="rtsp://127.1.0.1:554/ch1"),),
+        "snapshot_uri": "http://127.1.0.1/onvif/snap.jpg",
+    }
+    return Discovered(**(data | over))
+
+
+def test_discovered_ids_are_keyed_scoped_and_stable() -> None:
+    key, other_key = b"k" * 32, b"o" * 32
+    one = discovered_id(found(endpoint_reference="urn:uuid:1"), key)
+    assert one.startswith("governance.")
+    assert one == discovered_id(found(endpoint_reference="urn:uuid:1"), key)  # stable
+    assert one != discovered_id(found(endpoint_reference="urn:uuid:2"), key)
+    # Without the deployment's key nobody can compute it (the old, unkeyed scheme could).
+    assert one != discovered_id(found(endpoint_reference="urn:uuid:1"), other_key)
+
+
+def test_a_discovered_camera_knows_where_it_was_read_and_is_not_named_by_address(
+    settings: Settings,
+) -> None:
+    cam = camera_from_discovered(found(), settings, T0, "governance.abc")
+    assert cam.device is not None
+    assert (str(cam.device.address), cam.device.ports) == ("127.1.0.1", [80, 554, 8000])
+    assert cam.name == "Hikvision DS-2CD2143 governance.abc"
+    assert "127.1.0.1" not in cam.name  # a name is shared where an address may not be
+    assert check_camera(settings, cam) == []

@@ -35,7 +35,7 @@ SECRETS = (PASSWORD, NEW_PASSWORD, IMPORT_PASSWORD, URI_PASSWORD)
 
 def cam(n: int, **extra: Any) -> dict[str, Any]:
     return {
-        "id": f"sec-{n}",
+        "id": f"governance.sec-{n}",
         "network": "governance",
         "name": f"Secret camera {n}",
         "category": "smart-security",
@@ -174,12 +174,12 @@ async def register_and_change(api: Api, viewer: dict[str, str]) -> None:
     )
     assert created["has_credentials"] is True
     assert "credentials" not in created
-    await api.call("GET", "/api/v1/cameras/sec-1", 200)
-    await api.call("GET", "/api/v1/cameras/sec-1", 200, headers=viewer)
+    await api.call("GET", "/api/v1/cameras/governance.sec-1", 200)
+    await api.call("GET", "/api/v1/cameras/governance.sec-1", 200, headers=viewer)
     await api.call("GET", "/api/v1/cameras", 200)
     await api.call("GET", "/api/v1/cameras?q=sec", 200, headers=viewer)
     patched = await api.call(
-        "PATCH", "/api/v1/cameras/sec-1", 200, json={"credentials": creds(NEW_PASSWORD)}
+        "PATCH", "/api/v1/cameras/governance.sec-1", 200, json={"credentials": creds(NEW_PASSWORD)}
     )
     assert patched["has_credentials"] is True
 
@@ -195,7 +195,9 @@ async def refuse_uris_with_credentials(api: Api) -> None:
     ):
         problem = await api.call("POST", "/api/v1/cameras", 422, json=body)
         assert problem["field"] == where
-    problem = await api.call("PATCH", "/api/v1/cameras/sec-1", 422, json={"stream_uri": URI})
+    problem = await api.call(
+        "PATCH", "/api/v1/cameras/governance.sec-1", 422, json={"stream_uri": URI}
+    )
     assert problem["field"] == "stream_uri"
 
 
@@ -210,7 +212,7 @@ async def import_rows_with_credentials(api: Api) -> None:
         cam(1, credentials=creds(IMPORT_PASSWORD)),  # already exists
     ]
     result = await api.call("POST", "/api/v1/cameras/import", 200, json=rows)
-    assert result["ids"] == ["sec-3"]
+    assert result["ids"] == ["governance.sec-3"]
     assert [e["row"] for e in result["errors"]] == [2, 3, 4, 5, 6]
     csv = "name,network,category,address,stream_uri\n"
     csv += f"CSV cam,governance,sharp-eyes,127.1.2.8,{URI}\n"
@@ -241,7 +243,7 @@ async def trigger_errors(api: Api, viewer: dict[str, str]) -> None:
     huge = orjson.dumps(cam(9, credentials=creds(), name=PASSWORD * 80_000))
     await api.call("POST", "/api/v1/cameras", 413, data=io.BytesIO(huge), headers=json_type)
     patch = {"credentials": creds(NEW_PASSWORD)}
-    await api.call("PATCH", "/api/v1/cameras/sec-404", 404, json=patch)
+    await api.call("PATCH", "/api/v1/cameras/governance.sec-404", 404, json=patch)
     await api.call("POST", "/api/v1/cameras", 403, headers=viewer, json=cam(9, credentials=creds()))
     password_as_token = {"Authorization": f"Bearer {PASSWORD}"}
     await api.call("POST", "/api/v1/cameras", 401, headers=password_as_token, json=body)
@@ -275,7 +277,7 @@ async def test_passwords_never_leave_the_gateway(
     dump = await redis_dump(settings.redis.url, settings.redis.prefix)
     assert f"{settings.redis.prefix}:audit" in dump
     assert [key for key, value in dump.items() if leaks(value)] == []
-    sealed = dump[f"{settings.redis.prefix}:cred:sec-1"]
+    sealed = dump[f"{settings.redis.prefix}:cred:governance.sec-1"]
     assert USERNAME.encode() not in sealed
     assert len(monitor) > 0
     assert b"EVALSHA" in monitor.upper() or b"EVAL" in monitor.upper()
@@ -283,10 +285,19 @@ async def test_passwords_never_leave_the_gateway(
 
     # ...which opens back to what the admins sent.
     registry = api.client.app[REGISTRY]
-    assert await registry.credentials("sec-1") == UriCredentials(USERNAME, NEW_PASSWORD)
-    assert await registry.credentials("sec-3") == UriCredentials(USERNAME, IMPORT_PASSWORD)
-    assert await registry.credentials("sec-8") == UriCredentials(USERNAME, PASSWORD)
-    for refused in ("sec-2", "sec-4", "sec-5", "sec-6", "sec-7", "sec-9"):
+    assert await registry.credentials("governance.sec-1") == UriCredentials(USERNAME, NEW_PASSWORD)
+    assert await registry.credentials("governance.sec-3") == UriCredentials(
+        USERNAME, IMPORT_PASSWORD
+    )
+    assert await registry.credentials("governance.sec-8") == UriCredentials(USERNAME, PASSWORD)
+    for refused in (
+        "governance.sec-2",
+        "governance.sec-4",
+        "governance.sec-5",
+        "governance.sec-6",
+        "governance.sec-7",
+        "governance.sec-9",
+    ):
         assert await registry.credentials(refused) is None
 
 
@@ -296,15 +307,19 @@ async def test_clearing_and_deleting_remove_the_credentials(api: Api, settings: 
     await api.call("POST", "/api/v1/cameras", 201, json=cam(2, credentials=creds()))
 
     # A patch that leaves credentials out keeps them.
-    await api.call("PATCH", "/api/v1/cameras/sec-1", 200, json={"name": "Renamed"})
-    assert await registry.credentials("sec-1") == UriCredentials(USERNAME, PASSWORD)
+    await api.call("PATCH", "/api/v1/cameras/governance.sec-1", 200, json={"name": "Renamed"})
+    assert await registry.credentials("governance.sec-1") == UriCredentials(USERNAME, PASSWORD)
 
-    cleared = await api.call("PATCH", "/api/v1/cameras/sec-1", 200, json={"credentials": None})
+    cleared = await api.call(
+        "PATCH", "/api/v1/cameras/governance.sec-1", 200, json={"credentials": None}
+    )
     assert cleared["has_credentials"] is False
-    assert await registry.credentials("sec-1") is None
-    assert (await api.call("GET", "/api/v1/cameras/sec-1", 200))["has_credentials"] is False
+    assert await registry.credentials("governance.sec-1") is None
+    assert (await api.call("GET", "/api/v1/cameras/governance.sec-1", 200))[
+        "has_credentials"
+    ] is False
 
-    await api.call("DELETE", "/api/v1/cameras/sec-2", 204)
+    await api.call("DELETE", "/api/v1/cameras/governance.sec-2", 204)
     dump = await redis_dump(settings.redis.url, settings.redis.prefix)
     assert not [key for key in dump if ":cred:" in key]
     assert [key for key, value in dump.items() if leaks(value)] == []
@@ -319,7 +334,7 @@ async def test_credentials_sealed_by_another_key_do_not_open(
     await api.call("POST", "/api/v1/cameras", 201, json=cam(1, credentials=creds()))
     other = await start_client(aiohttp_client, settings, CredentialVault(b"\x01" * 32))
     with pytest.raises(VaultError) as info:
-        await other.app[REGISTRY].credentials("sec-1")
+        await other.app[REGISTRY].credentials("governance.sec-1")
     assert not leaks(str(info.value))
 
 
