@@ -5,8 +5,8 @@ and the gateway's RSS with its snapshot cache full.
 
 Setup: `camgw simulate --delay 0.05` (its own process, on the load core) serves a small fleet;
 the cameras are registered through POST /api/v1/cameras/import with their snapshot and stream
-URIs (no discovery run); a private redis-server and `camgw serve` on the server core, both with
-a temporary copy of the shipped config (see `bench_config`). (a) and (b) use this script's own
+URIs and credentials (no discovery run); a private redis-server and `camgw serve` on the server
+core, both with a temporary copy of the shipped config (see `bench_config`). (a) and (b) use this script's own
 asyncio load generator (wrk cannot do digest auth), run as a separate process on the load core;
 (c) and (d) use wrk. Cases run interleaved, round by round.
 
@@ -467,7 +467,11 @@ class Fleet:
     rows: int = 0
 
 
-def register(gw: GatewayStack, admin: str, clients: int, rtsp_cams: int) -> Fleet:
+def register(
+    gw: GatewayStack, admin: str, clients: int, rtsp_cams: int, passwords: dict[str, str]
+) -> Fleet:
+    """Import the fleet with each camera's credentials (its network's password, given as the
+    camera's own: the network-wide password is offered only to devices discovery has read)."""
 
     settings = gw.settings()
     fleet = fleet_for(settings, SCALE)
@@ -488,6 +492,7 @@ def register(gw: GatewayStack, admin: str, clients: int, rtsp_cams: int) -> Flee
     for cam, row in zip(fleet, fleet_rows(fleet), strict=True):
         data = row.model_dump(mode="json", exclude_none=True)
         data["stream_uri"] = f"rtsp://{cam.address}:{RTSP_PORT}/stream1"
+        data["credentials"] = {"username": "admin", "password": passwords[cam.network]}
         if cam.id not in rtsp_ids:
             data["snapshot_uri"] = f"http://{cam.address}:{ONVIF_PORT}{SNAPSHOT_PATH}"
         rows.append(data)
@@ -624,7 +629,7 @@ class Bench:
             for i in range(WRK_OPERATORS)
         ]
         progress(f"importing {self.n_cams} cameras (snapshot and stream URIs)")
-        self.fleet = register(gw, admin, args.clients, 2 * args.runs)
+        self.fleet = register(gw, admin, args.clients, 2 * args.runs, self.net_password)
         _check(len(self.fleet.hit) > args.runs + 50, "too few governance cameras")
         self.res.rss["start"] = proc_status_kib(self.gw_pid, "VmRSS") / 1024
         self.gen_targets = {

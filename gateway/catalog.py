@@ -44,6 +44,7 @@ _MIN_REBUILD_S = 0.02
 # 100,000 cameras a rebuild takes about a second: requests are served the snapshot before it,
 # so dashboards keep their latency while an import or a discovery writes.
 _MAX_WAIT_S = 0.1
+_MAX_STALE_S = 5.0  # ... but never a snapshot older than this: then the rebuild is waited for
 _BUILD_IN_THREAD = 20_000  # cameras from which a response body is built off the event loop
 _QUIET_S = 5.0  # no registry change for this long: a full garbage collection may run
 _GZIP_MIN_BYTES = 1024
@@ -117,6 +118,7 @@ class Catalog:
     _built_at: float = -1e9
     _rebuild_s: float = 0.0  # how long the last rebuild took
     _changed_at: float = -1e9  # when the registry last changed
+    clock: Callable[[], float] = time.monotonic  # injectable, for tests
     _parsed: dict[str, Camera] = field(default_factory=dict)
     builds: int = 0
 
@@ -125,19 +127,19 @@ class Catalog:
     def set_live(self, version: int | None) -> None:
         """From the events listener: the newest version, or None while the channel is down."""
         if version is not None and version != self.live_version:
-            self._changed_at = time.monotonic()
+            self._changed_at = self.clock()
         self.live_version = version
 
     def note_version(self, version: int) -> None:
         """After our own writes, so the writer reads its write even before the event arrives."""
         if self.live_version is not None and version > self.live_version:
             self.live_version = version
-            self._changed_at = time.monotonic()
+            self._changed_at = self.clock()
 
     @property
     def quiet(self) -> bool:
         """No change for a while: the moment for work that holds the loop (a full collection)."""
-        return time.monotonic() - self._changed_at >= _QUIET_S
+        return self.clock() - self._changed_at >= _QUIET_S
 
     async def current(self) -> Snapshot:
         version = self.live_version
@@ -145,21 +147,20 @@ class Catalog:
             version = await self.registry.version()
         if self.snapshot.version >= version:
             return self.snapshot
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _MAX_WAIT_S
+        deadline = self.clock() + _MAX_WAIT_S
         while self.snapshot.version < version:
             task = self._rebuild
             if task is None or task.done():  # one rebuild, however many requests wait for it
                 task = self._rebuild = asyncio.create_task(self._rebuild_now(), name="catalog")
                 task.add_done_callback(_retrieve)
-            if self.snapshot.version < 0:
-                await asyncio.shield(task)  # nothing to serve yet
+            now = self.clock()
+            if self.snapshot.version < 0 or now - self._built_at > _MAX_STALE_S:
+                await asyncio.shield(task)  # nothing to serve, or nothing fresh enough
                 continue
-            remaining = deadline - loop.time()
-            if self._rebuild_s >= _MAX_WAIT_S or remaining <= 0:
+            if self._rebuild_s >= _MAX_WAIT_S or now >= deadline:
                 break  # an expensive rebuild lands for a later request: serve this snapshot
             try:  # a cheap one is waited for (a writer reads its own write)
-                await asyncio.wait_for(asyncio.shield(task), remaining)
+                await asyncio.wait_for(asyncio.shield(task), deadline - now)
             except TimeoutError:
                 break
         return self.snapshot
@@ -168,14 +169,14 @@ class Catalog:
         # Under a stream of changes, rebuild at most every twice as long as a rebuild takes: the
         # catalog spends at most a third of the time rebuilding, whatever the registry's size.
         interval = max(_MIN_REBUILD_S, 2 * self._rebuild_s)
-        wait = self._built_at + interval - time.monotonic()
+        wait = self._built_at + interval - self.clock()
         if wait > 0:
             await asyncio.sleep(wait)
-        started = time.monotonic()
+        started = self.clock()
         old = [self.snapshot, self._bodies, self._parsed]
         self.snapshot = await self._load()
         self._bodies, self._parsed = OrderedDict(), {}
-        self._built_at = time.monotonic()
+        self._built_at = self.clock()
         self._rebuild_s = self._built_at - started
         # Freeing 100,000 old entries takes tens of milliseconds: not on the event loop.
         await asyncio.to_thread(old.clear)

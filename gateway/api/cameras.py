@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -202,8 +204,9 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
     count, batch, batch_rows, bad = await asyncio.to_thread(prepare)
     results = await request.app[REGISTRY].create_many(batch)
 
-    def report() -> tuple[bytes, int, int, int]:
+    def report() -> tuple[bytes, Counter[str], Counter[str], int]:
         ids: list[str] = []
+        created: Counter[str] = Counter()
         version = 0
         pairs = zip(batch, batch_rows, results, strict=True)
         for (camera, _, _), row, result in yielding(pairs):
@@ -213,28 +216,39 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
                 raise result
             else:
                 ids.append(camera.id)
+                created[camera.network] += 1
                 version = max(version, result)
         release(batch)
         release(batch_rows)
-        failed = len(bad)
-        return answer(ids, bad), len(ids), failed, version
+        known = settings.network_by_id
+        failed = Counter(_row_network(e.row, known) for e in bad)
+        return answer(ids, bad), created, failed, version
 
     body, created, failed, version = await asyncio.to_thread(report)
     if version:
         request.app[CATALOG].note_version(version)
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.import",
-            target=f"{count} rows",
-            outcome="ok" if created else "invalid",
-            status=200,
-            detail=f"created {created}, failed {failed}",
-            request_id=request.get(REQUEST_ID, ""),
+    # One entry per network the rows name, so each network's auditor sees what came in.
+    for network in sorted(set(created) | set(failed)) or [""]:
+        await request.app[AUDIT].append(
+            AuditEvent(
+                actor=who.actor,
+                role=who.role.value,
+                action="camera.import",
+                target=f"{count} rows",
+                network=network,
+                outcome="ok" if created[network] else "invalid",
+                status=200,
+                detail=f"created {created[network]}, failed {failed[network]}",
+                request_id=request.get(REQUEST_ID, ""),
+            )
         )
-    )
     return raw_json(body)
+
+
+def _row_network(row: Row, known: Mapping[str, object]) -> str:
+    """The configured network a row names, or none."""
+    network = row.data.get("network") if isinstance(row.data, dict) else None
+    return network if isinstance(network, str) and network in known else ""
 
 
 # -- helpers ---------------------------------------------------------------------------------

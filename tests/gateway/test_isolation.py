@@ -374,3 +374,31 @@ async def test_refusals_are_filed_under_the_network_they_concern(
     resp = await client.get("/api/v1/audit?limit=1000", headers=governance_auditor)
     leaked = [e for e in (await resp.json())["items"] if e["request_id"].startswith("scope-")]
     assert leaked == []  # a body naming another network does not file a police camera's refusal
+
+
+async def test_an_import_is_audited_under_each_network_it_touches(
+    client: Client, admins: tuple[Headers, Headers], token: TokenFactory
+) -> None:
+    root, _ = admins
+    rows = [
+        camera("governance.imp-1", "governance", "127.1.3.1"),
+        camera("governance.imp-2", "governance", "127.1.3.2"),
+        camera("police.imp-1", "police", "127.2.3.1"),
+        camera("police.imp-2", "police", "10.0.0.1"),  # outside the police ranges
+    ]
+    resp = await client.post(
+        "/api/v1/cameras/import", json=rows, headers=root | {"X-Request-Id": "imp-mixed"}
+    )
+    assert (await resp.json())["failed"] == 1
+    for network, detail in (
+        ("police", "created 1, failed 1"),
+        ("governance", "created 2, failed 0"),
+    ):
+        auditor = await token("auditor", [network], name=f"{network}-imp-auditor")
+        items = (await (await client.get("/api/v1/audit", headers=auditor)).json())["items"]
+        mine = [
+            e for e in items if e["request_id"] == "imp-mixed" and e["action"] == "camera.import"
+        ]
+        assert [(e["action"], e["network"], e["detail"]) for e in mine] == [
+            ("camera.import", network, detail)
+        ], mine

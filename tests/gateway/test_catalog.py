@@ -1,0 +1,110 @@
+"""The catalog under a stream of changes: a request waits for a cheap rebuild (a writer reads its
+own write), is served the snapshot before an expensive one (dashboards keep their latency while a
+100,000-row import writes), and never gets a snapshot older than the staleness bound.
+
+The registry is a double whose `load_all` takes as long on the catalog's clock as the test says
+and finishes when the test lets it: no sleeps against real deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from gateway.catalog import _MAX_STALE_S, _MAX_WAIT_S, Catalog
+from gateway.registry import Loaded
+from gateway.settings import DEFAULT_CONFIG, Settings, load_settings
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(DEFAULT_CONFIG, use_env=False)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowRegistry:
+    """`load_all` costs `cost` seconds of the clock and waits for `gate` (open by default)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.at = 1  # the registry's version
+        self.cost = 0.001
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.loads = 0
+
+    async def version(self) -> int:
+        return self.at
+
+    async def load_all(self) -> Loaded:
+        self.loads += 1
+        at = self.at
+        await self.gate.wait()
+        self.clock.now += self.cost
+        records = [
+            orjson.dumps(
+                {"id": f"governance.c{i}", "network": "governance", "name": "c", "status": "online",
+                 "category": "sharp-eyes", "department": "", "carrier": ""}
+            )
+            for i in range(at)
+        ]  # fmt: skip
+        return Loaded(at, {"governance": at}, records)
+
+
+def catalog(settings: Settings) -> tuple[Catalog, SlowRegistry, Clock]:
+    clock = Clock()
+    registry = SlowRegistry(clock)
+    cat = Catalog(registry, settings, clock=clock)  # type: ignore[arg-type]
+    cat.set_live(registry.at)
+    return cat, registry, clock
+
+
+async def test_a_cheap_rebuild_is_waited_for(settings: Settings) -> None:
+    cat, registry, clock = catalog(settings)
+    assert (await cat.current()).version == 1
+    clock.now += 1
+    registry.at = 2
+    cat.note_version(2)  # our own write
+    assert (await cat.current()).version == 2  # read at once, in the next request
+
+
+async def test_an_expensive_rebuild_does_not_hold_requests(settings: Settings) -> None:
+    cat, registry, clock = catalog(settings)
+    registry.cost = 1.0  # a 100,000-camera registry
+    assert (await cat.current()).version == 1
+    clock.now += 2.5  # past the rebuild interval (twice the rebuild)
+    registry.at = 2
+    registry.gate.clear()  # the rebuild runs on and on
+    cat.set_live(2)
+    served = await asyncio.wait_for(cat.current(), 1.0)  # at once, not after the rebuild
+    assert served.version == 1
+    registry.gate.set()
+    for _ in range(100):
+        if cat.snapshot.version == 2:
+            break
+        await asyncio.sleep(0)
+    assert (await cat.current()).version == 2 and registry.loads == 2
+
+
+async def test_never_a_snapshot_older_than_the_bound(settings: Settings) -> None:
+    cat, registry, clock = catalog(settings)
+    registry.cost = 1.0
+    assert (await cat.current()).version == 1
+    clock.now += _MAX_STALE_S + 1  # the snapshot is too old to serve while rebuilding
+    registry.at = 3
+    registry.gate.clear()
+    cat.set_live(3)
+    request = asyncio.create_task(cat.current())
+    await asyncio.sleep(_MAX_WAIT_S * 2)  # (a bound the test checks, not a deadline it waits on)
+    assert not request.done()  # it waits for the rebuild instead
+    registry.gate.set()
+    assert (await request).version == 3
