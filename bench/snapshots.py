@@ -6,9 +6,9 @@ and the gateway's RSS with its snapshot cache full.
 Setup: `camgw simulate --delay 0.05` (its own process, on the load core) serves a small fleet;
 the cameras are registered through POST /api/v1/cameras/import with their snapshot and stream
 URIs and credentials (no discovery run); a private redis-server and `camgw serve` on the server
-core, both with a temporary copy of the shipped config (see `bench_config`). (a) and (b) use this script's own
-asyncio load generator (wrk cannot do digest auth), run as a separate process on the load core;
-(c) and (d) use wrk. Cases run interleaved, round by round.
+core, both with a temporary copy of the shipped config (see `bench_config`). (a) and (b) use this
+script's own asyncio load generator (wrk cannot do digest auth), run as a separate process on the
+load core; (c) and (d) use wrk. Cases run interleaved, round by round.
 
 Internal modes (run by the benchmark itself, not by hand): `_load` (the load generator),
 `_simulate` (the simulator with textured frames), `_keep` (RTSP viewers that keep cameras
