@@ -286,9 +286,9 @@ class AuditLog:
 
     async def _write(self, contents: list[list[str]]) -> list[None]:
         async def send(chain: list[str], entries: list[list[str]]) -> None:
-            args = list(chain)
-            for fields in entries:
-                args += [str(len(fields)), *fields]
+            # One argument per entry (a JSON array the script decodes): redis-py packs every
+            # argument in Python, and an entry has some forty field/value strings.
+            args: list[str | bytes] = [*chain, *(orjson.dumps(fields) for fields in entries)]
             await self._script(keys=[self.key, self.head_key, self.turn_key], args=args)
 
         await self.chain.append(contents, send)

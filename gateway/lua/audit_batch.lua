@@ -2,9 +2,9 @@
 -- the batch answers only after its entry is in the stream), if the chain's head is still the
 -- one the entries were sealed after.
 -- KEYS: 1 the audit stream, 2 the chain head ("seq link" of the last entry), 3 the turn claim
--- ARGV: 1 expected head, 2 head after the batch, 3 writer id, then per entry: N, then N
---       field/value strings (seq, prev, the entry's fields, link: computed by the gateway,
---       whose key never reaches Redis)
+-- ARGV: 1 expected head, 2 head after the batch, 3 writer id, then per entry one JSON array
+--       of its field/value strings (seq, prev, the entry's fields, link: computed by the
+--       gateway, whose key never reaches Redis)
 -- Returns 1, or an error carrying the current head, nothing appended: `HEAD <head>` (sealed
 -- after an old head: this writer now has the next turn) or `WAIT <head>` (another writer that
 -- lost a race has the next turn; retry in a moment).
@@ -19,11 +19,8 @@ if head ~= ARGV[1] then
   redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', 500)
   return redis.error_reply('HEAD ' .. head)
 end
-local i, n = 4, #ARGV
-while i <= n do
-  local count = tonumber(ARGV[i])
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 1, i + count))
-  i = i + count + 1
+for i = 4, #ARGV do
+  redis.call('XADD', KEYS[1], '*', unpack(cjson.decode(ARGV[i])))
 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
