@@ -88,7 +88,7 @@ async def test_an_expensive_rebuild_does_not_hold_requests(settings: Settings) -
     served = await asyncio.wait_for(cat.current(), 1.0)  # at once, not after the rebuild
     assert served.version == 1
     registry.gate.set()
-    rebuild = cat._rebuild
+    rebuild = cat._rebuild  # the rebuild the request did not wait for
     assert rebuild is not None
     await rebuild  # it lands for the next request
     assert (await cat.current()).version == 2 and registry.loads == 2
