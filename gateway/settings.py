@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +145,11 @@ class NetworkConfig(Strict):
     id: Slug
     name: str = Field(min_length=1, max_length=100)
     name_zh: str = Field("", max_length=100)
+    mode: Literal["in-process", "edge"] = Field(
+        "in-process",
+        description="in-process: this gateway reaches the cameras; edge: the network's own "
+        "`camgw adapter` does, inside the network (docs/edge.md)",
+    )
     cidrs: tuple[IPNetwork, ...] = Field(min_length=1, description="Camera address ranges")
     sharing: SharingPolicy = SharingPolicy()
     discovery: DiscoveryConfig = DiscoveryConfig()
