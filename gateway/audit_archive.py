@@ -28,15 +28,9 @@ from typing import IO, Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from .audit_chain import (
-    FILE_FORMAT,
-    GENESIS,
-    Break,
-    ChainEntry,
-    Head,
-    Verifier,
-    stream_id,
-)
+from adapters.chain import GENESIS, Break, ChainEntry, Head, Verifier
+
+from .audit_chain import FILE_FORMAT, stream_id
 from .settings import AuditConfig
 
 log = logging.getLogger(__name__)

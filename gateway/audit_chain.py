@@ -17,86 +17,75 @@ refused for a stale head claims the next turn (`<prefix>:audit:turn`, a short-li
 scripts of other writers answer `WAIT <head>` until the claimant has had its turn, and they
 retry after a moment.
 
-This module also holds the verifier (pure: entries in, the first break out) and the JSON Lines
-format of archive segments and exports.
+The pure parts (the canonical encoding, `compute_link`, `seal`, `Head`, `ChainEntry` and the
+verifier: entries in, the first break out) live in `adapters/chain.py`, shared with the edge
+adapter's own log, and are re-exported here; this module keeps what is the gateway's: the Redis
+sequencer, the turn claims and reading the head and the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from adapters.chain import (
+    CHAIN_FIELDS,
+    GENESIS,
+    GENESIS_LINK,
+    Break,
+    ChainEntry,
+    Head,
+    Verifier,
+    canonical,
+    compute_link,
+    pairs,
+    seal,
+    verify_entries,
+)
+from adapters.chain import text as _text
+
 from .errors import Unavailable
 
+__all__ = [
+    "CHAIN_FIELDS",
+    "CHAIN_PURPOSE",
+    "FILE_FORMAT",
+    "GENESIS",
+    "GENESIS_LINK",
+    "GENESIS_RAW",
+    "AuditChain",
+    "Break",
+    "ChainEntry",
+    "Head",
+    "Position",
+    "Verifier",
+    "canonical",
+    "compute_link",
+    "head_error",
+    "must_wait",
+    "pairs",
+    "seal",
+    "stream_id",
+    "verify_entries",
+]
+
 CHAIN_PURPOSE = "camgw audit chain v1"
-GENESIS_LINK = "0" * 64
-CHAIN_FIELDS = ("seq", "prev", "link")
 FILE_FORMAT = "camgw-audit/1"
 
-_LINK = re.compile(r"^[0-9a-f]{64}$")
-_HEAD = re.compile(r"^(\d{1,20}) ([0-9a-f]{64})$")
 _PATIENCE_S = 5.0  # how long a writer keeps retrying before it answers 503
 _FIRST_WAIT_S = 0.0005
 _LONGEST_WAIT_S = 0.02
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """A position in the chain: the last entry's seq and link (seq 0: nothing yet)."""
-
-    seq: int
-    link: str
-
-    def encode(self) -> str:
-        return f"{self.seq} {self.link}"
-
-    @classmethod
-    def parse(cls, raw: str) -> Head | None:
-        match = _HEAD.match(raw)
-        return cls(int(match.group(1)), match.group(2)) if match else None
-
-
-GENESIS = Head(0, GENESIS_LINK)
 GENESIS_RAW = GENESIS.encode()  # what the scripts compare with when the head key is missing
-
-
-def pairs(flat: Sequence[str]) -> list[tuple[str, str]]:
-    return [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
-
-
-def canonical(prev: str, seq: int, content: Iterable[tuple[str, str]]) -> bytes:
-    """Unambiguous bytes of what a link covers: a JSON array, so no field or value can be
-    shifted into another."""
-    return orjson.dumps([prev, seq, [[k, v] for k, v in content]])
-
-
-def compute_link(key: bytes, prev: str, seq: int, content: Iterable[tuple[str, str]]) -> str:
-    return hmac.digest(key, canonical(prev, seq, content), "sha256").hex()
-
-
-def seal(key: bytes, at: Head, contents: Sequence[Sequence[str]]) -> tuple[list[list[str]], Head]:
-    """Entries as XADD field/value lists (`seq`, `prev`, the content, `link`) chained after
-    `at`, and the head after the last of them."""
-    out: list[list[str]] = []
-    seq, prev = at.seq, at.link
-    for content in contents:
-        seq += 1
-        link = compute_link(key, prev, seq, pairs(content))
-        out.append(["seq", str(seq), "prev", prev, *content, "link", link])
-        prev = link
-    return out, Head(seq, prev)
 
 
 def head_error(exc: object) -> str | None:
@@ -230,169 +219,9 @@ class AuditChain:
         return Head(last.seq, last.link)
 
 
-# -- entries, as stored and as archived ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChainEntry:
-    id: str  # stream id, "ms-seq"
-    seq: int | None  # None: missing or malformed
-    prev: str | None
-    link: str | None
-    content: list[tuple[str, str]]
-    where: str  # for messages: "stream id 1701...-0" (and the file and line when archived)
-
-    @classmethod
-    def from_pairs(cls, entry_id: str, fields: Iterable[tuple[str, str]], where: str) -> ChainEntry:
-        chain: dict[str, str] = {}
-        content: list[tuple[str, str]] = []
-        for key, value in fields:
-            if key in CHAIN_FIELDS:
-                chain[key] = value
-            else:
-                content.append((key, value))
-        raw_seq = chain.get("seq", "")
-        seq = int(raw_seq) if raw_seq.isdigit() and len(raw_seq) <= 20 else None
-        prev, link = chain.get("prev", ""), chain.get("link", "")
-        return cls(
-            entry_id,
-            seq,
-            prev if _LINK.match(prev) else None,
-            link if _LINK.match(link) else None,
-            content,
-            where,
-        )
-
-    @classmethod
-    def from_stream(cls, raw_id: bytes | str, raw: dict[bytes, bytes]) -> ChainEntry:
-        entry_id = _text(raw_id)
-        fields = ((_text(k), _text(v)) for k, v in raw.items())
-        return cls.from_pairs(entry_id, fields, f"stream id {entry_id}")
-
-    def line(self) -> dict[str, Any]:
-        """The entry as one JSON Lines record: `fields` is exactly what the link covers."""
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "prev": self.prev,
-            "link": self.link,
-            "fields": [[k, v] for k, v in self.content],
-        }
-
-    @classmethod
-    def from_line(cls, data: object, where: str) -> ChainEntry:
-        if not isinstance(data, dict):
-            return cls("", None, None, None, [], where)
-        fields = data.get("fields")
-        content = (
-            [(str(f[0]), str(f[1])) for f in fields if isinstance(f, list) and len(f) == 2]
-            if isinstance(fields, list)
-            else []
-        )
-        chain = [(k, str(data[k])) for k in CHAIN_FIELDS if data.get(k) is not None]
-        entry = cls.from_pairs(str(data.get("id", "")), [*chain, *content], where)
-        return entry
+# -- stream ids ----------------------------------------------------------------------------
 
 
 def stream_id(text: str) -> tuple[int, int]:
     ms, _, seq = text.partition("-")
     return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-# -- verification -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Break:
-    """The first broken or missing link: its seq and one sentence saying what is wrong."""
-
-    seq: int
-    sentence: str
-
-
-class Verifier:
-    """Feed entries in chain order; the first problem is kept and later entries are ignored."""
-
-    def __init__(self, key: bytes, start: Head = GENESIS) -> None:
-        self._key = key
-        self.last = start
-        self.first: int | None = None
-        self.count = 0
-        self.broken: Break | None = None
-
-    def feed(self, e: ChainEntry) -> Break | None:
-        if self.broken is None:
-            self.broken = self._check(e)
-            if self.broken is None:
-                self.last = Head(cast(int, e.seq), cast(str, e.link))
-                self.first = self.first if self.first is not None else e.seq
-                self.count += 1
-        return self.broken
-
-    def _check(self, e: ChainEntry) -> Break | None:
-        expected = self.last.seq + 1
-        if e.seq is None or e.prev is None or e.link is None:
-            return Break(
-                expected,
-                f"broken at seq {expected} ({e.where}): the entry has no valid seq/prev/link",
-            )
-        if e.seq > expected:
-            after = f"seq {self.last.seq}" if self.last.seq else "the start of the chain"
-            return Break(expected, f"missing entries: seq {e.seq} ({e.where}) follows {after}")
-        if e.seq < expected:
-            return Break(
-                expected,
-                f"broken at seq {expected} ({e.where}): the entry there claims seq {e.seq}, "
-                f"which repeats or goes back",
-            )
-        if not hmac.compare_digest(e.prev, self.last.link):
-            before = f"seq {self.last.seq}" if self.last.seq else "the chain's start"
-            return Break(
-                e.seq,
-                f"broken at seq {e.seq} ({e.where}): its prev does not match the link of {before}",
-            )
-        if not hmac.compare_digest(e.link, compute_link(self._key, e.prev, e.seq, e.content)):
-            return Break(
-                e.seq,
-                f"broken at seq {e.seq} ({e.where}): the entry's content does not match its link",
-            )
-        return None
-
-    def end_at(self, head: Head | None, what: str) -> Break | None:
-        """The chain must end where `what` (the head key, a file's header) says it does."""
-        if self.broken is not None:
-            return self.broken
-        last = self.last
-        if head is None:
-            self.broken = Break(
-                last.seq + 1, f"{what} is missing or malformed (the entries end at seq {last.seq})"
-            )
-        elif head.seq > last.seq:
-            self.broken = Break(
-                last.seq + 1,
-                f"missing entries: {what} names seq {head.seq} but the entries end at "
-                f"seq {last.seq}",
-            )
-        elif head.seq < last.seq:
-            self.broken = Break(
-                head.seq + 1,
-                f"broken at seq {head.seq + 1}: {what} names seq {head.seq} but the entries go on "
-                f"to seq {last.seq}",
-            )
-        elif not hmac.compare_digest(head.link, last.link):
-            self.broken = Break(
-                last.seq, f"broken at seq {last.seq}: {what} does not match the link of that entry"
-            )
-        return self.broken
-
-    def summary(self) -> str:
-        if self.count == 0:
-            return f"audit trail intact: 0 entries, head {self.last.link} (seq {self.last.seq})"
-        return (
-            f"audit trail intact: {self.count} entries, seq {self.first}..{self.last.seq}, "
-            f"head {self.last.link}"
-        )
