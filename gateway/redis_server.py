@@ -1,14 +1,19 @@
 """A private redis-server child process: the embedded default (`camgw demo`) and the test suite
-start their own, on their own port and directory, instead of touching a shared Redis."""
+start their own, on their own port and directory, instead of touching a shared Redis.
+
+Optionally with ACL users (`acl` lines or an `aclfile`) and TLS only (`tls`: `tls-port`,
+`port 0`), as a deployment's registry Redis would run (docs/edge.md, "Redis: TLS and ACLs")."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import redis
 
@@ -22,32 +27,59 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """The server's certificate and key, the CA its clients' certificates must chain to, and
+    whether clients must present one (`tls-auth-clients`). The readiness probe connects with
+    `client_cert_file`/`client_key_file` (required when `auth_clients` is "yes")."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    auth_clients: Literal["yes", "no", "optional"] = "yes"
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+
+
 @dataclass
 class RedisServer:
     directory: Path
-    port: int = 0
+    port: int = 0  # the TLS port when `tls` is set (the plain port is then closed)
     appendonly: bool = True
     appendfsync: str = "everysec"  # "always" where a test proves durability
     host: str = "127.0.0.1"
+    also_bind: tuple[str, ...] = ()  # more addresses to listen on (a namespace's links)
+    netns: str | None = None  # run inside this network namespace (`ip netns exec`)
+    acl: tuple[str, ...] = ()  # ACL-file lines ("user NAME on #<sha256> ..."), for aclfile
+    aclfile: Path | None = None  # default with `acl`: <directory>/users.acl; ACL SAVE writes it
+    tls: ServerTLS | None = None
+    # The ACL user and password the readiness probe logs in with. Without them a server whose
+    # default user is off counts as ready once it refuses the probe's login.
+    auth: tuple[str, str] | None = field(default=None, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _acl_written: bool = field(default=False, init=False, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(INSTALL_HINT)
+        if self.tls and self.tls.auth_clients == "yes" and self.tls.client_cert_file is None:
+            raise ValueError("tls-auth-clients yes: the readiness probe needs client_cert_file")
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
-            self.port = free_port(self.host)
+            self.port = free_port(self.host if self.netns is None else "127.0.0.1")
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         args = [
+            *inside,
             binary,
             "--bind",
-            self.host,
-            "--port",
-            str(self.port),
+            " ".join((self.host, *self.also_bind)),
+            *self._listen_args(),
             "--dir",
             str(self.directory),
             "--appendonly",
@@ -62,14 +94,66 @@ class RedisServer:
             "yes",
             "--logfile",
             str(self.directory / "redis.log"),
+            *self._acl_args(),
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self.wait_ready(timeout)
         return self
 
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        t = self.tls
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(t.cert_file),
+            "--tls-key-file",
+            str(t.key_file),
+            "--tls-ca-cert-file",
+            str(t.ca_file),
+            "--tls-auth-clients",
+            t.auth_clients,
+        ]
+
+    def _acl_args(self) -> list[str]:
+        if not self.acl and self.aclfile is None:
+            return []
+        path = self.aclfile or self.directory / "users.acl"
+        # The lines on the first start only: a restart keeps what ACL SAVE wrote since.
+        # redis-server refuses to start without the file, so an empty one is made if need be.
+        if (self.acl and not self._acl_written) or not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.writelines(f"{line}\n" for line in self.acl)
+            self._acl_written = True
+        self.aclfile = path
+        return ["--aclfile", str(path)]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for a `redis.Redis` reaching this server (TLS and login as the
+        probe's); the host name is not checked, the certificate chain is."""
+        kwargs: dict[str, Any] = {"host": self.host, "port": self.port, "socket_timeout": 1}
+        if self.auth is not None:
+            kwargs["username"], kwargs["password"] = self.auth
+        if self.tls is not None:
+            kwargs |= {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.ca_file),
+                "ssl_check_hostname": False,
+            }
+            if self.tls.client_cert_file is not None:
+                kwargs["ssl_certfile"] = str(self.tls.client_cert_file)
+                if self.tls.client_key_file is not None:
+                    kwargs["ssl_keyfile"] = str(self.tls.client_key_file)
+        return kwargs
+
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host=self.host, port=self.port, socket_timeout=1)
+        client = redis.Redis(**self.client_kwargs())
         try:
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
@@ -78,6 +162,9 @@ class RedisServer:
                     if client.ping():
                         # AOF loading answers PING with an error; ping() raises until loaded.
                         return
+                except redis.exceptions.AuthenticationError:
+                    if self.auth is None:
+                        return  # it answers, and no probe user was given to log in with
                 except redis.exceptions.RedisError:
                     pass
                 if time.monotonic() > deadline:
