@@ -1,21 +1,30 @@
 """The seam between a network adapter and the gateway, and the data that crosses it.
 
-Discovered records go out, health results go out; (issue 4) snapshot requests come in and JPEG
-bytes go out. Everything here is plain data that serialises to JSON, so the same seam works
-in-process (default) and across a process boundary (`camgw adapter`, `adapters/remote.py`).
+Data only, no callbacks: discovery yields events (a camera read, a camera failed with its kind,
+progress, done); a snapshot request carries who asks, why, how wide and until when, and is
+answered with a JPEG or a typed failure; health probes are answered with results. The same seam
+serves an adapter in the gateway's process and one inside its network (`camgw adapter`,
+`adapters/remote.py`, carried by the messages of `adapters/wire.py`): the gateway cannot tell
+which it talks to.
 
 Errors, drawn once:
 
     AdapterError                 anything an adapter reports about a camera or its network
-    ├── CameraUnreachable        refused, timed out, reset: the camera is not answering
-    ├── CameraAuthError          the camera refused our credentials
-    └── CameraProtocolError      the camera answered, but with garbage, hostile XML or a lie
+    ├── CameraUnreachable        refused, reset: the camera is not answering
+    │   └── CameraTimeout        ... within the time allowed
+    ├── CameraAuthError          the camera refused our credentials (or none may be sent)
+    ├── CameraProtocolError      the camera answered, but with garbage, hostile XML or a lie
+    ├── SnapshotRefused          the network's owner does not share this picture (policy)
+    ├── SnapshotFailed           every source failed; `steps` say which, each with its kind
+    └── AdapterUnavailable       the network's adapter itself is not there (an edge adapter
+                                 that stopped sending heartbeats)
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from .uris import UriCredentials
@@ -29,12 +38,48 @@ class CameraUnreachable(AdapterError):
     pass
 
 
+class CameraTimeout(CameraUnreachable):
+    pass
+
+
 class CameraAuthError(AdapterError):
     pass
 
 
 class CameraProtocolError(AdapterError):
     pass
+
+
+class SnapshotRefused(AdapterError):
+    """The network's export policy does not let this picture leave (hours, reason, rate,
+    snapshots not shared at all): the message says which, for the requester."""
+
+
+class AdapterUnavailable(AdapterError):
+    """The network's adapter is not connected: nothing about any camera was learnt."""
+
+
+class FailureKind(StrEnum):
+    """Why a camera found by discovery is not a record (JobFailure.step in the API)."""
+
+    targets = "targets"  # a configured target outside the network's ranges
+    credentials = "credentials"  # no credentials to try it with
+    timeout = "timeout"  # no complete answer in time
+    unreachable = "unreachable"  # refused, reset
+    auth = "auth"  # credentials refused
+    read = "read"  # answered, but unusably
+    normalise = "normalise"  # what it said does not fit a record
+    store = "store"  # the gateway could not keep it
+
+
+def failure_kind(exc: AdapterError) -> FailureKind:
+    if isinstance(exc, CameraAuthError):
+        return FailureKind.auth
+    if isinstance(exc, CameraTimeout):
+        return FailureKind.timeout
+    if isinstance(exc, CameraUnreachable):
+        return FailureKind.unreachable
+    return FailureKind.read
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +95,8 @@ class Target:
     rtsp_uri: str | None = None  # for RTSP-only cameras (credentials stripped)
     source: str = "static"  # ws-discovery, static, csv
     name: str | None = None  # from a CSV inventory or the name scope
+    ref: str | None = None  # the camera's key in its adapter (health probes of an edge network)
+    place: tuple[float, float] | None = None  # (lat, lon) from the owner's inventory
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +115,15 @@ class Discovered:
     """What a camera says about itself, normalised; URIs carry no credentials."""
 
     network: str
-    address: str
+    address: str | None  # None: withheld by the network's owner (an edge adapter's policy)
     source: str
+    ref: str | None = None  # the adapter's opaque, stable key for this camera
     endpoint_reference: str | None = None
     device_uri: str | None = None
     name: str | None = None
     location: str | None = None
+    lat: float | None = None
+    lon: float | None = None
     hardware: str | None = None
     vendor: str | None = None
     model: str | None = None
@@ -98,45 +148,76 @@ class Failure:
     """A camera that was found but could not be read, and why (attributed, no credentials)."""
 
     network: str
-    address: str
-    step: str
+    address: str | None
+    kind: FailureKind
     reason: str
     endpoint_reference: str | None = None
+    ref: str | None = None
 
 
-@dataclass(slots=True)
-class Progress:
-    found: int = 0
-    enriched: int = 0
-    failed: int = 0
-    ignored: int = 0  # answers from outside the network's CIDRs
+# -- discovery events ----------------------------------------------------------------------------
 
 
-ProgressCallback = Callable[[Progress], None]
-# Where each camera read goes: None (or an awaitable of None) when kept, else its Failure.
-CameraSink = Callable[[Discovered], "Awaitable[Failure | None] | Failure | None"]
+@dataclass(frozen=True, slots=True)
+class CameraRead:
+    camera: Discovered
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFailed:
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryProgress:
+    """What the adapter has found so far: targets, and answers ignored (outside the ranges)."""
+
+    found: int
+    ignored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryDone:
+    error: str | None = None  # why the whole run failed, if it did
+
+
+DiscoveryEvent = CameraRead | CameraFailed | DiscoveryProgress | DiscoveryDone
 
 
 @dataclass(frozen=True, slots=True)
 class HealthResult:
-    address: str
+    address: str  # the target's ("" where withheld)
     ok: bool
     error: str | None = None
     latency_ms: float | None = None
+    ref: str | None = None  # the target's, when it had one
+
+    @property
+    def key(self) -> str:
+        return self.ref or self.address
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SnapshotRequest:
-    """A picture of one camera. Credentials go only to `address`, on a port in
-    `credential_ports` or the network's configured camera ports (docs/security.md)."""
+    """A picture of one camera, for one requester. In process, the gateway names where the
+    camera is; an edge adapter knows that itself, by `ref`. Credentials go only to `address`,
+    on a port in `credential_ports` or the network's configured camera ports
+    (docs/security.md)."""
 
     camera_id: str
-    address: str
+    address: str | None
     snapshot_uri: str | None
     stream_uri: str | None
     credentials: UriCredentials | None = None  # the camera's own
     network_credentials: bool = False  # may the network's be offered (discovery read it here)
     credential_ports: frozenset[int] = frozenset()  # ports the camera's device advertised
+    ref: str | None = None  # the camera's key in its adapter
+    request_id: str = ""
+    requester: str = ""  # the operator, as the audit names them
+    role: str = ""
+    reason: str = ""
+    width: int | None = None  # the width asked for (the owner's policy may cap it)
+    deadline: float = 0.0  # wall-clock seconds after which nobody waits for the answer
 
     def __repr__(self) -> str:
         return f"SnapshotRequest({self.camera_id})"
@@ -152,17 +233,11 @@ class SnapshotResult:
 
 
 class SnapshotFailed(AdapterError):
-    """Every source failed; `steps` says which and how (no hosts, no credentials)."""
+    """Every source failed; `steps` say which and how (no hosts, no credentials)."""
 
     def __init__(self, steps: list[tuple[str, AdapterError]]) -> None:
         self.steps = steps
         super().__init__("; ".join(f"{name}: {exc}" for name, exc in steps) or "no source")
-
-    @property
-    def timed_out(self) -> bool:
-        return bool(self.steps) and all(
-            "timed out" in str(e) or "within" in str(e) for _, e in self.steps
-        )
 
 
 class NetworkAdapter(Protocol):
@@ -170,13 +245,15 @@ class NetworkAdapter(Protocol):
 
     network: str
 
-    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
-        """Read every target; each camera read goes to `on_camera`, which answers a Failure
-        when the camera could not be kept (it is then counted and returned as failed)."""
+    def discover(self, job: str, actor: str = "") -> AsyncIterator[DiscoveryEvent]:
+        """Read every target: each camera read or failed as it happens, progress now and then,
+        and `DiscoveryDone` last. Closing the iterator stops the run."""
         ...
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]: ...
 
-    async def snapshot(self, request: SnapshotRequest) -> SnapshotResult: ...
+    async def snapshot(self, request: SnapshotRequest) -> SnapshotResult:
+        """The picture, or SnapshotFailed / SnapshotRefused / CameraTimeout."""
+        ...
 
     async def close(self) -> None: ...

@@ -61,7 +61,7 @@ class DiscoveryConfig(_Strict):
     )
     rtsp_uris: tuple[str, ...] = Field((), description="RTSP-only cameras (no credentials inside)")
     csv_inventory: Path | None = Field(
-        None, description="CSV with address[,port,kind,name,rtsp_uri]"
+        None, description="CSV with address[,port,kind,name,rtsp_uri,lat,lon]"
     )
     onvif_port: int = Field(80, ge=1, le=65535, description="Device service port when unknown")
     schedule_s: float = Field(0, ge=0, description="Rediscover every N seconds (0: on demand)")

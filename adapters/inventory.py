@@ -45,7 +45,7 @@ def rtsp_target(uri: str) -> Target:
 
 
 def read_csv_inventory(path: Path, default_port: int) -> list[Target]:
-    """Columns: address (required), port, kind (onvif|rtsp), name, rtsp_uri."""
+    """Columns: address (required), port, kind (onvif|rtsp), name, rtsp_uri, lat, lon."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -67,13 +67,30 @@ def read_csv_inventory(path: Path, default_port: int) -> list[Target]:
 def _row_target(row: dict[str, str], default_port: int) -> Target:
     kind = (row.get("kind") or "onvif").strip().lower()
     name = (row.get("name") or "").strip() or None
+    place = _place(row)
     if kind == "rtsp":
         base = rtsp_target(row["rtsp_uri"])
         return Target(
-            address=base.address, kind="rtsp", rtsp_uri=base.rtsp_uri, source="csv", name=name
+            address=base.address,
+            kind="rtsp",
+            rtsp_uri=base.rtsp_uri,
+            source="csv",
+            name=name,
+            place=place,
         )
     if kind != "onvif":
         raise ValueError(f"kind must be onvif or rtsp, not {kind!r}")
     port = int(row.get("port") or default_port)
     base = parse_host(row["address"], port)
-    return Target(address=base.address, port=base.port, source="csv", name=name)
+    return Target(address=base.address, port=base.port, source="csv", name=name, place=place)
+
+
+def _place(row: dict[str, str]) -> tuple[float, float] | None:
+    """Where the owner's inventory says the camera is (`lat`, `lon`: WGS-84 degrees)."""
+    lat, lon = (row.get("lat") or "").strip(), (row.get("lon") or "").strip()
+    if not lat and not lon:
+        return None
+    latitude, longitude = float(lat), float(lon)
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValueError("lat/lon out of range")
+    return latitude, longitude

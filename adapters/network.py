@@ -9,13 +9,14 @@ one concurrency slot, nothing more.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import hashlib
+import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,19 +24,23 @@ import aiohttp
 from .base import (
     AdapterError,
     CameraAuthError,
+    CameraFailed,
     CameraProtocolError,
-    CameraSink,
+    CameraRead,
     CameraUnreachable,
     Discovered,
+    DiscoveryDone,
+    DiscoveryEvent,
+    DiscoveryProgress,
     Failure,
+    FailureKind,
     HealthResult,
     Profile,
-    Progress,
-    ProgressCallback,
     SnapshotFailed,
     SnapshotRequest,
     SnapshotResult,
     Target,
+    failure_kind,
 )
 from .config import AccessConfig, DiscoveryConfig, SnapshotConfig
 from .http_snapshot import fetch_snapshot
@@ -49,6 +54,8 @@ from .wsdiscovery import expand_targets, probe
 
 log = logging.getLogger(__name__)
 
+_EVENT_BUFFER = 256  # discovery events read but not yet taken by the consumer
+
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -60,6 +67,7 @@ class AdapterSpec:
     credentials: UriCredentials | None
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    ref_key: bytes = field(default=b"", repr=False)  # keys the cameras' refs (this deployment)
 
 
 class CameraNetworkAdapter:
@@ -208,7 +216,7 @@ class CameraNetworkAdapter:
         try:
             parts = urlsplit(uri)
             same = ipaddress.ip_address(parts.hostname or "") == ipaddress.ip_address(
-                request.address
+                request.address or ""
             )
         except ValueError:
             same = False  # a name, or no host: never the camera's own address
@@ -228,57 +236,63 @@ class CameraNetworkAdapter:
 
     # -- discovery ----------------------------------------------------------------------
 
-    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
+    async def discover(self, job: str = "", actor: str = "") -> AsyncIterator[DiscoveryEvent]:
+        """Every target read with bounded concurrency; each camera's record or failure is
+        yielded as soon as it is known (a bounded queue: a slow consumer slows the reads), and
+        `DiscoveryDone` last. Closing the iterator cancels the reads."""
         await self._ensure_started()
-        progress = Progress()
-        failures: list[Failure] = []
-        targets = await self._targets(progress, failures)
-        progress.found = len(targets)
-        gate = asyncio.Semaphore(self.spec.discovery.concurrency)
+        events: asyncio.Queue[DiscoveryEvent | None] = asyncio.Queue(maxsize=_EVENT_BUFFER)
+        task = asyncio.create_task(self._run(events), name=f"discover-{self.network}-{job}")
+        try:
+            while (event := await events.get()) is not None:
+                yield event
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
-        def report() -> None:
-            try:
-                on_progress(progress)
-            except Exception:  # progress is informative: a broken callback costs no camera
-                log.exception("progress callback failed", extra={"network": self.network})
+    async def _run(self, events: asyncio.Queue[DiscoveryEvent | None]) -> None:
+        try:
+            progress = DiscoveryProgress(0)
+            targets, refused, ignored = await self._targets()
+            for failure in refused:
+                await events.put(CameraFailed(failure))
+            progress = DiscoveryProgress(len(targets), ignored)
+            await events.put(progress)
+            gate = asyncio.Semaphore(self.spec.discovery.concurrency)
 
-        async def one(target: Target) -> None:
-            """Total: whatever happens, this camera ends as a record or as its own failure,
-            so no exception leaves the gather and no sibling outlives a failed job."""
-            outcome: Discovered | Failure
-            try:
-                async with gate:
-                    outcome = await self._read(target)
-            except Exception as exc:  # _read is total; the last line of defence
-                reason = f"unexpected error ({describe_exception(exc)})"
-                outcome = self._failure(target, "read", reason)
-            if isinstance(outcome, Discovered):
+            async def one(target: Target) -> None:
+                """Total: this camera ends as a record or as its own failure, so no exception
+                leaves the gather and no sibling outlives a failed run."""
                 try:
-                    kept = on_camera(outcome)
-                    if inspect.isawaitable(kept):
-                        kept = await kept
-                except Exception as exc:  # the gateway could not keep it: this camera only
-                    reason = f"not stored ({describe_exception(exc)})"
-                    kept = self._failure(target, "store", reason)
-                if isinstance(kept, Failure):
-                    outcome = kept
-                else:
-                    progress.enriched += 1
-            if isinstance(outcome, Failure):
-                failures.append(outcome)
-                progress.failed += 1
-            report()
+                    async with gate:
+                        outcome = await self._read(target)
+                except Exception as exc:  # _read is total; the last line of defence
+                    reason = f"unexpected error ({describe_exception(exc)})"
+                    outcome = self._failure(target, FailureKind.read, reason)
+                event = (
+                    CameraRead(outcome)
+                    if isinstance(outcome, Discovered)
+                    else CameraFailed(outcome)
+                )
+                await events.put(event)
 
-        report()
-        await asyncio.gather(*(one(t) for t in targets))
-        return failures
+            await asyncio.gather(*(one(t) for t in targets))
+            await events.put(DiscoveryDone())
+        except Exception as exc:  # the network's sources broke: this run fails, nothing else
+            log.exception("discovery failed", extra={"network": self.network})
+            await events.put(DiscoveryDone(error=f"{type(exc).__name__}: {exc}"[:500]))
+        finally:
+            await events.put(None)
 
-    async def _targets(self, progress: Progress, failures: list[Failure]) -> list[Target]:
+    async def _targets(self) -> tuple[list[Target], list[Failure], int]:
         """Every source, deduplicated by address; WS-Discovery's answer wins (it carries the
-        endpoint reference, the most stable identity a camera has)."""
+        endpoint reference, the most stable identity a camera has). Also the configured targets
+        outside the network's ranges (as failures) and how many answers were ignored."""
         cfg = self.spec.discovery
         found: dict[str, Target] = {}
         static: list[Target] = []
+        refused: list[Failure] = []
+        ignored = 0
         for entry in cfg.static_hosts:
             static.append(parse_host(entry, cfg.onvif_port))
         for uri in cfg.rtsp_uris:
@@ -289,10 +303,9 @@ class CameraNetworkAdapter:
             if self.allowed(t.address):
                 found.setdefault(t.address, t)
             else:
-                progress.ignored += 1
-                failures.append(
-                    Failure(self.network, t.address, "targets", "outside the network's CIDRs")
-                )
+                ignored += 1
+                reason = "outside the network's CIDRs"
+                refused.append(Failure(self.network, t.address, FailureKind.targets, reason))
         if cfg.wsdiscovery_targets or cfg.multicast_interface:
             addresses = [a for a in expand_targets(cfg.wsdiscovery_targets) if self.allowed(a)]
             result = await probe(
@@ -301,30 +314,46 @@ class CameraNetworkAdapter:
                 wait_s=cfg.probe_wait_s,
                 multicast_interface=cfg.multicast_interface,
             )
-            progress.ignored += len(result.ignored)
+            ignored += len(result.ignored)
             for t in result.targets:
                 found[t.address] = t
-        return list(found.values())
+        return list(found.values()), refused, ignored
 
     async def _read(self, target: Target) -> Discovered | Failure:
         """Total: the camera's record, or its Failure whatever the exception's type."""
         creds = self.spec.credentials
         if creds is None:
-            return self._failure(target, "credentials", "no credentials configured")
+            return self._failure(target, FailureKind.credentials, "no credentials configured")
         try:
             async with asyncio.timeout(self.spec.discovery.camera_budget_s):
                 if target.kind == "rtsp":
-                    return await self._read_rtsp(target, creds)
-                return await self._onvif.enrich(self.network, target, creds)
+                    found = await self._read_rtsp(target, creds)
+                else:
+                    found = await self._onvif.enrich(self.network, target, creds)
         except TimeoutError:
             budget = self.spec.discovery.camera_budget_s
-            return self._failure(target, "timeout", f"no complete answer within {budget:g} s")
+            reason = f"no complete answer within {budget:g} s"
+            return self._failure(target, FailureKind.timeout, reason)
         except AdapterError as exc:
-            return self._failure(target, _failure_step(exc), str(exc))
+            return self._failure(target, _failure_kind(exc), str(exc))
         except Exception as exc:  # an answer nobody foresaw (or a bug): this camera's failure
             what = "RTSP DESCRIBE" if target.kind == "rtsp" else "ONVIF"
             reason = f"{what}: unusable answer ({describe_exception(exc)})"
-            return self._failure(target, "read", reason)
+            return self._failure(target, FailureKind.read, reason)
+        lat, lon = target.place if target.place else (found.lat, found.lon)
+        return replace(found, ref=self.ref(found, target), lat=lat, lon=lon)
+
+    def ref(self, camera: Discovered, target: Target) -> str:
+        """The camera's opaque, stable key: keyed with this adapter's secret, from the device's
+        strongest identity (endpoint reference, else serial and MAC, else address and port)."""
+        identity = camera.endpoint_reference or (
+            f"hw|{camera.serial}|{camera.mac}" if camera.serial and camera.mac else ""
+        )
+        if not identity:
+            port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
+            identity = f"at|{target.address}|{port}"
+        message = f"{self.network}|{identity}".encode()
+        return hmac.new(self.spec.ref_key, message, hashlib.sha256).hexdigest()[:32]
 
     async def _read_rtsp(self, target: Target, creds: UriCredentials) -> Discovered:
         assert target.rtsp_uri is not None
@@ -355,18 +384,18 @@ class CameraNetworkAdapter:
             notes=("RTSP-only camera: no ONVIF, snapshots from the stream",),
         )
 
-    def _failure(self, target: Target, step: str, reason: str) -> Failure:
+    def _failure(self, target: Target, kind: FailureKind, reason: str) -> Failure:
         reason = redact(reason, self.spec.credentials)  # a camera may echo the password back
         log.warning(
             "camera not read",
             extra={
                 "network": self.network,
                 "address": target.address,
-                "step": step,
+                "step": kind.value,
                 "reason": reason,
             },
         )
-        return Failure(self.network, target.address, step, reason, target.endpoint_reference)
+        return Failure(self.network, target.address, kind, reason, target.endpoint_reference)
 
     # -- health -------------------------------------------------------------------------
 
@@ -385,25 +414,25 @@ class CameraNetworkAdapter:
                         else:
                             await self._onvif.check(target)
                 except TimeoutError:
-                    return HealthResult(target.address, False, "timeout")
+                    return HealthResult(target.address, False, "timeout", ref=target.ref)
                 except (AdapterError, OSError) as exc:
                     reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
-                    return HealthResult(target.address, False, reason)
+                    return HealthResult(target.address, False, reason, ref=target.ref)
                 ms = (time.perf_counter() - started) * 1000
-                return HealthResult(target.address, True, None, round(ms, 1))
+                return HealthResult(target.address, True, None, round(ms, 1), target.ref)
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-def _failure_step(exc: AdapterError) -> str:
+def _failure_kind(exc: AdapterError) -> FailureKind:
     """auth: credentials refused; read: an unusable answer; timeout and unreachable: no answer
     at all, which the gateway counts as a failed observation, not as a fault of the camera."""
-    if isinstance(exc, CameraAuthError):
-        return "auth"
-    if isinstance(exc, CameraUnreachable):
-        timed_out = isinstance(exc, RtspTimeout) or isinstance(exc.__cause__, TimeoutError)
-        return "timeout" if timed_out else "unreachable"
-    return "read"
+    kind = failure_kind(exc)
+    if kind is FailureKind.unreachable and (
+        isinstance(exc, RtspTimeout) or isinstance(exc.__cause__, TimeoutError)
+    ):
+        return FailureKind.timeout
+    return kind
 
 
 async def _tcp_connect(target: Target) -> None:

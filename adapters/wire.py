@@ -14,12 +14,15 @@ from typing import Annotated, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .base import Discovered, Profile
+
 T = TypeVar("T")
 
 SCHEMA: Literal[1] = 1
 MAX_MESSAGE_BYTES = 64 << 10  # one JSON object
 CHUNK_BYTES = 256 << 10  # one piece of a snapshot
 
+PROBE_BATCH = 500  # refs per probe request: 500 of 64 characters fit a message with room
 Text = Annotated[str, Field(max_length=500)]
 Short = Annotated[str, Field(max_length=128)]
 Ref = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$", description="The adapter's camera key")]
@@ -97,7 +100,7 @@ class Discover(Message):
 class Probe(Message):
     type: Literal["probe"] = "probe"
     request: RequestId
-    refs: list[Ref] = Field(max_length=100_000)
+    refs: list[Ref] = Field(max_length=PROBE_BATCH)
     deadline: Epoch
 
 
@@ -183,6 +186,7 @@ class ProbeResult(Message):
     type: Literal["probe.result"] = "probe.result"
     request: RequestId
     results: list[ProbeOutcome] = Field(max_length=100_000)
+    more: bool = Field(False, description="More results of this request follow")
 
 
 class SnapshotResult(Message):
@@ -223,11 +227,16 @@ _TO_ADAPTER: TypeAdapter[ToAdapter] = TypeAdapter(ToAdapter)
 _FROM_ADAPTER: TypeAdapter[FromAdapter] = TypeAdapter(FromAdapter)
 
 
-class Refused(ValueError):
-    """A message that must not be applied; `reason` is short and names no secret."""
+RefusalKind = Literal["oversized", "malformed", "schema", "invalid", "wrong-network", "sequence"]
 
-    def __init__(self, reason: str) -> None:
+
+class Refused(ValueError):
+    """A message that must not be applied; `reason` is short and names no secret, `kind` is
+    one of a few words (what metrics count: never the sender's text)."""
+
+    def __init__(self, kind: RefusalKind, reason: str) -> None:
         super().__init__(reason)
+        self.kind: RefusalKind = kind
         self.reason = reason
 
 
@@ -242,29 +251,33 @@ def encode(message: WireModel, payload: bytes = b"") -> dict[str, bytes]:
 def _decode(fields: dict[bytes, bytes], adapter: TypeAdapter[T], max_bytes: int) -> tuple[T, bytes]:
     raw = fields.get(b"m")
     if raw is None:
-        raise Refused("no message field")
+        raise Refused("malformed", "no message field")
     if len(raw) > max_bytes:
-        raise Refused(f"message of {len(raw)} bytes over the {max_bytes}-byte limit")
+        raise Refused("oversized", f"message of {len(raw)} bytes over the {max_bytes}-byte limit")
     extra = set(fields) - {b"m", b"b"}
     if extra:
-        raise Refused("unknown entry fields")
+        raise Refused("malformed", "unknown entry fields")
     payload = fields.get(b"b", b"")
     if len(payload) > CHUNK_BYTES:
-        raise Refused(f"chunk of {len(payload)} bytes over the {CHUNK_BYTES}-byte limit")
+        raise Refused(
+            "oversized", f"chunk of {len(payload)} bytes over the {CHUNK_BYTES}-byte limit"
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise Refused("not JSON") from None
+        raise Refused("malformed", "not JSON") from None
     if not isinstance(data, dict):
-        raise Refused("not a JSON object")
+        raise Refused("malformed", "not a JSON object")
     if data.get("v") != SCHEMA:
-        raise Refused(f"schema version {str(data.get('v'))[:16]!r}, this gateway speaks {SCHEMA}")
+        raise Refused(
+            "schema", f"schema version {str(data.get('v'))[:16]!r}, this gateway speaks {SCHEMA}"
+        )
     try:
         return adapter.validate_python(data), payload
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise Refused(f"invalid {where}: {first['msg']}"[:200]) from None
+        raise Refused("invalid", f"invalid {where}: {first['msg']}"[:200]) from None
 
 
 def decode_to_adapter(
@@ -279,8 +292,107 @@ def decode_from_adapter(
     return _decode(fields, _FROM_ADAPTER, max_bytes)
 
 
+def probe_results(
+    request: str, outcomes: list[ProbeOutcome], budget: int = MAX_MESSAGE_BYTES // 2
+) -> list[ProbeResult]:
+    """A probe's answer as messages of at most about `budget` bytes of results each (one
+    outcome is under 1 KiB), the last with `more` false."""
+    batches: list[list[ProbeOutcome]] = [[]]
+    size = 0
+    for outcome in outcomes:
+        cost = len(orjson.dumps(outcome.model_dump(mode="json"))) + 1
+        if batches[-1] and size + cost > budget:
+            batches.append([])
+            size = 0
+        batches[-1].append(outcome)
+        size += cost
+    last = len(batches) - 1
+    return [
+        ProbeResult(request=request, results=batch, more=i < last)
+        for i, batch in enumerate(batches)
+    ]
+
+
 def chunks(jpeg: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [jpeg[i : i + size] for i in range(0, len(jpeg), size)] or [b""]
+
+
+def to_info(camera: Discovered) -> CameraInfo:
+    """What an adapter read, as it may cross (before the export policy; never credentials)."""
+    assert camera.ref is not None, "a camera crosses the edge by its ref"
+    return CameraInfo(
+        ref=camera.ref,
+        address=camera.address,
+        source=camera.source[:32],
+        endpoint_reference=camera.endpoint_reference,
+        device_uri=camera.device_uri,
+        name=camera.name,
+        location=camera.location,
+        lat=camera.lat,
+        lon=camera.lon,
+        hardware=camera.hardware,
+        vendor=camera.vendor,
+        model=camera.model,
+        firmware=camera.firmware,
+        serial=camera.serial,
+        mac=camera.mac,
+        hardware_id=camera.hardware_id,
+        services=dict(list(camera.services.items())[:32]),
+        clock_offset_s=camera.clock_offset_s,
+        profiles=[
+            ProfileInfo(
+                token=p.token,
+                name=p.name,
+                codec=p.codec,
+                width=p.width,
+                height=p.height,
+                fps=p.fps,
+                stream_uri=p.stream_uri,
+            )
+            for p in camera.profiles[:32]
+        ],
+        snapshot_uri=camera.snapshot_uri,
+        ptz=camera.ptz,
+        audio=camera.audio,
+        events=camera.events,
+        rtsp_only=camera.rtsp_only,
+        notes=[n[:500] for n in camera.notes[:32]],
+    )
+
+
+def from_info(network: str, info: CameraInfo) -> Discovered:
+    """A camera that crossed the edge, as the seam's record of what was discovered."""
+    return Discovered(
+        network=network,
+        address=info.address,
+        source=info.source,
+        ref=info.ref,
+        endpoint_reference=info.endpoint_reference,
+        device_uri=info.device_uri,
+        name=info.name,
+        location=info.location,
+        lat=info.lat,
+        lon=info.lon,
+        hardware=info.hardware,
+        vendor=info.vendor,
+        model=info.model,
+        firmware=info.firmware,
+        serial=info.serial,
+        mac=info.mac,
+        hardware_id=info.hardware_id,
+        services=dict(info.services),
+        clock_offset_s=info.clock_offset_s,
+        profiles=tuple(
+            Profile(p.token, p.name, p.codec, p.width, p.height, p.fps, p.stream_uri)
+            for p in info.profiles
+        ),
+        snapshot_uri=info.snapshot_uri,
+        ptz=info.ptz,
+        audio=info.audio,
+        events=info.events,
+        rtsp_only=info.rtsp_only,
+        notes=tuple(info.notes),
+    )
 
 
 def inbox(prefix: str, network: str) -> str:

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
+from adapters.redis_link import RedisLink, connect
 
 from . import events, tasks
 from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
@@ -21,12 +22,14 @@ from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
 from .discovery import DiscoveryService
+from .edge import EdgeHub
 from .errors import CamgwError
 from .keys import (
     ADAPTERS,
     AUDIT,
     CATALOG,
     DISCOVERY,
+    EDGE,
     METRICS,
     QUERY_CACHE,
     REDIS,
@@ -39,7 +42,7 @@ from .keys import (
 from .metrics import Metrics
 from .middlewares import edge
 from .registry import Registry
-from .settings import Settings
+from .settings import NetworkConfig, Settings
 from .snapshots import SnapshotService
 from .vault import CredentialVault
 
@@ -55,7 +58,8 @@ ENDPOINTS: list[Endpoint] = [
     *snapshots.ENDPOINTS,
 ]
 
-AdapterFactory = Callable[[Settings], dict[str, NetworkAdapter]]
+AdapterFactory = Callable[[web.Application], dict[str, NetworkAdapter]]
+REF_PURPOSE = "camgw camera refs v1"  # keys in-process cameras' refs (an edge adapter has its own)
 
 
 def package_version() -> str:
@@ -65,34 +69,38 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def redis_client(url: str, max_connections: int = 64) -> Redis:
-    """Bounded timeouts: a stalled Redis turns into a 503, never a hung request. A bounded,
-    blocking pool: a burst (discovery writes, many dashboards) waits for a connection instead
-    of failing with "too many connections" or opening hundreds."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=5,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        health_check_interval=15,
-    )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+def redis_client(link: RedisLink | str, max_connections: int = 64) -> Redis:
+    """`adapters.redis_link.connect`: bounded timeouts (a stalled Redis turns into a 503, never
+    a hung request), a bounded, blocking pool (a burst waits for a connection instead of
+    failing with "too many connections" or opening hundreds), TLS verified and the ACL login as
+    the link (`[redis]`) says. A bare URL is a link with nothing else set."""
+    if isinstance(link, str):
+        link = RedisLink(url=link)
+    return connect(link, max_connections=max_connections)
 
 
-def default_adapters(settings: Settings) -> dict[str, NetworkAdapter]:
-    """One in-process adapter per configured network; credentials resolved now, not at import."""
-    return {
-        n.id: CameraNetworkAdapter(
-            AdapterSpec(
-                n.id,
-                n.cidrs,
-                n.discovery,
-                n.credentials.resolve() if n.credentials else None,
-                settings.snapshots,
-                n.access,
-            )
+def in_process_adapter(
+    network: NetworkConfig, settings: Settings, vault: CredentialVault
+) -> CameraNetworkAdapter:
+    """A network reached from this process; credentials resolved now, not at import."""
+    return CameraNetworkAdapter(
+        AdapterSpec(
+            network.id,
+            network.cidrs,
+            network.discovery,
+            network.credentials.resolve() if network.credentials else None,
+            settings.snapshots,
+            network.access,
+            ref_key=vault.derive(REF_PURPOSE),
         )
+    )
+
+
+def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
+    """One adapter per configured network: in this process, or its edge adapter's streams."""
+    settings, vault, hub = app[SETTINGS], app[VAULT], app[EDGE]
+    return {
+        n.id: hub.adapter(n.id) if n.mode == "edge" else in_process_adapter(n, settings, vault)
         for n in settings.networks
     }
 
@@ -115,6 +123,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_audit_upkeep)
     app.cleanup_ctx.append(_events)
+    app.cleanup_ctx.append(_edge)
     app.cleanup_ctx.append(_adapters(adapters))
     app.cleanup_ctx.append(_discovery)
     app.cleanup_ctx.append(_snapshots)
@@ -122,7 +131,7 @@ def create_app(
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = redis_client(app[SETTINGS].redis.url)
+    client = redis_client(app[SETTINGS].redis)
     app[REDIS] = client
     yield
     await client.aclose()
@@ -168,9 +177,19 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     await tasks.stop(task)
 
 
+async def _edge(app: web.Application) -> AsyncIterator[None]:
+    """The inboxes and outboxes of the edge networks (none: nothing runs)."""
+    hub = EdgeHub(app[REDIS], app[SETTINGS], app[AUDIT])
+    app[EDGE] = hub
+    app[METRICS].watch_edge(hub)
+    await hub.start()
+    yield
+    await hub.stop()
+
+
 def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        adapters = factory(app[SETTINGS])
+        adapters = factory(app)
         app[ADAPTERS] = adapters
         yield
         await asyncio.gather(*(a.close() for a in adapters.values()), return_exceptions=True)

@@ -17,11 +17,16 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from adapters.base import NetworkAdapter
+from adapters.redis_link import RedisLink, RedisLinkError, explain
 from adapters.simulator.server import Simulator, build_devices, demo_quirks
 
-from . import logs
-from .app import create_app, default_adapters, redis_client
+from . import acl, adapter_cli, logs
+from .app import create_app, in_process_adapter, redis_client
 from .audit import AuditEvent, AuditLog, AuditQuery
 from .audit_archive import verify_file
 from .audit_chain import CHAIN_PURPOSE, Break
@@ -53,6 +58,9 @@ log = logging.getLogger("camgw")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(os.environ.get("CAMGW_LOG_LEVEL", "INFO"))
+    if not getattr(args, "needs_settings", True):  # `camgw adapter`: its own config only
+        result_of_adapter: int = args.func(args)
+        return result_of_adapter
     try:
         settings = load_settings(args.config)
     except (OSError, ValidationError, ValueError) as exc:
@@ -114,8 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--network", required=True)
     dc.set_defaults(func=cmd_discover)
 
+    adapter_cli.register(sub)
+
     k = sub.add_parser("keygen", help="create the credential key file")
     k.set_defaults(func=cmd_keygen)
+    _acl_parser(sub)
     return p
 
 
@@ -254,15 +265,27 @@ def _stop_child(child: subprocess.Popen[str]) -> None:
 # -- tokens ------------------------------------------------------------------------------
 
 
-def _with_redis(settings: Settings, work: Callable[[Redis], Awaitable[int]]) -> int:
+def _with_redis(
+    settings: Settings, work: Callable[[Redis], Awaitable[int]], link: RedisLink | None = None
+) -> int:
+    """Run `work` with a client on `link` (default: `[redis]`, TLS and ACL user included); a
+    link that cannot be made is one sentence naming the setting, exit 1."""
+    link = link or settings.redis
+
     async def run() -> int:
-        client = redis_client(settings.redis.url)
+        client = redis_client(link)
         try:
             return await work(client)
         finally:
             await client.aclose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except RedisLinkError as exc:
+        print(f"camgw: {exc}", file=sys.stderr)
+    except (RedisConnectionError, RedisTimeoutError, NoPermissionError) as exc:
+        print(f"camgw: {explain(exc, link)}", file=sys.stderr)
+    return 1
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -384,13 +407,22 @@ def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if settings.network_by_id[args.network].mode == "edge":
+        print(
+            f"camgw: network {args.network!r} is reached by its edge adapter; start its "
+            "discovery through the gateway (POST /api/v1/networks/{id}/discover)",
+            file=sys.stderr,
+        )
+        return 2
     vault = CredentialVault(load_key(settings.secrets.key_file))
     one = settings.model_copy(update={"networks": (settings.network_by_id[args.network],)})
 
     async def work(client: Redis) -> int:
         audit = _audit_log(client, settings, vault)
         registry = Registry(client, settings, vault, audit)
-        adapters = default_adapters(one)
+        adapters: dict[str, NetworkAdapter] = {
+            n.id: in_process_adapter(n, settings, vault) for n in one.networks
+        }
         service = DiscoveryService(
             settings, client, registry, Catalog(registry, settings), audit, adapters
         )
@@ -575,6 +607,107 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     create_key_file(path)
     print(f"wrote {path} (mode 600)")
     return 0
+
+
+# -- acl ---------------------------------------------------------------------------------
+
+
+def _acl_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ac = sub.add_parser(
+        "acl",
+        help="print (or --apply) the Redis ACL users: one per edge adapter, one for the gateway",
+    )
+    ac.add_argument(
+        "--all-networks", action="store_true", help='every network, not only mode = "edge"'
+    )
+    ac.add_argument("--apply", action="store_true", help="ACL SETUSER them (and ACL SAVE)")
+    ac.add_argument(
+        "--password-dir",
+        type=Path,
+        help="passwords in DIR/<user>.password: kept if there, else generated there (mode 600)",
+    )
+    ac.add_argument(
+        "--password-file",
+        action="append",
+        default=[],
+        metavar="USER=FILE",
+        help="this user's password is the first line of FILE (repeatable)",
+    )
+    ac.add_argument("--admin-user", help="--apply logs in as this ACL user (default: [redis])")
+    pw = ac.add_mutually_exclusive_group()
+    pw.add_argument("--admin-password-env", metavar="VAR", help="its password's variable")
+    pw.add_argument("--admin-password-file", type=Path, metavar="FILE", help="its password file")
+    ac.set_defaults(func=cmd_acl)
+
+
+def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
+    """ACL-file lines on stdout; new passwords (shown once) and notes on stderr."""
+    given: dict[str, Path] = {}
+    for item in args.password_file:
+        user, sep, file = item.partition("=")
+        if not sep or not user or not file:
+            print(f"camgw: --password-file wants USER=FILE, not {item!r}", file=sys.stderr)
+            return 2
+        given[user] = Path(file)
+    users = acl.users_for(settings, args.all_networks)
+    try:
+        creds = acl.credentials(users, given, args.password_dir)
+    except (ValueError, OSError) as exc:
+        print(f"camgw: {exc}", file=sys.stderr)
+        return 2
+    if len(users) == 1:
+        print(
+            'camgw: no network has mode = "edge": only the gateway\'s user '
+            "(--all-networks: one user per configured network)",
+            file=sys.stderr,
+        )
+    for cred in creds:
+        print(cred.user.line(cred.password_hash))
+    for cred in creds:
+        if cred.generated is not None:
+            print(f"password of {cred.user.name}: {cred.generated}", file=sys.stderr)
+        elif cred.written_to is not None:
+            print(f"password of {cred.user.name} written to {cred.written_to}", file=sys.stderr)
+    if any(c.generated for c in creds):
+        print("(passwords shown once, store them now; Redis keeps only hashes)", file=sys.stderr)
+    if not args.apply:
+        return 0
+    link: RedisLink = settings.redis
+    if args.admin_user or args.admin_password_env or args.admin_password_file:
+        try:
+            link = RedisLink.model_validate(
+                settings.redis.model_dump()
+                | {
+                    "username": args.admin_user,
+                    "password_env": args.admin_password_env,
+                    "password_file": args.admin_password_file,
+                }
+            )
+        except ValidationError as exc:
+            print(f"camgw: admin login: {exc}", file=sys.stderr)
+            return 2
+
+    async def work(client: Redis) -> int:
+        try:
+            saved = await acl.apply(client, creds)
+        except NoPermissionError:
+            print(
+                f"camgw: ACL user {link.username or 'default'} may not change ACL users; log in "
+                "as an admin with --admin-user and --admin-password-env/--admin-password-file",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"applied {len(creds)} ACL users to {link.url}; {saved}", file=sys.stderr)
+        if await acl.default_user_open(client):
+            print(
+                "camgw: warning: the default user is on without a password, so anyone who "
+                "reaches this Redis has every right; turn it off (ACL SETUSER default off) once "
+                "an admin user of your own exists",
+                file=sys.stderr,
+            )
+        return 0
+
+    return _with_redis(settings, work, link)
 
 
 if __name__ == "__main__":

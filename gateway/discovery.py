@@ -20,12 +20,29 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from adapters.base import Discovered, Failure, NetworkAdapter, Progress, Target
+from adapters.base import (
+    CameraFailed,
+    CameraRead,
+    Discovered,
+    DiscoveryProgress,
+    Failure,
+    FailureKind,
+    NetworkAdapter,
+    Target,
+)
 
 from .audit import AuditEvent, AuditLog
 from .catalog import Catalog
 from .errors import CamgwError, Conflict, field_errors, redis_errors
-from .models import AdapterState, Camera, CameraStatus, DiscoveryJob, JobFailure, JobProgress
+from .models import (
+    AdapterState,
+    Camera,
+    CameraStatus,
+    DiscoveryJob,
+    EdgeAdapterInfo,
+    JobFailure,
+    JobProgress,
+)
 from .records import (
     NetworkMismatch,
     camera_from_discovered,
@@ -53,7 +70,8 @@ _PROGRESS_SAVE_S = 0.5
 _WRITE_CONCURRENCY = 16
 # Failure steps that say nothing about the camera's health: the gateway could not store it, or
 # had no target or no credentials to try it with.
-_NOT_THE_CAMERAS = frozenset({"store", "targets", "credentials"})
+_NOT_THE_CAMERAS = frozenset({FailureKind.store, FailureKind.targets, FailureKind.credentials})
+_ANSWERED = frozenset({FailureKind.auth, FailureKind.read, FailureKind.normalise})
 
 
 @dataclass
@@ -133,56 +151,41 @@ class DiscoveryService:
         state = self.state[job.network]
         adapter = self.adapters[job.network]
         started = time.monotonic()
-        last_save = 0.0
-        # At most one progress save in flight, awaited before the final save: a snapshot taken
-        # while running and still waiting for a Redis connection must never land after (and
-        # overwrite) the finished job, which GET /jobs/{id} would then report running for a week.
-        progress_save: asyncio.Task[None] | None = None
         await self._audit(job, "discovery.start", "ok", "")
-
-        def on_progress(p: Progress) -> None:
-            nonlocal last_save, progress_save
-            job.progress = JobProgress(
-                found=p.found, enriched=p.enriched, failed=p.failed, ignored=p.ignored
-            )
-            job.elapsed_s = round(time.monotonic() - started, 2)
-            if (
-                job.state == "running"
-                and time.monotonic() - last_save > _PROGRESS_SAVE_S
-                and (progress_save is None or progress_save.done())
-            ):
-                last_save = time.monotonic()
-                progress_save = asyncio.get_running_loop().create_task(self._save(job))
-
-        async def on_camera(d: Discovered) -> Failure | None:
-            """The camera kept, or its failure (the adapter counts and returns it)."""
-            try:
-                async with self._write_gate:
-                    return await self.apply(d)
-            except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
-                return Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
-            except Exception as exc:  # anything else about one camera is still that camera's
-                log.exception("storing a discovered camera failed", extra={"network": d.network})
-                reason = f"{type(exc).__name__}: {exc}"[:300]
-                return Failure(d.network, d.address, "store", reason, d.endpoint_reference)
-
         await self._save(job)
+        saver = _ProgressSaver(self, job, started)
+        stores: set[asyncio.Task[None]] = set()
         try:
-            failures = await adapter.discover(on_progress, on_camera)
-            for f in failures:
-                _add_failure(job, f)
-                await self.apply_failure(f)
+            async for event in adapter.discover(job.id, job.actor):
+                if isinstance(event, CameraRead):
+                    # At most _WRITE_CONCURRENCY writes in flight (all networks together);
+                    # waiting here slows the adapter's reads through its bounded queue.
+                    await self._write_gate.acquire()
+                    task = asyncio.create_task(self._store(job, event.camera))
+                    stores.add(task)
+                    task.add_done_callback(stores.discard)
+                elif isinstance(event, CameraFailed):
+                    await self._failed(job, event.failure)
+                elif isinstance(event, DiscoveryProgress):
+                    job.progress.found, job.progress.ignored = event.found, event.ignored
+                elif event.error is not None:
+                    raise _RunFailed(event.error)
+                saver.tick()
+            await asyncio.gather(*stores)
             job.state = "done"
         except Exception as exc:  # the adapter broke: this network's job fails, nothing else
-            log.exception("discovery failed", extra={"network": job.network, "job": job.id})
+            await asyncio.gather(*stores, return_exceptions=True)
+            log.warning(
+                "discovery failed",
+                extra={"network": job.network, "job": job.id, "error": str(exc)[:300]},
+                exc_info=not isinstance(exc, _RunFailed),
+            )
             job.state = "failed"
-            job.error = f"{type(exc).__name__}: {exc}"[:500]
+            job.error = str(exc)[:500] if isinstance(exc, _RunFailed) else _describe(exc)
             state.last_error = job.error
         job.finished_at = datetime.now(UTC)
         job.elapsed_s = round(time.monotonic() - started, 2)
-        job.progress.failed = len(job.failures) + job.failures_dropped
-        if progress_save is not None:
-            await asyncio.gather(progress_save, return_exceptions=True)
+        await saver.settle()
         state.running, state.last = None, job
         await self._save(job)
         await self._audit(
@@ -193,6 +196,26 @@ class DiscoveryService:
             f"failed {job.progress.failed}",
         )
         return job
+
+    async def _store(self, job: DiscoveryJob, d: Discovered) -> None:
+        """One camera read: its record created or refreshed, or its failure in the job."""
+        try:
+            problem = await self.apply(d)
+        except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
+            problem = _store_failure(d, exc.detail)
+        except Exception as exc:  # anything else about one camera is still that camera's
+            log.exception("storing a discovered camera failed", extra={"network": d.network})
+            problem = _store_failure(d, _describe(exc))
+        finally:
+            self._write_gate.release()
+        if problem is None:
+            job.progress.enriched += 1
+        else:
+            await self._failed(job, problem)
+
+    async def _failed(self, job: DiscoveryJob, failure: Failure) -> None:
+        _add_failure(job, failure)
+        await self.apply_failure(failure)
 
     async def _audit(self, job: DiscoveryJob, action: str, outcome: str, detail: str) -> None:
         with contextlib.suppress(CamgwError):
@@ -209,14 +232,17 @@ class DiscoveryService:
                 )
             )
 
-    def adapter_state(self, network: str) -> AdapterState:
+    def adapter_state(self, network: str, edge: EdgeAdapterInfo | None = None) -> AdapterState:
         state = self.state.get(network) or NetworkState()
+        running = "running" if state.running else "idle"
         return AdapterState(
-            state="running" if state.running else "idle",
+            mode="edge" if edge is not None else "in-process",
+            state="unreachable" if edge is not None and not edge.connected else running,
             running_job=state.running.id if state.running else None,
             last_job=state.last,
             last_error=state.last_error,
             health_rounds=state.health_runs,
+            edge=edge,
         )
 
     # -- writing what was found ---------------------------------------------------------
@@ -225,18 +251,16 @@ class DiscoveryService:
         """Create or refresh the record of a discovered camera; admin-owned fields survive."""
         now = datetime.now(UTC)
         existing_id = await self.registry.find(
-            d.network, d.address, d.endpoint_reference, d.serial, d.mac
+            d.network, d.address, d.endpoint_reference, d.serial, d.mac, d.ref
         )
         cam_id = existing_id or discovered_id(d, self.registry.id_key)
         try:
             fresh = camera_from_discovered(d, self.settings, now, cam_id)
         except ValidationError as exc:
             errors = field_errors(exc)
-            reason = "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
-            return Failure(d.network, d.address, "normalise", reason, d.endpoint_reference)
+            return _normalise_failure(d, "; ".join(f"{e.field}: {e.message}" for e in errors[:3]))
         if errors := check_camera(self.settings, fresh):
-            reason = "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
-            return Failure(d.network, d.address, "normalise", reason, d.endpoint_reference)
+            return _normalise_failure(d, "; ".join(f"{e.field}: {e.message}" for e in errors[:3]))
         for note in d.notes:
             log.info("camera quirk", extra={"camera": cam_id, "network": d.network, "note": note})
         change = CredentialChange.set if d.uri_credentials else CredentialChange.keep
@@ -245,9 +269,9 @@ class DiscoveryService:
                 cam_id, lambda old: merge_discovered(old, fresh, now) if old else fresh, change, d
             )
         except NetworkMismatch as exc:
-            return Failure(d.network, d.address, "store", str(exc), d.endpoint_reference)
+            return _store_failure(d, str(exc))
         except CamgwError as exc:
-            return Failure(d.network, d.address, "store", exc.detail, d.endpoint_reference)
+            return _store_failure(d, exc.detail)
         self.tracker.reset(cam_id)
         return None
 
@@ -291,12 +315,14 @@ class DiscoveryService:
     async def apply_failure(self, f: Failure) -> None:
         """A known camera that could not be read: offline if it did not answer, degraded if it
         answered but refused or garbled (the dashboard shows last_error either way)."""
-        cam_id = await self.registry.find(f.network, f.address, f.endpoint_reference, None, None)
+        cam_id = await self.registry.find(
+            f.network, f.address, f.endpoint_reference, None, None, f.ref
+        )
         if cam_id is None:
             return
-        if f.step in _NOT_THE_CAMERAS:
+        if f.kind in _NOT_THE_CAMERAS:
             return  # nothing was learnt about the camera itself
-        reachable = f.step in ("auth", "read", "normalise")  # not timeout, unreachable
+        reachable = f.kind in _ANSWERED  # not timeout, unreachable
         now = datetime.now(UTC)
 
         def build(old: Camera | None) -> Camera | None:
@@ -307,7 +333,7 @@ class DiscoveryService:
                 if reachable
                 else self.tracker.observe(old.id, old.status, ok=False)
             )
-            error = f"{f.step}: {f.reason}"[:500]
+            error = f"{f.kind.value}: {f.reason}"[:500]
             if old.status is status and old.last_error == error:
                 return None
             return old.model_copy(
@@ -327,16 +353,17 @@ class DiscoveryService:
     async def health_round(self, network: str) -> int:
         """Probe every camera of the network once; returns how many records changed."""
         cams = await self.catalog.cameras(network)
-        targets = {c.id: t for c in cams if (t := _probe_target(c)) is not None}
+        edge = self.settings.network_by_id[network].mode == "edge"
+        targets = {c.id: t for c in cams if (t := _probe_target(c, edge)) is not None}
         if not targets:
             return 0
         results = await self.adapters[network].probe(list(targets.values()))
-        by_address = {r.address: r for r in results}
+        by_key = {r.key: r for r in results}
         changed = 0
         now = datetime.now(UTC)
         for cam in cams:
             target = targets.get(cam.id)
-            result = by_address.get(target.address) if target else None
+            result = by_key.get(target.ref or target.address) if target else None
             if result is None:
                 continue
             status = self.tracker.observe(cam.id, cam.status, result.ok)
@@ -390,15 +417,24 @@ class DiscoveryService:
             await asyncio.sleep(max(0.05, min(next_discovery, next_health) - time.monotonic()))
 
 
-def _probe_target(cam: Camera) -> Target | None:
+def _probe_target(cam: Camera, edge: bool = False) -> Target | None:
+    """Where to probe a camera: an edge adapter by the camera's ref (it knows where the camera
+    is), an in-process one by its ONVIF device service or its stream."""
+    ref = cam.device.ref if cam.device else None
+    if edge:
+        address = str(cam.address) if cam.address else ""
+        return Target(address=address, ref=ref) if ref else None
     if cam.onvif and cam.onvif.device_uri:
         parts = urlsplit(cam.onvif.device_uri)
         return Target(
-            address=str(cam.address), port=parts.port or 80, xaddrs=(cam.onvif.device_uri,)
+            address=str(cam.address),
+            port=parts.port or 80,
+            xaddrs=(cam.onvif.device_uri,),
+            ref=ref,
         )
     stream = next((p.stream_uri for p in cam.profiles if p.stream_uri), None)
     if stream:
-        return Target(address=str(cam.address), kind="rtsp", rtsp_uri=stream)
+        return Target(address=str(cam.address), kind="rtsp", rtsp_uri=stream, ref=ref)
     return None
 
 
@@ -406,4 +442,45 @@ def _add_failure(job: DiscoveryJob, f: Failure) -> None:
     if len(job.failures) >= MAX_JOB_FAILURES:
         job.failures_dropped += 1
         return
-    job.failures.append(JobFailure(address=f.address, step=f.step, reason=f.reason[:300]))
+    where = f.address or (f"ref {f.ref}" if f.ref else "")
+    job.failures.append(JobFailure(address=where, step=f.kind.value, reason=f.reason[:300]))
+    job.progress.failed += 1
+
+
+class _RunFailed(Exception):
+    """The adapter reported that the whole run failed (its sources broke)."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _store_failure(d: Discovered, reason: str) -> Failure:
+    return Failure(d.network, d.address, FailureKind.store, reason, d.endpoint_reference, d.ref)
+
+
+def _normalise_failure(d: Discovered, reason: str) -> Failure:
+    kind = FailureKind.normalise
+    return Failure(d.network, d.address, kind, reason, d.endpoint_reference, d.ref)
+
+
+class _ProgressSaver:
+    """Saves the running job now and then (GET /jobs/{id} from any gateway), at most one save
+    in flight, and that one awaited before the final save: a progress save still waiting for a
+    Redis connection must never land after (and overwrite) the finished job."""
+
+    def __init__(self, service: DiscoveryService, job: DiscoveryJob, started: float) -> None:
+        self.service, self.job, self.started = service, job, started
+        self.last = 0.0
+        self.pending: asyncio.Task[None] | None = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self.job.elapsed_s = round(now - self.started, 2)
+        if now - self.last > _PROGRESS_SAVE_S and (self.pending is None or self.pending.done()):
+            self.last = now
+            self.pending = asyncio.create_task(self.service._save(self.job))
+
+    async def settle(self) -> None:
+        if self.pending is not None:
+            await asyncio.gather(self.pending, return_exceptions=True)

@@ -11,6 +11,7 @@ from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
 from .discovery import DiscoveryService
+from .edge import EdgeHub
 from .metrics import Metrics
 from .policy import Principal
 from .registry import Registry
@@ -29,6 +30,7 @@ METRICS = web.AppKey("metrics", Metrics)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SNAPSHOTS = web.AppKey("snapshots", SnapshotService)
 ADAPTERS = web.AppKey("adapters", dict[str, NetworkAdapter])
+EDGE = web.AppKey("edge", EdgeHub)
 
 QUERY_CACHE = web.AppKey("query_cache", dict[tuple[object, str], object])
 

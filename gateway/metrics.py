@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from .audit import AuditLog
 from .catalog import Catalog
+from .edge import EdgeHub
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -80,6 +81,62 @@ class Metrics:
 
     def watch_audit(self, audit: AuditLog) -> None:
         self.registry.register(_AuditCollector(audit))
+
+    def watch_edge(self, hub: EdgeHub) -> None:
+        if hub.networks:
+            self.registry.register(_EdgeCollector(hub))
+
+
+class _EdgeCollector(Collector):
+    """Each edge adapter's liveness, as the gateway last heard it (docs/edge.md)."""
+
+    def __init__(self, hub: EdgeHub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub, now = self.hub, self.hub.clock()
+        gauges = {
+            name: GaugeMetricFamily(f"camgw_edge_{name}", doc, labels=["network"])
+            for name, doc in (
+                ("connected", "1 while the adapter is heard from within the heartbeat timeout"),
+                ("heartbeat_age_seconds", "Since the adapter's last message (absent: never)"),
+                ("inbox_depth", "Requests the adapter has not read, or not yet answered"),
+                ("cameras_known", "Cameras the adapter says it knows"),
+                ("last_discovery_timestamp_seconds", "When its last discovery ran or ended"),
+            )
+        }
+        version = GaugeMetricFamily(
+            "camgw_edge_adapter", "The adapter's version (value 1)", labels=["network", "version"]
+        )
+        refused = CounterMetricFamily(
+            "camgw_edge_refused_messages",
+            "Outbox messages refused (malformed, oversized, naming another network)",
+            labels=["network", "reason"],
+        )
+        unmatched = CounterMetricFamily(
+            "camgw_edge_unmatched_answers",
+            "Answers that arrived after their request's deadline (or another gateway's)",
+            labels=["network"],
+        )
+        for network, status in sorted(hub.status.items()):
+            gauges["connected"].add_metric([network], float(hub.connected(network)))
+            if (age := status.age(now)) is not None:
+                gauges["heartbeat_age_seconds"].add_metric([network], age)
+            if status.inbox_depth is not None:
+                gauges["inbox_depth"].add_metric([network], status.inbox_depth)
+            gauges["cameras_known"].add_metric([network], status.cameras)
+            if status.last_discovery is not None:
+                stamp = status.last_discovery.at
+                gauges["last_discovery_timestamp_seconds"].add_metric([network], stamp)
+            if status.adapter_version is not None:
+                version.add_metric([network, status.adapter_version], 1)
+            for reason, n in sorted(status.refused.items()):
+                refused.add_metric([network, reason], n)
+            unmatched.add_metric([network], status.unmatched)
+        yield from gauges.values()
+        yield version
+        yield refused
+        yield unmatched
 
 
 class _AuditCollector(Collector):

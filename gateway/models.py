@@ -247,13 +247,19 @@ class Capabilities(Model):
 
 class DeviceInfo(Model):
     """What discovery read from the device itself. Never set through the API: it says where
-    the network's credentials may be offered (docs/security.md)."""
+    the network's credentials may be offered (docs/security.md), and by which key the camera's
+    adapter knows it (`ref`: snapshots and probes of an edge network ask by it)."""
 
-    address: IpAddress = Field(description="Where discovery last read the device")
+    address: IpAddress | None = Field(
+        None, description="Where discovery last read the device (absent where withheld)"
+    )
     ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
         default_factory=list,
         max_length=64,
         description="Ports the device advertised: device service, media, streams, snapshots",
+    )
+    ref: Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")] | None = Field(
+        None, description="The camera's opaque key in its network's adapter"
     )
 
 
@@ -279,7 +285,10 @@ class Camera(Model):
     carrier: Text100 = ""
     project: Text200 = ""
     location: Location | None = None
-    address: IpAddress = Field(description="The camera's IP address on its network")
+    address: IpAddress | None = Field(
+        description="The camera's IP address on its network; absent only where an edge "
+        "network's owner withholds it"
+    )
     vendor: Text100 | None = None
     model: Text100 | None = None
     firmware: Text100 | None = None
@@ -679,12 +688,39 @@ class DiscoveryJob(Model):
     error: str | None = Field(None, description="Why the whole job failed, if it did")
 
 
+class EdgeDiscovery(Model):
+    job: str
+    state: Literal["running", "done", "failed"]
+    at: datetime
+    enriched: int
+    failed: int
+
+
+class EdgeAdapterInfo(Model):
+    """An edge adapter as the gateway last heard from it (docs/edge.md)."""
+
+    connected: bool = Field(description="Heard from within edge.heartbeat_timeout_s")
+    heartbeat_age_s: float | None = Field(None, description="Since its last message")
+    adapter_version: str | None = None
+    started_at: datetime | None = None
+    inbox_depth: int | None = Field(
+        None, description="Requests it has not read, or not yet answered (null: Redis did not say)"
+    )
+    cameras_known: int = Field(0, description="Cameras the adapter knows")
+    last_discovery: EdgeDiscovery | None = None
+    refused: dict[str, int] = Field(
+        default_factory=dict, description="Its messages refused by this gateway, by reason"
+    )
+
+
 class AdapterState(Model):
-    state: Literal["idle", "running"]
+    mode: Literal["in-process", "edge"] = "in-process"
+    state: Literal["idle", "running", "unreachable"]
     running_job: str | None = None
     last_job: DiscoveryJob | None = None
     last_error: str | None = None
     health_rounds: int = 0
+    edge: EdgeAdapterInfo | None = None
 
 
 class NetworkInfo(Model):

@@ -28,6 +28,7 @@ from .models import (
     CameraStatus,
     Capabilities,
     DeviceInfo,
+    Location,
     OnvifInfo,
     StreamProfile,
 )
@@ -178,7 +179,11 @@ def discovered_id(d: Discovered, key: bytes) -> str:
     """A stable id for a camera nobody registered: from its strongest identity, so the same
     camera found twice (even by two gateways at once) gets the same record. Keyed with the
     deployment's secret, so nobody outside can compute the id a camera will get."""
-    identity = d.endpoint_reference or (f"{d.serial}|{d.mac}" if d.serial and d.mac else "")
+    identity = (
+        (f"edge|{d.ref}" if d.ref else "")
+        or d.endpoint_reference
+        or (f"{d.serial}|{d.mac}" if d.serial and d.mac else "")
+    )
     message = f"{d.network}|{identity or d.address}".encode()
     digest = hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
     return f"{d.network}.{digest}"
@@ -202,7 +207,8 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         network=d.network,
         name=(d.name or fallback_name)[:200],
         category=settings.discovered_category,
-        address=ip_address(d.address),
+        address=ip_address(d.address) if d.address else None,
+        location=_location(d),
         vendor=d.vendor,
         model=d.model or d.hardware,  # the ONVIF hardware scope names the model too
         firmware=d.firmware,
@@ -220,7 +226,16 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         updated_at=now,
     )
     ports = sorted({p for p in map(uri_port, (u for _, u in _uris(camera))) if p})
-    return camera.model_copy(update={"device": DeviceInfo(address=camera.address, ports=ports)})
+    device = DeviceInfo(address=camera.address, ports=ports, ref=d.ref)
+    return camera.model_copy(update={"device": device})
+
+
+def _location(d: Discovered) -> Location | None:
+    """Where the camera's own side says it is (an edge inventory, possibly coarsened): filled
+    into the record only where an admin has not set a location."""
+    if d.lat is None or d.lon is None:
+        return None
+    return Location(lat=d.lat, lon=d.lon, address=(d.location or None) and d.location[:200])
 
 
 def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
@@ -239,7 +254,10 @@ def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
         errors.append(FieldError("category", "is not a configured category"))
     elif category.network not in (None, camera.network):
         errors.append(FieldError("category", f"belongs to network {category.network!r}"))
-    if not network.contains(camera.address):
+    if camera.address is None:
+        if network.mode != "edge":  # only an edge network's owner may withhold it
+            errors.append(FieldError("address", f"is required on network {network.id!r}"))
+    elif not network.contains(camera.address):
         errors.append(FieldError("address", f"is outside the CIDRs of network {network.id!r}"))
     ports = camera_ports(camera, network.access.camera_ports)
     for field, uri in _uris(camera):
@@ -258,7 +276,11 @@ def camera_ports(camera: Camera, configured: tuple[int, ...]) -> frozenset[int]:
 def device_here(camera: Camera) -> bool:
     """Discovery found and read this camera's device at the record's address (so the
     network's credentials may be offered to it)."""
-    return camera.device is not None and camera.device.address == camera.address
+    return (
+        camera.address is not None
+        and camera.device is not None
+        and camera.device.address == camera.address
+    )
 
 
 def _uris(camera: Camera) -> list[tuple[str, str]]:

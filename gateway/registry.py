@@ -136,15 +136,19 @@ class Registry:
     async def find(
         self,
         network: str,
-        address: str,
+        address: str | None,
         endpoint_reference: str | None,
         serial: str | None,
         mac: str | None,
+        ref: str | None = None,
     ) -> str | None:
-        """The camera a discovered device is: by endpoint reference, then serial+MAC, then
-        address (a camera that moved keeps its record; a new one at an old address takes
-        that record over only when it has no stronger identity of its own)."""
+        """The camera a discovered device is: by its adapter's ref, then endpoint reference,
+        then serial+MAC, then address (a camera that moved keeps its record; a new one at an
+        old address takes that record over only when it has no stronger identity of its own).
+        Every key is scoped by the network: discovery of one network finds only its own."""
         fields = []
+        if ref:
+            fields.append(f"{network}|edge|{ref}")
         if endpoint_reference:
             fields.append(f"{network}|ref|{endpoint_reference}")
         if serial and mac:
@@ -153,10 +157,11 @@ class Registry:
             async with self.redis.pipeline(transaction=False) as pipe:
                 if fields:
                     pipe.hmget(self.keys.ident, fields)
-                pipe.hget(self.keys.addr, f"{network}|{address}")
+                if address:
+                    pipe.hget(self.keys.addr, f"{network}|{address}")
                 replies = await pipe.execute()
         by_identity = [_text(i) for i in (replies[0] if fields else []) if i]
-        by_address = _text(replies[-1]) if replies[-1] else None
+        by_address = _text(replies[-1]) if address and replies[-1] else None
         return by_identity[0] if by_identity else by_address
 
     async def load_all(self) -> Loaded:
@@ -182,16 +187,22 @@ class Registry:
         networks = {_text(k): int(v) for k, v in per_network.items()}
         return Loaded(int(version or 0), networks, raws)
 
-    def check(self, camera: Camera) -> None:
+    def check(self, camera: Camera, creds: UriCredentials | None = None) -> None:
         """The rules every stored record obeys (known network and category, addresses and URIs
-        on the camera's own address); raises Invalid naming the input field."""
-        if errors := check_camera(self.settings, camera):
+        on the camera's own address, no credentials held for an edge network's camera: those
+        live only in its adapter); raises Invalid naming the input field."""
+        errors = check_camera(self.settings, camera)
+        network = self.settings.network_by_id.get(camera.network)
+        if (creds is not None or camera.has_credentials) and network and network.mode == "edge":
+            message = f"network {camera.network!r} keeps its cameras' credentials in its adapter"
+            errors.append(FieldError("credentials", message))
+        if errors:
             raise Invalid([FieldError(input_field(e.field), e.message) for e in errors])
 
     async def create(
         self, camera: Camera, creds: UriCredentials | None = None, audit: AuditEvent | None = None
     ) -> int:
-        self.check(camera)
+        self.check(camera, creds)
         change = CredentialChange.set if creds else CredentialChange.keep
         args = self._upsert_args(camera, "create", None, change, creds)
         return await self._run(self._upsert, camera, args, audit)
@@ -208,7 +219,7 @@ class Registry:
             args: dict[int, list[str | bytes]] = {}
             for i, (cam, creds, _) in enumerate(chunk):
                 try:
-                    self.check(cam)
+                    self.check(cam, creds)
                 except Invalid as exc:
                     outcome[i] = exc
                     continue
@@ -284,7 +295,7 @@ class Registry:
         creds: UriCredentials | None = None,
         audit: AuditEvent | None = None,
     ) -> int:
-        self.check(camera)
+        self.check(camera, creds)
         if change is CredentialChange.keep and not camera.has_credentials:
             change = CredentialChange.clear  # the stored credentials follow the record's flag
         args = self._upsert_args(camera, "update", expected_rev, change, creds)
@@ -358,7 +369,7 @@ class Registry:
             camera.status.value,
             camera.category,
             camera.department,
-            str(camera.address),
+            str(camera.address) if camera.address is not None else "",
             change.value,
             sealed,
         ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
+from adapters.redis_link import RedisLink
 
 from .models import ALWAYS_SHARED, Camera
 
@@ -40,9 +41,15 @@ class ServerConfig(Strict):
     access_log: bool = Field(True, description="One structured log line per request")
 
 
-class RedisConfig(Strict):
-    url: str = Field("redis://127.0.0.1:6379/0", description="Registry Redis; REDIS_URL wins")
-    prefix: Slug = Field("camgw", description="Key prefix, so several gateways can share a Redis")
+class RedisConfig(RedisLink):
+    """The registry Redis as the gateway reaches it: `adapters.redis_link.RedisLink` (URL, prefix,
+    TLS files, ACL user and where its password is), the same model an edge adapter's `[redis]`
+    is; `REDIS_URL` replaces `url`."""
+
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Registry Redis, redis:// or rediss:// (TLS); REDIS_URL wins",
+    )
 
 
 class SecretsConfig(Strict):
@@ -117,6 +124,25 @@ DASHBOARD_FIELDS = (
 )
 
 
+class EdgeSettings(Strict):
+    """How the gateway talks to edge adapters (docs/edge.md)."""
+
+    heartbeat_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="An adapter not heard from this long is not connected"
+    )
+    restart_grace_s: float = Field(
+        60.0, ge=0, le=3600, description="A running discovery waits this long for it to return"
+    )
+    discovery_timeout_s: float = Field(3600.0, gt=0, le=86_400, description="A whole discovery")
+    probe_timeout_s: float = Field(30.0, gt=0, le=600, description="A health round's answer")
+    snapshot_timeout_s: float = Field(10.0, gt=0, le=120, description="A snapshot's answer")
+    reclaim_idle_s: float = Field(
+        60.0, gt=0, le=3600, description="Outbox entries another gateway left unacknowledged"
+    )
+    max_message_bytes: int = Field(64 << 10, ge=4096, le=1 << 20)
+    inbox_max_entries: int = Field(100_000, ge=1000, le=10_000_000)
+
+
 class SharingPolicy(Strict):
     """What a network's owner lets leave the network. Pure data; decisions live in policy.py."""
 
@@ -180,6 +206,7 @@ class Settings(Strict):
     secrets: SecretsConfig = SecretsConfig()
     audit: AuditConfig = AuditConfig()
     snapshots: SnapshotSettings = SnapshotSettings()
+    edge: EdgeSettings = EdgeSettings()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
     discovered_category: Slug = Field(

@@ -28,29 +28,32 @@ from redis.asyncio import Redis
 
 from adapters.base import (
     AdapterError,
+    AdapterUnavailable,
     CameraProtocolError,
     NetworkAdapter,
     SnapshotFailed,
+    SnapshotRefused,
     SnapshotRequest,
     SnapshotResult,
 )
-
-from .batching import GroupCommit
-from .errors import (
-    BadGateway,
-    CamgwError,
-    GatewayTimeout,
-    TooManyRequests,
-    Unavailable,
-    redis_errors,
-)
-from .imaging import (
+from adapters.imaging import (
     BadImage,
     ImageTooLarge,
     check_decodable,
     render,
     target_width,
     watermark_lines,
+)
+
+from .batching import GroupCommit
+from .errors import (
+    BadGateway,
+    CamgwError,
+    Forbidden,
+    GatewayTimeout,
+    TooManyRequests,
+    Unavailable,
+    redis_errors,
 )
 from .models import Camera, CameraStatus
 from .policy import Principal
@@ -226,9 +229,22 @@ class SnapshotService:
     # -- the picture ----------------------------------------------------------------------
 
     async def snapshot(
-        self, camera: Camera, who: Principal, width: int | None, policy: SharingPolicy
+        self,
+        camera: Camera,
+        who: Principal,
+        width: int | None,
+        policy: SharingPolicy,
+        reason: str = "",
+        request_id: str = "",
     ) -> Snapshot:
-        frame, cache = await self.frame(camera, policy)
+        ask = Ask(who.actor, who.role.value, reason, width, request_id)
+        if self._edge(camera):
+            # The network's owner decides each request (its export policy: hours, reason,
+            # per-requester limits): no frame is shared between requests here; the adapter
+            # caches and shares fetches itself.
+            frame, cache = await self._fetch_once(camera, ask), "miss"
+        else:
+            frame, cache = await self.frame(camera, policy)
         out_width = target_width(frame.width, width, policy.max_width)
         key = (
             "variant",
@@ -261,10 +277,7 @@ class SnapshotService:
             return await asyncio.shield(task), "shared"
         retry = self.breakers.retry_after(camera.id)
         if retry > 0:
-            raise Unavailable(
-                f"camera {camera.id} failed repeatedly; its circuit is open for {retry:.0f} s",
-                retry_after=max(1, round(retry)),
-            )
+            raise _circuit_open(camera, retry)
         # The fetch is its own task: a requester that goes away does not cancel it for the
         # others waiting on the same camera.
         task = asyncio.create_task(self._fetch(camera, ttl), name=f"snapshot-{camera.id}")
@@ -309,27 +322,50 @@ class SnapshotService:
                     keys=[shared, lock], args=[self._owner, publish, max(1, int(ttl * 1000))]
                 )
 
-    async def _upstream(self, camera: Camera) -> Frame:
+    def _edge(self, camera: Camera) -> bool:
+        """The camera's network is reached by its edge adapter, which knows where the camera
+        is (the record may not say) and judges each request by its owner's policy."""
+        return self.settings.network_by_id[camera.network].mode == "edge"
+
+    async def _fetch_once(self, camera: Camera, ask: Ask) -> Frame:
+        retry = self.breakers.retry_after(camera.id)
+        if retry > 0:
+            raise _circuit_open(camera, retry)
+        return await self._upstream(camera, ask)
+
+    async def _upstream(self, camera: Camera, ask: Ask | None = None) -> Frame:
         adapter = self.adapters.get(camera.network)
         if adapter is None:
             raise Unavailable(f"network {camera.network} has no adapter")
         stream = next((p.stream_uri for p in camera.profiles if p.stream_uri), None)
-        if camera.snapshot_uri is None and stream is None:
+        if camera.snapshot_uri is None and stream is None and not self._edge(camera):
             raise Unavailable(f"camera {camera.id} has neither a snapshot URI nor a stream")
         creds = await self.registry.credentials(camera.id) if camera.has_credentials else None
         access = self.settings.network_by_id[camera.network].access
+        cfg, ask = self.settings.snapshots, ask or Ask()
         request = SnapshotRequest(
             camera.id,
-            str(camera.address),
+            str(camera.address) if camera.address is not None else None,
             camera.snapshot_uri,
             stream,
             creds,
             network_credentials=device_here(camera),
             credential_ports=camera_ports(camera, access.camera_ports),
+            ref=camera.device.ref if camera.device else None,
+            request_id=ask.request_id,
+            requester=ask.requester,
+            role=ask.role,
+            reason=ask.reason,
+            width=ask.width,
+            deadline=time.time() + cfg.timeout_s + cfg.rtsp_timeout_s + 2.0,
         )
         self.upstream_fetches += 1
         try:
             result, width, height = await self._decodable(adapter, request)
+        except SnapshotRefused as exc:  # the owner's policy, not a fault of the camera
+            raise Forbidden(f"camera {camera.id}: {exc}") from exc
+        except AdapterUnavailable as exc:  # the adapter is gone, not the camera
+            raise Unavailable(str(exc), retry_after=5) from exc
         except (SnapshotFailed, AdapterError, BadImage) as exc:
             await self._failed(camera, exc)
             raise _http_error(camera, exc) from exc
@@ -395,6 +431,24 @@ class SnapshotService:
                 }
             )
             await self.registry.replace(updated, current.rev)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Who asks for a picture, why and how wide: what an edge adapter's export policy judges."""
+
+    requester: str = ""
+    role: str = ""
+    reason: str = ""
+    width: int | None = None
+    request_id: str = ""
+
+
+def _circuit_open(camera: Camera, retry: float) -> Unavailable:
+    return Unavailable(
+        f"camera {camera.id} failed repeatedly; its circuit is open for {retry:.0f} s",
+        retry_after=max(1, round(retry)),
+    )
 
 
 def _http_error(camera: Camera, exc: Exception) -> CamgwError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import CATALOG, DISCOVERY, PRINCIPAL
+from ..keys import CATALOG, DISCOVERY, EDGE, PRINCIPAL
 from ..models import NetworkInfo
 from ..policy import Permission
 from .endpoint import Endpoint
@@ -12,9 +12,12 @@ from .http import json_response
 
 
 async def list_networks(request: web.Request) -> web.StreamResponse:
-    service = request.app[DISCOVERY]
+    service, hub, who = request.app[DISCOVERY], request.app[EDGE], request[PRINCIPAL]
+    edge = {
+        n: await hub.info(n) for n in hub.networks if who.sees(n) and who.can(Permission.discover)
+    }
     return json_response(
-        await request.app[CATALOG].networks(request[PRINCIPAL], service.adapter_state)
+        await request.app[CATALOG].networks(who, lambda n: service.adapter_state(n, edge.get(n)))
     )
 
 

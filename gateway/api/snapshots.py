@@ -21,6 +21,7 @@ from .http import cached_query
 from .scope import camera_network
 
 _OUTCOMES = {
+    403: "denied",
     404: "not_found",
     422: "invalid",
     429: "denied",
@@ -55,7 +56,9 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             )
         service = request.app[SNAPSHOTS]
         await service.check_rate(who, network, policy)
-        snap = await service.snapshot(camera, who, params.width, policy)
+        snap = await service.snapshot(
+            camera, who, params.width, policy, reason, request.get(REQUEST_ID, "")
+        )
     except CamgwError as exc:
         await _audit(
             request,
@@ -69,6 +72,7 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             source="",  # no picture left the gateway: every entry has the same fields
             bytes="0",
         )
+        exc.audited = True  # this entry is the request's; the endpoint wrapper adds none
         raise
     taken = datetime.fromtimestamp(snap.frame.taken_at, UTC).isoformat(timespec="milliseconds")
     await _audit(

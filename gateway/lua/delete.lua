@@ -31,8 +31,14 @@ redis.call('SREM', idx('network', o.network), id)
 redis.call('SREM', idx('status', o.status), id)
 redis.call('SREM', idx('category', o.category), id)
 if o.department ~= '' then redis.call('SREM', idx('department', o.department), id) end
-local addr = o.network .. '|' .. o.address
-if redis.call('HGET', KEYS[3], addr) == id then redis.call('HDEL', KEYS[3], addr) end
+if type(o.address) == 'string' then
+  local addr = o.network .. '|' .. o.address
+  if redis.call('HGET', KEYS[3], addr) == id then redis.call('HDEL', KEYS[3], addr) end
+end
+if type(o.device) == 'table' and type(o.device.ref) == 'string' then
+  local key = o.network .. '|edge|' .. o.device.ref
+  if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end
+end
 if type(o.onvif) == 'table' and type(o.onvif.endpoint_reference) == 'string' then
   local key = o.network .. '|ref|' .. o.onvif.endpoint_reference
   if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end

@@ -1,8 +1,8 @@
 -- Write one camera record and keep every index true, atomically.
 -- KEYS: 1 record, 2 all-ids set, 3 address map, 4 version counter, 5 credential key,
---       6 identity map (endpoint reference / serial+MAC -> id)
+--       6 identity map (adapter ref / endpoint reference / serial+MAC -> id)
 -- ARGV: 1 prefix, 2 id, 3 record json, 4 mode (create|update), 5 expected rev ('' = any),
---       6 network, 7 status, 8 category, 9 department, 10 address,
+--       6 network, 7 status, 8 category, 9 department, 10 address ('' = withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
 --       13 expected audit chain head, 14 the head after the entry, 15 writer id (turn claim),
 --       16.. the sealed audit entry's field/value pairs (none: no entry, 13 to 15 unused)
@@ -30,17 +30,22 @@ local old = redis.call('GET', KEYS[1])
 if old and mode == 'create' then return redis.error_reply('EXISTS') end
 if (not old) and mode == 'update' then return redis.error_reply('NOTFOUND') end
 
-local addr = ARGV[6] .. '|' .. ARGV[10]
-local holder = redis.call('HGET', KEYS[3], addr)
+-- A record without an address (an edge network's owner withheld it) holds no address entry.
+local addr = ARGV[10] ~= '' and (ARGV[6] .. '|' .. ARGV[10]) or nil
+local holder = addr and redis.call('HGET', KEYS[3], addr)
 if holder and holder ~= id then return redis.error_reply('ADDRESS ' .. holder) end
 
 local function idx(field, value)
   return prefix .. ':idx:' .. field .. ':' .. value
 end
 
--- The identities a record claims: its WS-Discovery endpoint reference, and serial+MAC.
+-- The identities a record claims: its adapter's ref, its WS-Discovery endpoint reference, and
+-- serial+MAC.
 local function idents(rec)
   local out = {}
+  if type(rec.device) == 'table' and type(rec.device.ref) == 'string' then
+    out[#out + 1] = rec.network .. '|edge|' .. rec.device.ref
+  end
   if type(rec.onvif) == 'table' and type(rec.onvif.endpoint_reference) == 'string' then
     out[#out + 1] = rec.network .. '|ref|' .. rec.onvif.endpoint_reference
   end
@@ -75,8 +80,12 @@ if o then
   redis.call('SREM', idx('status', o.status), id)
   redis.call('SREM', idx('category', o.category), id)
   if o.department ~= '' then redis.call('SREM', idx('department', o.department), id) end
-  local oldaddr = o.network .. '|' .. o.address
-  if oldaddr ~= addr then redis.call('HDEL', KEYS[3], oldaddr) end
+  if type(o.address) == 'string' then
+    local oldaddr = o.network .. '|' .. o.address
+    if oldaddr ~= addr and redis.call('HGET', KEYS[3], oldaddr) == id then
+      redis.call('HDEL', KEYS[3], oldaddr)
+    end
+  end
   for _, key in ipairs(idents(o)) do
     if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end
   end
@@ -88,7 +97,7 @@ redis.call('SADD', idx('network', ARGV[6]), id)
 redis.call('SADD', idx('status', ARGV[7]), id)
 redis.call('SADD', idx('category', ARGV[8]), id)
 if ARGV[9] ~= '' then redis.call('SADD', idx('department', ARGV[9]), id) end
-redis.call('HSET', KEYS[3], addr, id)
+if addr then redis.call('HSET', KEYS[3], addr, id) end
 for _, key in ipairs(new_idents) do redis.call('HSET', KEYS[6], key, id) end
 if ARGV[11] == 'set' then redis.call('SET', KEYS[5], ARGV[12]) end
 if ARGV[11] == 'clear' then redis.call('DEL', KEYS[5]) end

@@ -22,8 +22,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 
-from adapters.base import Discovered, Failure, Progress, Target
+from adapters.base import (
+    CameraFailed,
+    CameraRead,
+    Discovered,
+    DiscoveryDone,
+    DiscoveryProgress,
+    Failure,
+    Target,
+)
 from adapters.config import DiscoveryConfig
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.onvif import OnvifClient
@@ -99,31 +108,46 @@ def make_adapter(
 
 
 @dataclass
+class Counts:
+    found: int = 0
+    enriched: int = 0
+    failed: int = 0
+    ignored: int = 0
+
+
+@dataclass
 class Run:
     records: dict[str, Discovered] = field(default_factory=dict)  # by address
     failures: dict[str, Failure] = field(default_factory=dict)  # by address
     enriched_at: dict[str, float] = field(default_factory=dict)  # seconds after the start
-    progress: Progress = field(default_factory=Progress)
+    progress: Counts = field(default_factory=Counts)
     elapsed_s: float = 0.0
+    done: DiscoveryDone | None = None
 
 
 async def discover(adapter: CameraNetworkAdapter) -> Run:
+    """Every event of one run, as the gateway takes them: each camera once, done last."""
     run = Run()
     started = time.perf_counter()
-
-    def on_progress(p: Progress) -> None:
-        run.progress = replace(p)
-
-    def on_camera(d: Discovered) -> None:
-        assert d.address not in run.records, f"{d.address} reported twice"
-        run.records[d.address] = d
-        run.enriched_at[d.address] = time.perf_counter() - started
-
-    failures = await adapter.discover(on_progress, on_camera)
+    async for event in adapter.discover("job-test"):
+        assert run.done is None, "an event after DiscoveryDone"
+        if isinstance(event, CameraRead):
+            d = event.camera
+            assert d.address and d.address not in run.records, f"{d.address} reported twice"
+            run.records[d.address] = d
+            run.enriched_at[d.address] = time.perf_counter() - started
+            run.progress.enriched += 1
+        elif isinstance(event, CameraFailed):
+            f = event.failure
+            assert f.address and f.address not in run.failures, f"{f.address} failed twice"
+            run.failures[f.address] = f
+            run.progress.failed += 1
+        elif isinstance(event, DiscoveryProgress):
+            run.progress.found, run.progress.ignored = event.found, event.ignored
+        else:
+            run.done = event
     run.elapsed_s = time.perf_counter() - started
-    for f in failures:
-        assert f.address not in run.failures, f"{f.address} failed twice"
-        run.failures[f.address] = f
+    assert run.done is not None, "no DiscoveryDone"
     return run
 
 
@@ -205,7 +229,7 @@ def test_every_quirk_ends_in_a_record_or_an_attributed_error(quirky: QuirkRun) -
     assert (run.progress.found, run.progress.enriched, run.progress.failed) == (11, 8, 3)
     assert run.progress.ignored == 0
     for f in run.failures.values():
-        assert f.network == NETWORK and f.reason and f.step in {"timeout", "auth"}
+        assert f.network == NETWORK and f.reason and f.kind in {"timeout", "auth"}
         assert PASSWORD not in f.reason and PASSWORD not in repr(f)
     # Offline: silent on WS-Discovery, so not found (and never reported as a failure).
     assert dev["offline"].address not in run.records | run.failures
@@ -263,19 +287,19 @@ def test_credentials_in_the_stream_uri_are_stripped(quirky: QuirkRun) -> None:
 def test_slow_cameras_within_and_beyond_the_budget(quirky: QuirkRun) -> None:
     assert quirky.record("slow").vendor == quirky.devices["slow"].vendor
     too_slow = quirky.failure("too-slow")
-    assert (too_slow.step, too_slow.reason) == ("timeout", "no complete answer within 3 s")
+    assert (too_slow.kind, too_slow.reason) == ("timeout", "no complete answer within 3 s")
     assert too_slow.address == quirky.devices["too-slow"].address
     assert too_slow.endpoint_reference == quirky.devices["too-slow"].endpoint_reference
 
 
 def test_a_hanging_camera_is_a_timeout(quirky: QuirkRun) -> None:
     hang = quirky.failure("hang")
-    assert hang.step == "timeout" and hang.reason == "GetSystemDateAndTime: TimeoutError"
+    assert hang.kind == "timeout" and hang.reason == "GetSystemDateAndTime: TimeoutError"
 
 
 def test_a_wrong_password_is_an_auth_failure_without_the_password(quirky: QuirkRun) -> None:
     wrong = quirky.failure("wrong-password")
-    assert (wrong.step, wrong.reason) == ("auth", "GetCapabilities: credentials refused")
+    assert (wrong.kind, wrong.reason) == ("auth", "GetCapabilities: credentials refused")
 
 
 async def test_a_hanging_camera_costs_only_its_own_budget() -> None:
@@ -293,7 +317,7 @@ async def test_a_hanging_camera_costs_only_its_own_budget() -> None:
 
     assert set(alone.records) == set(fast) and not alone.failures
     assert set(mixed.records) == set(fast) and len(mixed.failures) == 3
-    assert {f.step for f in mixed.failures.values()} == {"timeout"}
+    assert {f.kind for f in mixed.failures.values()} == {"timeout"}
     # The fast cameras are read in about the same time with the hanging ones as without them.
     slowest_alone = max(alone.enriched_at.values())
     slowest_mixed = max(mixed.enriched_at[a] for a in fast)
@@ -334,7 +358,7 @@ async def test_hostile_xml_is_rejected_without_crash_or_memory_growth() -> None:
     }
     for mode, reason in expected.items():
         f = run.failures[by_mode[mode]]
-        assert f.step == "read", (mode, f)
+        assert f.kind == "read", (mode, f)
         assert reason in f.reason and f.reason.startswith("GetSystemDateAndTime:"), (mode, f)
     assert run.elapsed_s < 3.0  # none of them held a slot until a timeout
 
@@ -401,7 +425,7 @@ def test_impossible_answers_fail_only_their_own_camera(impossible: QuirkRun) -> 
     run, dev = impossible.run, impossible.devices
     assert set(run.records) == {d.address for r, d in dev.items() if r != "deep-nesting"}
     deep = impossible.failure("deep-nesting")
-    assert (deep.step, deep.reason) == ("read", DEEP_REASON)
+    assert (deep.kind, deep.reason) == ("read", DEEP_REASON)
     assert (deep.network, deep.endpoint_reference) == (
         NETWORK,
         dev["deep-nesting"].endpoint_reference,
@@ -467,7 +491,7 @@ async def test_a_100k_deep_answer_is_refused_quickly_and_without_memory() -> Non
             run = await discover(adapter)
             after = rss_mib()
     assert set(run.records) == {devices[0].address}
-    assert {a: (f.step, f.reason) for a, f in run.failures.items()} == {
+    assert {a: (f.kind, f.reason) for a, f in run.failures.items()} == {
         d.address: ("read", DEEP_REASON) for d in devices[1:]
     }
     assert after - before < 30, f"RSS grew {after - before:.1f} MiB"
@@ -477,34 +501,31 @@ async def test_a_100k_deep_answer_is_refused_quickly_and_without_memory() -> Non
 # --------------------------------------------------------------------------- nothing escapes
 
 
-async def test_a_failing_callback_is_that_cameras_store_failure() -> None:
-    roles = {f"cam-{i}": Quirks() for i in range(4)}
+async def test_closing_the_events_stops_every_read() -> None:
+    """The consumer stops taking events (the gateway gave up on the job): the reads still in
+    flight are cancelled, none keeps talking to cameras afterwards."""
+    roles = {f"cam-{i}": Quirks(extra_delay_s=0.2) for i in range(4)}
     devices = fleet("127.1.201", roles, start=193)
-    refused = devices[1].address
-    stored: list[str] = []
-    progress_calls = 0
+    sim = Simulator(devices, answer_delay_s=0.01, serve_rtsp=False)
+    asked: list[str] = []
+    inner = sim._onvif._handle_soap  # count what reaches the cameras, before they start
 
-    async def on_camera(d: Discovered) -> None:
-        await asyncio.sleep(0)
-        if d.address == refused:
-            raise RuntimeError("registry exploded")
-        stored.append(d.address)
+    async def counted(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        return await inner(request)
 
-    def on_progress(p: Progress) -> None:
-        nonlocal progress_calls
-        progress_calls += 1
-        raise ValueError("progress display broken")
-
+    sim._onvif._handle_soap = counted  # type: ignore[method-assign]
     async with (
-        Simulator(devices, answer_delay_s=0.01, serve_rtsp=False),
-        running(make_adapter(wsdiscovery_targets=("127.1.201.192/26",))) as adapter,
+        sim,
+        running(make_adapter(static_hosts=tuple(d.address for d in devices))) as adapter,
     ):
-        failures = await adapter.discover(on_progress, on_camera)
-    assert sorted(stored) == sorted(d.address for d in devices if d.address != refused)
-    assert [(f.address, f.step, f.reason) for f in failures] == [
-        (refused, "store", "not stored (RuntimeError: registry exploded)")
-    ]
-    assert progress_calls == 5  # once found, once per camera: each call failed, none mattered
+        events = adapter.discover("job-closed")
+        assert await anext(events) == DiscoveryProgress(found=4, ignored=0)
+        await asyncio.sleep(0.05)  # the four reads are under way
+        await events.aclose()
+        closed_at = len(asked)
+        await asyncio.sleep(0.6)  # longer than any answer takes
+    assert closed_at > 0 and len(asked) == closed_at  # nothing asked after the close
 
 
 async def test_an_unforeseen_exception_is_that_cameras_read_failure(
@@ -532,7 +553,7 @@ async def test_an_unforeseen_exception_is_that_cameras_read_failure(
         await asyncio.sleep(0.1)  # nothing keeps writing after discover() returned
     assert set(run.records) == {d.address for d in devices} - {broken}
     assert len(run.records) == settled
-    assert {a: (f.step, f.reason) for a, f in run.failures.items()} == {
+    assert {a: (f.kind, f.reason) for a, f in run.failures.items()} == {
         broken: ("read", "ONVIF: unusable answer (KeyError: 'Date')")
     }
 
@@ -561,7 +582,7 @@ async def test_answers_from_outside_the_networks_cidrs_are_ignored() -> None:
     assert set(run.records) == set(inside)
     # Outside cameras were never contacted (their wrong password would show as auth failures);
     # the static hosts outside the CIDRs are refused, named, and counted.
-    assert {a: (f.step, f.reason) for a, f in run.failures.items()} == {
+    assert {a: (f.kind, f.reason) for a, f in run.failures.items()} == {
         outside[0]: ("targets", "outside the network's CIDRs"),
         outside[1]: ("targets", "outside the network's CIDRs"),
     }
@@ -610,7 +631,7 @@ async def test_rtsp_only_cameras_from_a_csv_inventory(tmp_path: Path) -> None:
     assert from_csv.source == "ws-discovery" and from_csv.endpoint_reference
     # The refused and the absent RTSP cameras are failures that say so.
     refused = run.failures[refused_rtsp.address]
-    assert refused.step == "auth" and PASSWORD not in refused.reason
+    assert refused.kind == "auth" and PASSWORD not in refused.reason
     gone = run.failures[offline_rtsp]
-    assert gone.step == "unreachable" and offline_rtsp in gone.reason
+    assert gone.kind == "unreachable" and offline_rtsp in gone.reason
     assert set(run.failures) == {refused_rtsp.address, offline_rtsp}

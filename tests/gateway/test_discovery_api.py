@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from adapters.base import DiscoveryEvent
 from adapters.config import CredentialRef, DiscoveryConfig
 from adapters.simulator.devices import ONVIF_PORT, ClockQuirk, HostileXml, Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
@@ -530,8 +531,9 @@ async def test_a_broken_police_adapter_fails_only_its_own_job(
         }
         assert (await gw.discover("governance"))["progress"]["enriched"] == 2
 
-        async def crash(*args: object) -> None:
+        async def crash(*args: object) -> AsyncIterator[DiscoveryEvent]:
             raise RuntimeError("adapter process crashed")
+            yield  # an async generator, as the seam's discover is
 
         monkeypatch.setattr(gw.client.app[DISCOVERY].adapters["police"], "discover", crash)
         job = await gw.discover("police")

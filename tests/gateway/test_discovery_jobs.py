@@ -9,22 +9,16 @@ every pooled connection until others timed out, failing cameras with "registry u
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.base import (
-    CameraSink,
     Discovered,
     Failure,
-    HealthResult,
     Profile,
-    Progress,
-    ProgressCallback,
-    Target,
 )
 from gateway import discovery
 from gateway.app import create_app
@@ -33,6 +27,7 @@ from gateway.keys import TOKENS
 from gateway.models import DiscoveryJob, Role
 from gateway.settings import Settings
 from gateway.vault import CredentialVault
+from tests.doubles import DoubleAdapter
 
 Factory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
 
@@ -51,42 +46,10 @@ def _camera(n: int) -> Discovered:
     )
 
 
-class ConcurrentAdapter:
-    """Hands every camera to the gateway at once, as the real adapter does at full concurrency."""
-
-    network = "governance"
-
-    def __init__(self, found: list[Discovered]) -> None:
-        self.found = found
-
-    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
-        progress = Progress(found=len(self.found))
-        failures: list[Failure] = []
-
-        async def one(d: Discovered) -> None:
-            result = on_camera(d)
-            kept = await result if inspect.isawaitable(result) else result
-            if isinstance(kept, Failure):
-                failures.append(kept)
-                progress.failed += 1
-            else:
-                progress.enriched += 1
-            on_progress(progress)
-
-        await asyncio.gather(*(one(d) for d in self.found))
-        return failures
-
-    async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
-        return [HealthResult(t.address, True) for t in targets]
-
-    async def close(self) -> None:
-        pass
-
-
 async def _app(
-    aiohttp_client: Factory, settings: Settings, vault: CredentialVault, adapter: ConcurrentAdapter
+    aiohttp_client: Factory, settings: Settings, vault: CredentialVault, adapter: DoubleAdapter
 ) -> tuple[TestClient, dict[str, str]]:  # type: ignore[type-arg]
-    app = create_app(settings, vault, lambda s: {"governance": adapter})  # type: ignore[dict-item]
+    app = create_app(settings, vault, lambda app: {"governance": adapter})  # type: ignore[dict-item]
     client = await aiohttp_client(app)
     secret, _ = await client.app[TOKENS].create("admin", Role.admin, ["*"], "tests")
     return client, {"Authorization": f"Bearer {secret}"}
@@ -119,7 +82,9 @@ async def test_a_late_progress_save_never_overwrites_the_finished_job(
         await real_save(self, snapshot)
 
     monkeypatch.setattr(DiscoveryService, "_save", slow_progress_save)
-    client, auth = await _app(aiohttp_client, settings, vault, ConcurrentAdapter([_camera(1)]))
+    client, auth = await _app(
+        aiohttp_client, settings, vault, DoubleAdapter("governance", [_camera(1)])
+    )
     job_id = await _finish(client, auth)
     await asyncio.sleep(0.5)  # any late snapshot has landed by now
     job = await (await client.get(f"/api/v1/jobs/{job_id}", headers=auth)).json()
@@ -147,7 +112,7 @@ async def test_registry_writes_are_bounded_and_all_land(
 
     monkeypatch.setattr(DiscoveryService, "apply", counting_apply)
     found = [replace(_camera(n), name=f"Cam {n}") for n in range(1, 121)]
-    client, auth = await _app(aiohttp_client, settings, vault, ConcurrentAdapter(found))
+    client, auth = await _app(aiohttp_client, settings, vault, DoubleAdapter("governance", found))
     job_id = await _finish(client, auth)
     job = await (await client.get(f"/api/v1/jobs/{job_id}", headers=auth)).json()
     assert job["state"] == "done" and job["progress"] == {

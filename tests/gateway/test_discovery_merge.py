@@ -7,27 +7,23 @@ tests are about the gateway's side. Discovery against the simulator is in test_d
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
 from adapters.base import (
-    CameraSink,
     Discovered,
     Failure,
-    HealthResult,
+    FailureKind,
     Profile,
-    Progress,
-    ProgressCallback,
-    Target,
 )
 from gateway.app import create_app
 from gateway.keys import DISCOVERY, REGISTRY, TOKENS
 from gateway.models import Role
 from gateway.settings import Settings
 from gateway.vault import CredentialVault
+from tests.doubles import DoubleAdapter
 
 Factory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
 
@@ -47,57 +43,13 @@ CAM = Discovered(
 )
 
 
-class DoubleAdapter:
-    """Yields what it is told to; `fail` makes discovery raise, `hang` makes it never end."""
-
-    def __init__(
-        self,
-        network: str,
-        found: list[Discovered],
-        *,
-        fail: bool = False,
-        hang: bool = False,
-        failures: list[Failure] | None = None,
-    ) -> None:
-        self.network = network
-        self.found = found
-        self.fail = fail
-        self.hang = hang
-        self.failures = failures or []
-        self.reachable: dict[str, bool] = {}
-
-    async def discover(self, on_progress: ProgressCallback, on_camera: CameraSink) -> list[Failure]:
-        if self.fail:
-            raise RuntimeError("adapter process crashed")
-        if self.hang:
-            await asyncio.Event().wait()
-        progress = Progress(found=len(self.found))
-        failures = list(self.failures)
-        for d in self.found:
-            result = on_camera(d)
-            kept = await result if inspect.isawaitable(result) else result
-            if isinstance(kept, Failure):
-                failures.append(kept)
-                progress.failed += 1
-            else:
-                progress.enriched += 1
-            on_progress(progress)
-        return failures
-
-    async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
-        return [HealthResult(t.address, self.reachable.get(t.address, True)) for t in targets]
-
-    async def close(self) -> None:
-        pass
-
-
 async def _app(
     aiohttp_client: Factory,
     settings: Settings,
     vault: CredentialVault,
     adapters: dict[str, DoubleAdapter],
 ) -> tuple[TestClient, dict[str, str]]:  # type: ignore[type-arg]
-    client = await aiohttp_client(create_app(settings, vault, lambda s: adapters))  # type: ignore[arg-type,return-value]
+    client = await aiohttp_client(create_app(settings, vault, lambda app: adapters))  # type: ignore[arg-type,return-value]
     secret, _ = await client.app[TOKENS].create("admin", Role.admin, ["*"], "tests")
     return client, {"Authorization": f"Bearer {secret}"}
 
@@ -226,11 +178,11 @@ async def test_failures_are_attributed_and_mark_known_cameras(
         Failure(
             "governance",
             "127.1.5.1",
-            "auth",
+            FailureKind.auth,
             "GetCapabilities: credentials refused",
             "urn:uuid:0000-1",
         ),
-        Failure("governance", "127.1.9.9", "timeout", "no complete answer within 20 s"),
+        Failure("governance", "127.1.9.9", FailureKind.timeout, "no complete answer within 20 s"),
     ]
     job = await _discover(client, auth, "governance")
     assert {(f["address"], f["step"]) for f in job["failures"]} == {

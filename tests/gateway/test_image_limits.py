@@ -29,10 +29,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from adapters import imaging
 from adapters.config import DEFAULT_MAX_PIXELS, MAX_PIXELS_BOUND, SnapshotConfig
-from gateway import imaging
+from adapters.imaging import BadImage, ImageTooLarge, check_decodable, jpeg_size, render
 from gateway.app import create_app
-from gateway.imaging import BadImage, ImageTooLarge, check_decodable, jpeg_size, render
 from gateway.keys import SNAPSHOTS, TOKENS
 from gateway.models import Role
 from gateway.settings import Settings, SnapshotSettings
@@ -96,13 +96,13 @@ def test_max_pixels_default_and_bounds() -> None:
 
 
 def test_opencv_fence_is_set_before_cv2_loads() -> None:
-    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS once, when it loads: importing gateway.imaging
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS once, when it loads: importing adapters.imaging
     (or adapters.rtsp_grab) first sets it, so imdecode itself refuses a picture over the bound
     (a second line behind the header check; `render` turns its refusal into BadImage)."""
     code = textwrap.dedent(
         f"""
         import os, sys
-        import gateway.imaging as imaging
+        import adapters.imaging as imaging
         import cv2, numpy as np
         assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "{MAX_PIXELS_BOUND}"
         data = bytes.fromhex(sys.stdin.readline())

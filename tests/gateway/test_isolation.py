@@ -165,7 +165,7 @@ async def test_discovery_never_merges_into_another_networks_record(
 
     failure = await client.app[DISCOVERY].apply(police_cam)
     assert failure is not None
-    assert (failure.step, failure.reason) == (
+    assert (failure.kind, failure.reason) == (
         "store",
         f"camera {future_id} is on another network; discovery of network police does not "
         "merge into it",

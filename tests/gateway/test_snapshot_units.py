@@ -1,4 +1,4 @@
-"""The snapshot proxy's pure parts: JPEG probing and rendering (gateway.imaging), the byte-bounded
+"""The snapshot proxy's pure parts: JPEG probing and rendering (adapters.imaging), the byte-bounded
 LRU and the circuit breakers (gateway.snapshots). No network, no Redis."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from adapters.simulator.snapshot import camera_hash, read_marker, render_snapshot
-from gateway import snapshots
-from gateway.imaging import (
+from adapters.imaging import (
     BadImage,
     check_decodable,
     jpeg_size,
@@ -21,6 +19,8 @@ from gateway.imaging import (
     target_width,
     watermark_lines,
 )
+from adapters.simulator.snapshot import camera_hash, read_marker, render_snapshot
+from gateway import snapshots
 from gateway.snapshots import Breakers, ByteLru, Frame
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime
 
-from adapters.config import DEFAULT_MAX_PIXELS  # (importing adapters sets OpenCV's fence)
+from .config import DEFAULT_MAX_PIXELS  # (importing adapters sets OpenCV's fence)
 
 # isort: split
 import cv2
