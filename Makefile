@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # (a wrong guess only costs a redundant apt-get install of an installed package)
 MULTIARCH  := $(shell /usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("MULTIARCH"))' 2>/dev/null || echo $$(uname -m)-linux-gnu)
 GST_LIB    := /usr/lib/$(MULTIARCH)/gstreamer-1.0
-RUN_DEBS   := redis-server:redis-server \
+RUN_DEBS   := redis-server:redis-server ip:iproute2 \
               /usr/lib/python3/dist-packages/gi/__init__.py:python3-gi \
               /usr/lib/$(MULTIARCH)/girepository-1.0/GstRtspServer-1.0.typelib:gir1.2-gst-rtsp-server-1.0 \
               $(GST_LIB)/libgstvideotestsrc.so:gstreamer1.0-plugins-base \
