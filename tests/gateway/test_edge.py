@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from aiohttp.test_utils import TestClient
 
 from adapters import wire
 from adapters.audit_log import check as check_log
-from adapters.base import Target
+from adapters.base import CameraTimeout, Target
 from adapters.config import CredentialRef, DiscoveryConfig
 from adapters.export import ExportPolicy
 from adapters.redis_link import RedisLink, connect
@@ -355,7 +356,10 @@ async def test_an_adapter_that_is_gone_fails_fast_and_shows(edge: Edge) -> None:
     await edge.discover()
     [cam, *_] = await edge.cameras()
     await edge.stop()
-    await asyncio.sleep(1.2)  # past heartbeat_timeout_s
+    hub = edge.client.app[EDGE]
+    heard = hub.status["police"].last_heard
+    assert heard is not None
+    hub.clock = lambda: heard + 1.5  # past heartbeat_timeout_s (1 s) since the last message
     op = await edge.token("operator")
     resp = await edge.client.get(
         f"/api/v1/cameras/{cam['id']}/snapshot", params={"reason": "INC-3"}, headers=op
@@ -378,7 +382,25 @@ async def test_an_adapter_that_is_gone_fails_fast_and_shows(edge: Edge) -> None:
     metrics = await (await edge.client.get("/metrics", headers=edge.admin)).text()
     assert 'camgw_edge_connected{network="police"} 0.0' in metrics
     age = float(metrics.split('camgw_edge_heartbeat_age_seconds{network="police"} ')[1].split()[0])
-    assert age >= 1.0
+    assert age == 1.5
+
+
+async def test_a_request_past_its_deadline_is_dropped_by_the_adapter(edge: Edge) -> None:
+    await edge.discover()
+    [cam, *_] = await edge.cameras()
+    hub = edge.client.app[EDGE]
+    late = wire.Snapshot(
+        request="snap-late", ref=cam["device"]["ref"], requester="op", role="operator",
+        reason="INC-4", deadline=1.0,
+    )  # fmt: skip
+    answer = hub.open_snapshot("snap-late", deadline=time.time() + 5)
+    await hub.send("police", late)
+    with pytest.raises(CameraTimeout, match="the request expired"):
+        await asyncio.wait_for(answer, 5)
+    hub.close_snapshot("snap-late")
+    lines = (edge.config.state_dir / "log").glob("*.jsonl")
+    logged = [orjson.loads(line) for f in lines for line in f.read_bytes().splitlines()]
+    assert any(e.get("request") == "snap-late" and e.get("outcome") == "expired" for e in logged)
 
 
 async def test_liveness_in_metrics_while_connected(edge: Edge) -> None:
