@@ -65,7 +65,6 @@ import fcntl
 import logging
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +86,7 @@ from .chain import (
     is_link,
     pairs,
 )
+from .files import create_durably, fsync_dir
 from .vault import CredentialVault, load_key
 
 log = logging.getLogger(__name__)
@@ -482,20 +482,8 @@ class AdapterLog:
             header = {"format": FORMAT, "file": attempt, "previous": previous,
                       "seq": head.seq, "head": head.link}  # fmt: skip
             data = orjson.dumps(header) + b"\n"
-            tmp = self.directory / f".{name}.{secrets.token_hex(4)}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, self.directory / name)
-                except FileExistsError:
-                    continue  # not ours (the lock keeps other writers out): never replace it
-            finally:
-                tmp.unlink(missing_ok=True)
-            _fsync_dir(self.directory)
+            if not create_durably(self.directory, name, data):
+                continue  # not ours (the lock keeps other writers out): never replace it
             fd = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND)
             return _Segment(name, fd, len(data), 1)
         raise AdapterLogError(f"cannot start a new adapter log file in {self.directory}")
@@ -505,7 +493,7 @@ class AdapterLog:
             return
         if not self.directory.is_dir():
             self.directory.mkdir(parents=True, mode=0o750, exist_ok=True)
-            _fsync_dir(self.directory.parent)
+            fsync_dir(self.directory.parent)
         fd = os.open(self.directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -590,14 +578,6 @@ def _file_end(path: Path, key: bytes) -> tuple[Head | None, bool]:
             header = parse_header(fh.readline(MAX_LINE_BYTES))
         return (header.head, False) if header is not None else (None, False)
     return None, False
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- verification -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from . import wire
-from .audit_log import LOG_PURPOSE, AdapterLog, LogEvent, Outcome
+from .audit_log import LOG_PURPOSE, AdapterLog, AdapterLogError, LogEvent, Outcome
 from .base import (
     AdapterError,
     CameraAuthError,
@@ -43,7 +43,7 @@ from .base import (
     Target,
 )
 from .export import ExportPolicy, SnapshotGate, exported, is_shared, reveals
-from .imaging import BadImage, check_decodable, render
+from .imaging import BadImage, jpeg_size, render
 from .network import AdapterSpec, CameraNetworkAdapter
 from .remote_config import AdapterConfig
 from .uris import UriCredentials, uri_port
@@ -157,6 +157,7 @@ class EdgeRunner:
         self._frames: dict[str, tuple[float, SnapshotResult]] = {}
         self._fetching: dict[str, asyncio.Task[SnapshotResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sealed: tuple[int, dict[str, object]] | None = None  # credentials.json, by mtime
 
     # -- the process ----------------------------------------------------------------------
 
@@ -338,7 +339,12 @@ class EdgeRunner:
             return wire.CameraFailed(job=job, ref=f.ref, kind=f.kind.value, reason=reason)
         if isinstance(event, DiscoveryProgress):
             return wire.DiscoveryProgress(
-                job=job, found=event.found, enriched=0, failed=0, ignored=event.ignored
+                job=job,
+                found=event.found,
+                enriched=0,
+                failed=0,
+                ignored=event.ignored,
+                ignored_by_reason={k[:80]: v for k, v in event.ignored_by_reason.items()},
             )
         state = "failed" if event.error else "done"
         return wire.DiscoveryDone(job=job, state=state, error=event.error)
@@ -363,9 +369,7 @@ class EdgeRunner:
             for r in results
             if r.ref in shared
         ]
-        for answer in wire.probe_results(message.request, outcomes):
-            await self.send(answer)
-        await self.log.append(
+        await self.log.append(  # logged before it leaves (a failure leaves it unanswered)
             LogEvent(
                 message.request,
                 "probe",
@@ -373,6 +377,8 @@ class EdgeRunner:
                 detail=f"{len(outcomes)} of {len(message.refs)} cameras",
             )
         )
+        for answer in wire.probe_results(message.request, outcomes):
+            await self.send(answer)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -413,6 +419,16 @@ class EdgeRunner:
                 reason = "the camera gave no picture (details withheld by the network's policy)"
             await self._snapshot_failed(message, _snapshot_kind(exc), reason, entry)
             return
+        # On the owner's disk before it leaves: what is not in the log has not left.
+        try:
+            await self.log.append(replace(entry, bytes=len(jpeg)))
+        except AdapterLogError as exc:
+            log.error("adapter log unwritable; refusing", extra={"error": str(exc)[:300]})
+            reason = "the adapter cannot record the request in its log"
+            await self.send(
+                wire.SnapshotFailed(request=message.request, kind="refused", reason=reason)
+            )
+            return
         pieces = wire.chunks(jpeg)
         for index, piece in enumerate(pieces):
             await self.send(
@@ -425,17 +441,18 @@ class EdgeRunner:
                     index=index,
                     warm=result.warm,
                     attempts=[a[:500] for a in result.attempts[:8]],
+                    note=result.note[:500] if result.note else None,
                 ),
                 piece,
             )
-        await self.log.append(replace(entry, bytes=len(jpeg)))
 
     async def _snapshot_failed(
         self, message: wire.Snapshot, kind: wire.SnapshotFailureKind, reason: str, entry: LogEvent
     ) -> None:
-        await self.send(wire.SnapshotFailed(request=message.request, kind=kind, reason=reason))
         outcome: Outcome = "refused" if kind == "refused" else "failed"
-        await self.log.append(replace(entry, outcome=outcome, detail=reason))
+        with contextlib.suppress(AdapterLogError):  # a refusal leaves nothing: sent regardless
+            await self.log.append(replace(entry, outcome=outcome, detail=reason))
+        await self.send(wire.SnapshotFailed(request=message.request, kind=kind, reason=reason))
 
     async def _frame(self, ref: str) -> SnapshotResult:
         """The camera's picture, shared by requests close together (one fetch at a time)."""
@@ -469,20 +486,25 @@ class EdgeRunner:
         return result
 
     def _own_credentials(self, ref: str) -> UriCredentials | None:
-        """A camera's own credentials, sealed with this adapter's key (`credentials.json`)."""
+        """A camera's own credentials, sealed with this adapter's key (`credentials.json`,
+        read again only when the file changed: `camgw adapter credentials` needs no restart)."""
         path = self.cfg.state_dir / "credentials.json"
         try:
-            sealed = orjson.loads(path.read_bytes()).get(ref)
-        except (OSError, orjson.JSONDecodeError, AttributeError):
+            stamp = path.stat().st_mtime_ns
+            if self._sealed is None or self._sealed[0] != stamp:
+                table = orjson.loads(path.read_bytes())
+                self._sealed = (stamp, table if isinstance(table, dict) else {})
+        except (OSError, orjson.JSONDecodeError):
             return None
+        sealed = self._sealed[1].get(ref)
         if not isinstance(sealed, str):
             return None
         return self.vault.open(ref, bytes.fromhex(sealed))
 
     async def _within_policy(self, jpeg: bytes, message: wire.Snapshot) -> bytes:
         """Checked (decodable, within the pixel limit) and no wider than the owner allows."""
-        max_pixels = self.cfg.snapshots.max_pixels
-        width, _ = await asyncio.to_thread(check_decodable, jpeg, max_pixels)
+        # (The adapter's snapshot path decoded it already: the header's size is enough here.)
+        width, _ = jpeg_size(jpeg, self.cfg.snapshots.max_pixels)
         allowed = self.gate.width(message, self.cfg.export)
         if allowed is None or allowed >= width:
             return jpeg

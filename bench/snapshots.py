@@ -69,7 +69,7 @@ from common import (
 )
 
 from adapters.httpauth import Authenticator
-from adapters.simulator import onvif_server, snapshot
+from adapters.simulator import snapshot
 from gateway.cli import main as camgw_main
 from gateway.demo import fleet_for, fleet_rows
 
@@ -256,7 +256,18 @@ def simulate_textured(argv: list[str]) -> int:
             raise RuntimeError("JPEG encoding failed")
         return bytes(buf.tobytes())
 
-    setattr(onvif_server, "render_snapshot", textured)  # noqa: B010 - a bench-side patch
+    # Where the simulator looks it up: `snapshot_answer` calls its module's `render_snapshot`.
+    original = snapshot.render_snapshot
+    patched = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("adapters.simulator")
+        and getattr(module, "render_snapshot", None) is original
+    ]
+    for module in patched:
+        setattr(module, "render_snapshot", textured)  # noqa: B010 - a bench-side patch
+    if snapshot not in patched:
+        raise BenchError("the simulator's render_snapshot moved: frames would not be textured")
     return int(camgw_main(argv))
 
 

@@ -51,10 +51,11 @@ GATEWAY_COMMANDS = (
     "incr",
     "expire",
     "pexpire",
-    # hashes: tokens, address and identity maps, per-network versions, rate counters
+    # hashes: tokens, site, identity and claims maps, per-network versions, rate counters
     "hget",
     "hmget",
     "hgetall",
+    "hkeys",
     "hset",
     "hsetnx",
     "hdel",
@@ -70,6 +71,7 @@ GATEWAY_COMMANDS = (
     "xrange",
     "xrevrange",
     "xtrim",
+    "xdel",
     "xreadgroup",
     "xack",
     "xautoclaim",

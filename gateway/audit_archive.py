@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +28,7 @@ import orjson
 from redis.asyncio import Redis
 
 from adapters.chain import GENESIS, Break, ChainEntry, Head, Verifier
+from adapters.files import create_durably
 
 from .audit_chain import FILE_FORMAT, stream_id
 from .settings import AuditConfig
@@ -176,27 +176,11 @@ def write_segment(directory: Path, header: dict[str, Any], entries: list[ChainEn
             if final.read_bytes() == data:
                 return final
             continue  # a different file with this name (a rewritten trail): keep both
-        tmp = directory / f".{candidate}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, final)  # fails rather than replace a file that appeared meanwhile
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(directory)
-        return final
+        if create_durably(directory, candidate, data):
+            return final
+        if final.read_bytes() == data:  # appeared meanwhile: another archiver's, the same
+            return final
     raise FileExistsError(f"segment {name} exists twice with other content in {directory}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _after(entry_id: str) -> str:

@@ -275,9 +275,9 @@ class EdgeHub:
                     continue
                 for entry_id, fields in entries:
                     await self._handle(network, entry_id, fields)
-                    await self.redis.xack(key, GATEWAY_GROUP, entry_id)
-                    if cursor != ">":
-                        cursor = entry_id.decode()
+                await self._done(key, [entry_id for entry_id, _ in entries])
+                if cursor != ">":
+                    cursor = entries[-1][0].decode()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -306,9 +306,19 @@ class EdgeHub:
             claimed = cast(list[tuple[bytes, dict[bytes, bytes]]], reply[1])
             for entry_id, fields in claimed:
                 await self._handle(network, entry_id, fields)
-                await self.redis.xack(key, GATEWAY_GROUP, entry_id)
+            await self._done(key, [entry_id for entry_id, _ in claimed])
             if not claimed or start == "0-0":
                 return
+
+    async def _done(self, key: str, ids: list[bytes]) -> None:
+        """Applied: acknowledged and deleted at once (one round trip), so that the outbox never
+        holds what was applied (a snapshot's chunks are most of its bytes)."""
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(key, GATEWAY_GROUP, *ids)
+            pipe.xdel(key, *ids)
+            await pipe.execute()
 
     async def _handle(self, network: str, entry_id: object, fields: dict[bytes, bytes]) -> None:
         try:
@@ -391,7 +401,9 @@ class EdgeHub:
             raise wire.Refused("sequence", "snapshot bytes do not add up")
         head = assembly.head
         assembly.future.set_result(
-            SnapshotResult(jpeg, head.source, head.taken_at, head.warm, tuple(head.attempts))
+            SnapshotResult(
+                jpeg, head.source, head.taken_at, head.warm, tuple(head.attempts), head.note
+            )
         )
 
     def _fail_snapshot(self, network: str, message: wire.SnapshotFailed) -> None:
@@ -438,7 +450,7 @@ def to_event(
         kind = FailureKind(message.kind)
         return CameraFailed(Failure(network, None, kind, message.reason, None, message.ref))
     if isinstance(message, wire.DiscoveryProgress):
-        return DiscoveryProgress(message.found, message.ignored)
+        return DiscoveryProgress(message.found, message.ignored, dict(message.ignored_by_reason))
     return DiscoveryDone(message.error if message.state == "failed" else None)
 
 

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestClient
 
 from adapters import wire
 from adapters.audit_log import check as check_log
-from adapters.base import CameraTimeout, Target
+from adapters.base import CameraTimeout, Discovered, Profile, Target
 from adapters.config import CredentialRef, DiscoveryConfig
 from adapters.export import ExportPolicy
 from adapters.redis_link import RedisLink, connect
@@ -331,6 +331,13 @@ async def test_snapshots_through_the_edge_on_both_policies(edge: Edge) -> None:
     resp = await edge.client.get(url, params={"reason": "INC-1"}, headers=op)
     assert resp.status == 200, await resp.text()
     assert width_of(await resp.read()) == 640  # the owner's max width, applied in the adapter
+    # Applied messages leave the outbox: the picture's bytes do not stay in Redis.
+    redis, outbox = edge.client.app[REDIS], wire.outbox(edge.config.redis.prefix, "police")
+    for _ in range(50):
+        if await redis.xlen(outbox) <= 1:  # (at most a heartbeat on its way)
+            break
+        await asyncio.sleep(0.02)
+    assert await redis.xlen(outbox) <= 1
     # The gateway's own policy on top: the police require a reason here too.
     resp = await edge.client.get(url, headers=op)
     assert resp.status == 422 and (await resp.json())["field"] == "reason"
@@ -488,3 +495,21 @@ def test_the_shipped_adapter_example_loads_and_names_its_mistakes(tmp_path: Path
     )
     with pytest.raises(ConfigError, match=r"bad\.toml: export\.coordinate_decimals: Input should"):
         load_adapter_config(bad, "police")
+
+
+def test_a_channel_of_an_nvr_crosses_the_edge_whole() -> None:
+    camera = Discovered(
+        network="police",
+        address=f"{POLICE}.40",
+        source="csv",
+        ref="ab" * 16,
+        port=8000,
+        channel="VideoSource_5",
+        channel_index=5,
+        channels=16,
+        profiles=(Profile("Profile_501", source="VideoSource_5"),),
+    )
+    back = wire.from_info("police", wire.CameraInfo.model_validate_json(
+        wire.to_info(camera).model_dump_json()
+    ))  # fmt: skip
+    assert back == camera
