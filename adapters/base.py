@@ -108,6 +108,7 @@ class Profile:
     height: int | None = None
     fps: float | None = None
     stream_uri: str | None = None
+    source: str | None = None  # the video source (sensor, NVR channel) the profile encodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,12 @@ class Discovered:
     address: str | None  # None: withheld by the network's owner (an edge adapter's policy)
     source: str
     ref: str | None = None  # the adapter's opaque, stable key for this camera
+    port: int | None = None  # where the device answers: its device service (or RTSP) port
+    # A camera is one video source of a device: an NVR or an encoder has several, each its
+    # own camera (`channel` the source's token, `channels` how many the device has).
+    channel: str | None = None
+    channel_index: int = 1  # 1-based, in the device's order
+    channels: int = 1
     endpoint_reference: str | None = None
     device_uri: str | None = None
     name: str | None = None
@@ -153,6 +160,7 @@ class Failure:
     reason: str
     endpoint_reference: str | None = None
     ref: str | None = None
+    port: int | None = None  # where the device was tried (its device service or RTSP port)
 
 
 # -- discovery events ----------------------------------------------------------------------------
@@ -170,10 +178,12 @@ class CameraFailed:
 
 @dataclass(frozen=True, slots=True)
 class DiscoveryProgress:
-    """What the adapter has found so far: targets, and answers ignored (outside the ranges)."""
+    """What the adapter has found so far: targets, and what it ignored, by reason (answers
+    from outside the ranges, the same device named twice, ...)."""
 
     found: int
     ignored: int = 0
+    ignored_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +239,11 @@ class SnapshotResult:
     source: str  # "camera-http" or "rtsp-grab"
     taken_at: float  # wall-clock seconds of the frame
     warm: bool = False  # an RTSP frame from a stream that was already open
-    attempts: tuple[str, ...] = ()  # steps that failed before this one succeeded
+    # What happened on the way: steps that failed or were skipped, a conversion (for the audit).
+    attempts: tuple[str, ...] = ()
+    # What the picture's source did unusually, for the operator ("converted from image/png",
+    # "fallback: the HTTP snapshot answers an HTML page, not a picture"); None when nothing.
+    note: str | None = None
 
 
 class SnapshotFailed(AdapterError):

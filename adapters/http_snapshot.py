@@ -2,8 +2,13 @@
 
 Hostile-camera rules: connect and total timeouts, a byte cap read as the body streams in,
 redirects followed only to the same origin (scheme, host and port; at most twice), and only hosts
-the caller allows (the network's CIDRs) are contacted at all. The body must look like a JPEG;
-decoding it is the gateway's business (it decodes anyway to watermark or resize).
+the caller allows (the network's CIDRs) are contacted at all. The body comes back as it is, with
+the Content-Type the camera declared: what it really is (a JPEG, a PNG to convert, an HTML error
+page) is `adapters.imaging`'s business, read from its bytes.
+
+`UnusableAnswers` remembers, per camera and URI, that a snapshot URI answered something unusable,
+so that the caller can take the picture elsewhere (RTSP) for a while instead of downloading the
+same error page on every request.
 
 Credentials: the caller decides whether any go with this URI (`adapters.network` sends a camera's
 only to its own address, on its own ports). Basic is answered only over https or when the
@@ -14,7 +19,11 @@ origin and user and reused only with the very same credentials.
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -25,12 +34,18 @@ from .onvif import read_capped
 from .uris import UriCredentials, split_credentials
 
 _MAX_REDIRECTS = 2
-JPEG_SOI = b"\xff\xd8"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 BASIC_OVER_HTTP_REFUSED = (
     "snapshot: the camera asks for Basic authentication over plain HTTP, which this network "
     "does not allow (allow_basic_over_http)"
 )
+_NOT_MEDIA_TYPE = re.compile(r"[^a-z0-9.+/-]")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    body: bytes
+    content_type: str  # as the camera declared it: a media type (lower case, bounded) or ""
 
 
 async def fetch_snapshot(
@@ -44,10 +59,11 @@ async def fetch_snapshot(
     sessions: dict[str, Authenticator] | None = None,
     allow_basic_over_http: bool = False,
     withheld: str | None = None,
-) -> bytes:
-    """JPEG bytes from `uri`. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
-    with messages that name neither the host nor the credentials. `limits.total` bounds the
-    whole exchange: the authentication round trip and any redirects included.
+) -> HttpAnswer:
+    """The body of a 200 answer from `uri`, whatever it is (`adapters.imaging.identify` says
+    what). Raises CameraUnreachable / CameraAuthError / CameraProtocolError with messages that
+    name neither the host nor the credentials. `limits.total` bounds the whole exchange: the
+    authentication round trip and any redirects included.
 
     `creds`: what may answer this URI's challenge (None: nothing is sent; `withheld` then says
     why, for the error if the camera asks). Credentials inside `uri` are ignored. Basic is
@@ -83,7 +99,7 @@ async def _exchange(
     sessions: dict[str, Authenticator] | None,
     allow_basic_over_http: bool,
     withheld: str | None,
-) -> bytes:
+) -> HttpAnswer:
     cache = sessions if sessions is not None else {}
     key = _session_key(url, creds)
     basic_ok = allow_basic_over_http or urlsplit(url).scheme.lower() == "https"
@@ -122,15 +138,14 @@ async def _exchange(
                 if resp.status != 200:
                     raise CameraProtocolError(f"snapshot: HTTP {resp.status}")
                 body = await read_capped(resp, max_bytes)
+                declared = resp.headers.get("Content-Type", "").partition(";")[0]
+                return HttpAnswer(body, _NOT_MEDIA_TYPE.sub("", declared.lower())[:64])
         except TimeoutError as exc:
             raise CameraUnreachable("snapshot: timed out") from exc
         except aiohttp.ClientConnectionError as exc:
             raise CameraUnreachable(f"snapshot: {type(exc).__name__}") from exc
         except aiohttp.ClientError as exc:
             raise CameraProtocolError(f"snapshot: bad HTTP answer ({type(exc).__name__})") from exc
-        if not body.startswith(JPEG_SOI):
-            raise CameraProtocolError("snapshot: the answer is not a JPEG")
-        return body
     raise CameraProtocolError("snapshot: too many redirects")
 
 
@@ -177,3 +192,50 @@ def _same_host_redirect(current: str, location: str) -> str:
         raise CameraProtocolError("snapshot: redirect to another host refused")
     target, _ = split_credentials(target)
     return target
+
+
+class UnusableAnswers:
+    """Which cameras' snapshot URIs answered something unusable (an HTML page, garbage, a
+    picture that does not decode), each for `ttl_s` after that answer: meanwhile the caller
+    takes their pictures elsewhere. Keyed by camera and URI (a corrected URI is asked at once);
+    at most `max_entries`, the oldest forgotten first; `clock` is injectable for tests."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._until: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+
+    def recall(self, camera: str, uri: str) -> tuple[str, float] | None:
+        """What the URI answered and how many seconds it is still skipped; None when it is to
+        be asked (never was unusable, or long enough ago)."""
+        key = (camera, uri)
+        entry = self._until.get(key)
+        if entry is None:
+            return None
+        until, what = entry
+        left = until - self.clock()
+        if left <= 0:
+            del self._until[key]
+            return None
+        return what, left
+
+    def remember(self, camera: str, uri: str, what: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        key = (camera, uri)
+        self._until.pop(key, None)
+        self._until[key] = (self.clock() + self.ttl_s, what)
+        while len(self._until) > self.max_entries:
+            self._until.popitem(last=False)
+
+    def forget(self, camera: str, uri: str) -> None:
+        self._until.pop((camera, uri), None)
+
+    def __len__(self) -> int:
+        return len(self._until)

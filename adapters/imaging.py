@@ -1,16 +1,19 @@
-"""JPEG work for snapshots: size probe, decodability check, downscale, watermark. Blocking
-(OpenCV releases the GIL): callers run these in a worker pool, never on the event loop.
+"""Picture work for snapshots: what an answer is, size probe, decodability check, conversion of
+PNG and BMP to JPEG, downscale, watermark. Blocking (OpenCV releases the GIL): callers run these
+in a worker pool, never on the event loop; `identify` alone is cheap (it reads a few bytes).
 
-Memory: a JPEG of a few MB can declare 65535x65535 pixels, and a decoder allocates what the
-header declares. So the size is read from the frame header first and a picture of more than
-`max_pixels` is refused before anything decodes it (`ImageTooLarge`); the check decodes at 1/8
-scale, and `render` lets libjpeg scale while decoding whenever the output is half the size or
-less. Behind that, OpenCV's own fence (OPENCV_IO_MAX_IMAGE_PIXELS, set by the adapters package).
+Memory: a JPEG or PNG of a few MB can declare 65535x65535 pixels, and a decoder allocates what
+the header declares. So the size is read from the header first (JPEG frame header, PNG IHDR,
+BMP info header) and a picture of more than `max_pixels` is refused before anything decodes it
+(`ImageTooLarge`); the JPEG check decodes at 1/8 scale, and `render` lets libjpeg scale while
+decoding whenever the output is half the size or less. Behind that, OpenCV's own fence
+(OPENCV_IO_MAX_IMAGE_PIXELS, set by the adapters package).
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .config import DEFAULT_MAX_PIXELS  # (importing adapters sets OpenCV's fence)
@@ -38,6 +41,190 @@ class ImageTooLarge(BadImage):
         super().__init__(
             f"a {what} of {width}x{height} pixels, over this gateway's limit of {limit:,}"
         )
+
+
+class NotAPicture(BadImage):
+    """An answer that is no picture this gateway serves: an HTML page, text, unrecognised bytes,
+    an image format it does not convert, or a picture that does not decode (`detail` says how).
+    `kind` is what `identify` made of it; `what` says it for people, the same every time (notes
+    and memories use it); `declared`, the Content-Type it came with, is added when it differs."""
+
+    def __init__(self, kind: str, detail: str = "", declared: str = "") -> None:
+        self.kind, self.detail = kind, detail
+        if detail:
+            self.what = f"{describe(kind)} that does not decode"
+        elif kind.startswith("image/"):
+            self.what = f"{describe(kind)}, a format this gateway does not convert"
+        else:
+            self.what = f"{describe(kind)}, not a picture"
+        text = self.what
+        if detail and detail != "does not decode":
+            text += f" ({detail})"
+        if declared and declared != kind:
+            text += f" (sent as {declared})"
+        super().__init__(text)
+
+
+# -- what an answer is ---------------------------------------------------------------------------
+
+JPEG, PNG, BMP = "image/jpeg", "image/png", "image/bmp"
+CONVERTIBLE = (PNG, BMP)  # what some firmware's snapshot CGI sends instead of a JPEG
+EMPTY, HTML, XML, TEXT, UNKNOWN = (
+    "empty",
+    "text/html",
+    "text/xml",
+    "text/plain",
+    "application/octet-stream",
+)
+_DESCRIBED = {
+    JPEG: "a JPEG",
+    PNG: "a PNG",
+    BMP: "a BMP",
+    "image/gif": "a GIF",
+    "image/tiff": "a TIFF",
+    "image/webp": "a WebP image",
+    EMPTY: "an empty answer",
+    HTML: "an HTML page",
+    XML: "an XML document",
+    TEXT: "text",
+    UNKNOWN: "unrecognised bytes",
+}
+_MARKUP = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")
+
+
+def identify(data: bytes) -> str:
+    """What an answer is, from its first bytes: a media type (`JPEG`, `PNG`, `BMP`, other
+    images, `HTML`, `XML`, `TEXT`), `UNKNOWN` or `EMPTY`. Never from the Content-Type the camera
+    declared: cameras send HTML error pages as image/jpeg, and PNGs as image/jpeg too."""
+    if not data:
+        return EMPTY
+    if data.startswith(b"\xff\xd8"):
+        return JPEG
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"BM") and len(data) >= 26:
+        return BMP
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return "image/tiff"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<") and any(tag in head for tag in _MARKUP):
+        return HTML
+    if head.startswith(b"<"):
+        return XML
+    sample = data[:1024]
+    if not sample.translate(None, _TEXT_BYTES) and _utf8(sample):
+        return TEXT
+    return UNKNOWN
+
+
+_TEXT_BYTES = b"\t\n\r" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+
+
+def _utf8(sample: bytes) -> bool:
+    """Valid UTF-8, but for a character the sample cut in two at its end."""
+    try:
+        sample.decode()
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3
+    return True
+
+
+def describe(kind: str) -> str:
+    """`identify`'s answer for people: 'an HTML page', 'a PNG', 'unrecognised bytes'."""
+    return _DESCRIBED.get(kind, kind)
+
+
+def picture_size(
+    data: bytes, kind: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[int, int]:
+    """(width, height) of a JPEG, PNG or BMP from its header, without decoding; BadImage if
+    the header is not there, ImageTooLarge if it declares more than `max_pixels`."""
+    if kind == JPEG:
+        return jpeg_size(data, max_pixels)
+    if kind == PNG:
+        width, height = _png_header(data)
+    elif kind == BMP:
+        width, height = _bmp_header(data)
+    else:
+        raise NotAPicture(kind)
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(width, height, max_pixels)
+    return width, height
+
+
+def _png_header(data: bytes) -> tuple[int, int]:
+    """The IHDR chunk, which PNG requires first: length 13, then width and height."""
+    if len(data) < 24 or data[8:16] != b"\x00\x00\x00\x0dIHDR":
+        raise BadImage("a PNG without its header (IHDR)")
+    width, height = struct.unpack(">II", data[16:24])
+    if not (0 < width < 1 << 31 and 0 < height < 1 << 31):
+        raise BadImage(f"a PNG header declaring {width}x{height} pixels")
+    return width, height
+
+
+_BMP_INFO_SIZES = {40, 52, 56, 64, 108, 124}  # BITMAPINFOHEADER and its successors
+
+
+def _bmp_header(data: bytes) -> tuple[int, int]:
+    """The DIB header after the 14-byte file header: BITMAPCOREHEADER (12 bytes, 16-bit
+    sizes) or BITMAPINFOHEADER and later (signed 32-bit; a negative height is top-down)."""
+    if len(data) < 26:
+        raise BadImage("a BMP without its header")
+    (size,) = struct.unpack("<I", data[14:18])
+    if size == 12:
+        width, height = struct.unpack("<HH", data[18:22])
+    elif size in _BMP_INFO_SIZES:
+        width, height = struct.unpack("<ii", data[18:26])
+        height = abs(height)
+    else:
+        raise BadImage(f"a BMP with an unknown header ({size} bytes)")
+    if width <= 0 or height <= 0:
+        raise BadImage(f"a BMP header declaring {width}x{height} pixels")
+    return width, height
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A checked JPEG: the camera's own, or converted from `converted_from` (PNG, BMP)."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    converted_from: str | None = None
+
+
+def usable_jpeg(
+    data: bytes, kind: str, max_pixels: int | None = DEFAULT_MAX_PIXELS, quality: int = 90
+) -> Picture:
+    """`data` (of `identify`'s `kind`) as a JPEG fit to serve. A JPEG as it is, checked like
+    `check_decodable`; a PNG or BMP sized from its header (refused over `max_pixels` before any
+    decode), decoded whole, checked against its header and encoded as JPEG. NotAPicture for
+    anything else and for a picture that does not decode."""
+    if kind != JPEG and kind not in CONVERTIBLE:
+        raise NotAPicture(kind)
+    try:
+        if kind == JPEG:
+            return Picture(data, *check_decodable(data, max_pixels))
+        width, height = picture_size(data, kind, max_pixels)
+        img = _imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except ImageTooLarge:
+        raise
+    except BadImage as exc:
+        raise NotAPicture(kind, str(exc)) from exc
+    if img.shape[:2] != (height, width):
+        size = f"{img.shape[1]}x{img.shape[0]}"
+        raise NotAPicture(kind, f"its header says {width}x{height} pixels, it decodes to {size}")
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise BadImage("could not encode")
+    return Picture(bytes(buf.tobytes()), width, height, kind)
+
+
+# -- JPEG ----------------------------------------------------------------------------------------
 
 
 def jpeg_size(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -43,14 +44,16 @@ from .base import (
     failure_kind,
 )
 from .config import AccessConfig, DiscoveryConfig, SnapshotConfig
-from .http_snapshot import fetch_snapshot
+from .http_snapshot import UnusableAnswers, fetch_snapshot
 from .httpauth import Authenticator
+from .imaging import ImageTooLarge, NotAPicture, identify, usable_jpeg
+from .imaging import describe as describe_answer
 from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import OnvifClient, describe_exception, redact
 from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
 from .uris import UriCredentials, split_credentials, uri_port
-from .wsdiscovery import expand_targets, probe
+from .wsdiscovery import endpoints, probe
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ class CameraNetworkAdapter:
         )
         self._http: aiohttp.ClientSession | None = None
         self._auth_sessions: dict[str, Authenticator] = {}  # digest state per camera
+        self.unusable_http = UnusableAnswers(snap.unusable_http_s)  # HTML pages, garbage
         self._started = False
 
     def allowed(self, address: str) -> bool:
@@ -128,35 +132,88 @@ class CameraNetworkAdapter:
     # -- snapshots ------------------------------------------------------------------------
 
     async def snapshot(self, request: SnapshotRequest) -> SnapshotResult:
-        """The camera's HTTP snapshot, else one frame of its RTSP stream. Credentials go only
-        where `_credentials_for` allows; Basic only as the network's `access` allows."""
-        cfg = self.spec.snapshots
+        """The camera's HTTP snapshot as a checked JPEG (a PNG or BMP converted), else one frame
+        of its RTSP stream. Credentials go only where `_credentials_for` allows; Basic only as
+        the network's `access` allows.
+
+        An HTTP answer that is no usable picture (an HTML page, garbage, a picture that does
+        not decode) is that step failing: the stream is tried next, the result's `note` says
+        so, and for `unusable_http_s` the camera's HTTP snapshot is not asked again (its stream
+        is). Without a stream it is raised as it is (NotAPicture), for the gateway to name. A
+        picture over `max_pixels` is refused from its header (ImageTooLarge), never retried
+        over RTSP: the camera needs reconfiguring, or the limit raising."""
         failed: list[tuple[str, AdapterError]] = []
-        if request.snapshot_uri:
-            creds, withheld = self._credentials_for(request, request.snapshot_uri)
-            timeout = aiohttp.ClientTimeout(total=cfg.timeout_s, sock_connect=cfg.connect_timeout_s)
+        note: str | None = None
+        uri = request.snapshot_uri
+        if uri and request.stream_uri:
+            known = self.unusable_http.recall(request.camera_id, uri)
+            if known is not None:
+                what, left = known
+                skipped = f"not asked: it answered {what}; asked again in {left:.0f} s"
+                failed.append((_HTTP_STEP, CameraProtocolError(skipped)))
+                note, uri = _fallback_note(what), None
+        if uri:
             try:
-                jpeg = await fetch_snapshot(
-                    self._snapshot_session(),
-                    request.snapshot_uri,
-                    creds,
-                    allowed=self.allowed,
-                    max_bytes=cfg.max_bytes,
-                    limits=timeout,
-                    sessions=self._auth_sessions,
-                    allow_basic_over_http=self.spec.access.allow_basic_over_http,
-                    withheld=withheld,
-                )
-                return SnapshotResult(jpeg, "camera-http", time.time())
+                return await self._http_picture(request, uri)
             except AdapterError as exc:
-                failed.append(("camera HTTP snapshot", exc))
+                failed.append((_HTTP_STEP, exc))
+            except NotAPicture as exc:
+                if request.stream_uri is None:
+                    raise
+                self.unusable_http.remember(request.camera_id, uri, exc.what)
+                failed.append((_HTTP_STEP, CameraProtocolError(str(exc))))
+                note = _fallback_note(exc.what)
         if request.stream_uri:
             creds, withheld = self._credentials_for(request, request.stream_uri)
             try:
-                return await self._grab(request.stream_uri, creds, failed, withheld)
+                result = await self._grab(request.stream_uri, creds, failed, withheld)
             except AdapterError as exc:
                 failed.append(("RTSP grab", exc))
+            else:
+                return replace(result, note=note)
         raise SnapshotFailed(failed)
+
+    async def _http_picture(self, request: SnapshotRequest, uri: str) -> SnapshotResult:
+        """The snapshot URI's answer as a JPEG: a JPEG checked to decode (its header first,
+        against `max_pixels`), a PNG or BMP converted; in the worker threads. Raises what the
+        fetch raises, NotAPicture, or ImageTooLarge."""
+        cfg = self.spec.snapshots
+        creds, withheld = self._credentials_for(request, uri)
+        timeout = aiohttp.ClientTimeout(total=cfg.timeout_s, sock_connect=cfg.connect_timeout_s)
+        answer = await fetch_snapshot(
+            self._snapshot_session(),
+            uri,
+            creds,
+            allowed=self.allowed,
+            max_bytes=cfg.max_bytes,
+            limits=timeout,
+            sessions=self._auth_sessions,
+            allow_basic_over_http=self.spec.access.allow_basic_over_http,
+            withheld=withheld,
+        )
+        taken_at = time.time()
+        kind = identify(answer.body)
+        loop = asyncio.get_running_loop()
+        try:
+            picture = await loop.run_in_executor(
+                self._executor, usable_jpeg, answer.body, kind, cfg.max_pixels
+            )
+        except ImageTooLarge:
+            raise
+        except NotAPicture as exc:
+            raise NotAPicture(kind, exc.detail, answer.content_type) from None
+        self.unusable_http.forget(request.camera_id, uri)
+        if picture.converted_from is None:
+            return SnapshotResult(picture.jpeg, "camera-http", taken_at)
+        size = f"{picture.width}x{picture.height}"
+        converted = f"{describe_answer(kind)} of {size} pixels, converted to JPEG"
+        return SnapshotResult(
+            picture.jpeg,
+            "camera-http",
+            taken_at,
+            attempts=(f"{_HTTP_STEP}: {converted}",),
+            note=f"converted from {picture.converted_from}",
+        )
 
     async def _grab(
         self,
@@ -252,12 +309,14 @@ class CameraNetworkAdapter:
 
     async def _run(self, events: asyncio.Queue[DiscoveryEvent | None]) -> None:
         try:
-            progress = DiscoveryProgress(0)
             targets, refused, ignored = await self._targets()
             for failure in refused:
                 await events.put(CameraFailed(failure))
-            progress = DiscoveryProgress(len(targets), ignored)
-            await events.put(progress)
+            await events.put(
+                DiscoveryProgress(
+                    len(targets), sum(ignored.values()), dict(ignored.most_common(20))
+                )
+            )
             gate = asyncio.Semaphore(self.spec.discovery.concurrency)
 
             async def one(target: Target) -> None:
@@ -269,12 +328,11 @@ class CameraNetworkAdapter:
                 except Exception as exc:  # _read is total; the last line of defence
                     reason = f"unexpected error ({describe_exception(exc)})"
                     outcome = self._failure(target, FailureKind.read, reason)
-                event = (
-                    CameraRead(outcome)
-                    if isinstance(outcome, Discovered)
-                    else CameraFailed(outcome)
-                )
-                await events.put(event)
+                if isinstance(outcome, Failure):
+                    await events.put(CameraFailed(outcome))
+                    return
+                for camera in outcome:  # one per video source: an NVR's channels
+                    await events.put(CameraRead(camera))
 
             await asyncio.gather(*(one(t) for t in targets))
             await events.put(DiscoveryDone())
@@ -284,15 +342,18 @@ class CameraNetworkAdapter:
         finally:
             await events.put(None)
 
-    async def _targets(self) -> tuple[list[Target], list[Failure], int]:
-        """Every source, deduplicated by address; WS-Discovery's answer wins (it carries the
-        endpoint reference, the most stable identity a camera has). Also the configured targets
-        outside the network's ranges (as failures) and how many answers were ignored."""
+    async def _targets(self) -> tuple[list[Target], list[Failure], Counter[str]]:
+        """Every source, one target per place a device answers: (address, port) for ONVIF,
+        the stream URI for RTSP. Several devices may share an address (an NVR's port
+        forwards, several ONVIF services); a place named twice is read once, and
+        WS-Discovery's answer wins (it carries the endpoint reference, the most stable
+        identity a device has). Also the configured targets outside the network's ranges (as
+        failures) and everything ignored, by reason."""
         cfg = self.spec.discovery
-        found: dict[str, Target] = {}
+        found: dict[tuple[str, str], Target] = {}
         static: list[Target] = []
         refused: list[Failure] = []
-        ignored = 0
+        ignored: Counter[str] = Counter()
         for entry in cfg.static_hosts:
             static.append(parse_host(entry, cfg.onvif_port))
         for uri in cfg.rtsp_uris:
@@ -300,36 +361,43 @@ class CameraNetworkAdapter:
         if cfg.csv_inventory is not None:
             static.extend(read_csv_inventory(cfg.csv_inventory, cfg.onvif_port))
         for t in static:
-            if self.allowed(t.address):
-                found.setdefault(t.address, t)
-            else:
-                ignored += 1
+            if not self.allowed(t.address):
+                ignored["outside the network's CIDRs"] += 1
                 reason = "outside the network's CIDRs"
                 refused.append(Failure(self.network, t.address, FailureKind.targets, reason))
+            elif _place(t) in found:
+                ignored["listed twice (same address and port, or same stream)"] += 1
+            else:
+                found[_place(t)] = t
         if cfg.wsdiscovery_targets or cfg.multicast_interface:
-            addresses = [a for a in expand_targets(cfg.wsdiscovery_targets) if self.allowed(a)]
+            found_at = endpoints(cfg.wsdiscovery_targets, cfg.wsdiscovery_port)
             result = await probe(
-                addresses,
+                [e for e in found_at if self.allowed(e.address)],
                 allowed=self.allowed,
                 wait_s=cfg.probe_wait_s,
                 multicast_interface=cfg.multicast_interface,
+                port=cfg.wsdiscovery_port,
             )
-            ignored += len(result.ignored)
+            for entry in result.ignored:
+                ignored[_ignored_reason(entry)] += 1
             for t in result.targets:
-                found[t.address] = t
+                if _place(t) in found and found[_place(t)].source == "ws-discovery":
+                    ignored["answered twice (same address and port)"] += 1
+                found[_place(t)] = t
         return list(found.values()), refused, ignored
 
-    async def _read(self, target: Target) -> Discovered | Failure:
-        """Total: the camera's record, or its Failure whatever the exception's type."""
+    async def _read(self, target: Target) -> list[Discovered] | Failure:
+        """Total: the device's cameras (one per video source), or its Failure whatever the
+        exception's type."""
         creds = self.spec.credentials
         if creds is None:
             return self._failure(target, FailureKind.credentials, "no credentials configured")
         try:
             async with asyncio.timeout(self.spec.discovery.camera_budget_s):
                 if target.kind == "rtsp":
-                    found = await self._read_rtsp(target, creds)
+                    cameras = [await self._read_rtsp(target, creds)]
                 else:
-                    found = await self._onvif.enrich(self.network, target, creds)
+                    cameras = await self._onvif.enrich(self.network, target, creds)
         except TimeoutError:
             budget = self.spec.discovery.camera_budget_s
             reason = f"no complete answer within {budget:g} s"
@@ -340,18 +408,27 @@ class CameraNetworkAdapter:
             what = "RTSP DESCRIBE" if target.kind == "rtsp" else "ONVIF"
             reason = f"{what}: unusable answer ({describe_exception(exc)})"
             return self._failure(target, FailureKind.read, reason)
-        lat, lon = target.place if target.place else (found.lat, found.lon)
-        return replace(found, ref=self.ref(found, target), lat=lat, lon=lon)
+        port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
+        out = []
+        for camera in cameras:
+            lat, lon = target.place if target.place else (camera.lat, camera.lon)
+            placed = replace(camera, port=port, lat=lat, lon=lon)
+            out.append(replace(placed, ref=self.ref(placed, target)))
+        return out
 
     def ref(self, camera: Discovered, target: Target) -> str:
         """The camera's opaque, stable key: keyed with this adapter's secret, from the device's
-        strongest identity (endpoint reference, else serial and MAC, else address and port)."""
+        strongest identity (endpoint reference, else serial and MAC, else address and port),
+        and for a device of several video sources (an NVR) the camera's channel. A device of
+        one source keeps the key it always had."""
         identity = camera.endpoint_reference or (
             f"hw|{camera.serial}|{camera.mac}" if camera.serial and camera.mac else ""
         )
         if not identity:
             port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
             identity = f"at|{target.address}|{port}"
+        if camera.channels > 1 and camera.channel is not None:
+            identity = f"{identity}|ch|{camera.channel}"
         message = f"{self.network}|{identity}".encode()
         return hmac.new(self.spec.ref_key, message, hashlib.sha256).hexdigest()[:32]
 
@@ -395,7 +472,10 @@ class CameraNetworkAdapter:
                 "reason": reason,
             },
         )
-        return Failure(self.network, target.address, kind, reason, target.endpoint_reference)
+        port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
+        return Failure(
+            self.network, target.address, kind, reason, target.endpoint_reference, port=port
+        )
 
     # -- health -------------------------------------------------------------------------
 
@@ -422,6 +502,28 @@ class CameraNetworkAdapter:
                 return HealthResult(target.address, True, None, round(ms, 1), target.ref)
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def _place(target: Target) -> tuple[str, str]:
+    """Where a device answers: its address and port (ONVIF) or its stream (RTSP-only)."""
+    if target.kind == "rtsp":
+        return target.address, target.rtsp_uri or ""
+    return target.address, str(target.port)
+
+
+def _ignored_reason(entry: str) -> str:
+    """'127.1.0.9: outside the network's CIDRs' -> the reason alone (bounded: a metric label
+    and a job's counter, never a sender's long text)."""
+    _, _, reason = entry.partition(": ")
+    return (reason or entry)[:80]
+
+
+_HTTP_STEP = "camera HTTP snapshot"
+
+
+def _fallback_note(what: str) -> str:
+    """The same words for every picture while the camera's HTTP snapshot stays unusable."""
+    return f"fallback: the HTTP snapshot answers {what}"
 
 
 def _failure_kind(exc: AdapterError) -> FailureKind:

@@ -20,6 +20,7 @@ degrade to "unknown" with a note; only unusable required answers fail the camera
 from __future__ import annotations
 
 import asyncio
+import calendar
 import datetime as dt
 import logging
 import math
@@ -261,10 +262,11 @@ class OnvifClient:
         proxy: AsyncServiceProxy = client.create_service(binding, xaddr)
         return proxy
 
-    async def enrich(self, network: str, target: Target, creds: UriCredentials) -> Discovered:
-        """Read one camera. Raises CameraUnreachable / CameraAuthError / CameraProtocolError
-        naming the call that failed, and no other exception: anything else an answer provokes,
-        while it is fetched or parsed, is that call's unusable answer."""
+    async def enrich(self, network: str, target: Target, creds: UriCredentials) -> list[Discovered]:
+        """Read one device: one camera per video source (an NVR's or encoder's channels), in
+        the order the device lists them. Raises CameraUnreachable / CameraAuthError /
+        CameraProtocolError naming the call that failed, and no other exception: anything else
+        an answer provokes, while it is fetched or parsed, is that call's unusable answer."""
         stage = _Stage()
         try:
             return await self._enrich(network, target, creds, stage)
@@ -276,7 +278,7 @@ class OnvifClient:
 
     async def _enrich(
         self, network: str, target: Target, creds: UriCredentials, stage: _Stage
-    ) -> Discovered:
+    ) -> list[Discovered]:
         address = target.address
         device_url = _device_url(target)
         notes: list[str] = []
@@ -301,15 +303,20 @@ class OnvifClient:
         stage.call = "GetProfiles"
         info, ifaces, services, answer = await _together(
             _optional("GetDeviceInformation", device.GetDeviceInformation(), notes),
-            _optional("GetNetworkInterfaces", device.GetNetworkInterfaces()),
-            _optional("GetServices", device.GetServices(IncludeCapability=False)),
+            _optional(
+                "GetNetworkInterfaces", device.GetNetworkInterfaces(), notes, note_faults=False
+            ),
+            _optional(
+                "GetServices", device.GetServices(IncludeCapability=False), notes, note_faults=False
+            ),
             _step("GetProfiles", media.GetProfiles()),
         )
         profiles = _profiles(answer, notes)
         if not profiles:
             raise CallFailed("GetProfiles", "the camera reports no media profile")
         tokens = [token for token, _ in profiles]
-        parsed = [_profile(token, p) for token, p in profiles]
+        parsed = [replace(_profile(token, p), source=_source_token(p)) for token, p in profiles]
+        channels = _channels(parsed)
         audio = any(_attr(p, "AudioEncoderConfiguration") is not None for _, p in profiles)
         stage.call = "GetDeviceInformation"
         about = _salvage("GetDeviceInformation", lambda: _device_info(info), _NO_INFO, notes)
@@ -318,13 +325,24 @@ class OnvifClient:
         uris = await _together(
             *(
                 _optional(
-                    "GetStreamUri", media.GetStreamUri(StreamSetup=_STREAM_SETUP, ProfileToken=t)
+                    "GetStreamUri",
+                    media.GetStreamUri(StreamSetup=_STREAM_SETUP, ProfileToken=t),
+                    notes,
+                    note_faults=False,
                 )
                 for t in tokens
             ),
-            _optional("GetSnapshotUri", media.GetSnapshotUri(ProfileToken=tokens[0])),
+            *(
+                _optional(
+                    "GetSnapshotUri",
+                    media.GetSnapshotUri(ProfileToken=group[0].token),
+                    notes,
+                    note_faults=False,
+                )
+                for group in channels.values()
+            ),
         )
-        stream_uris, snapshot = uris[:-1], uris[-1]
+        stream_uris, snapshots = uris[: len(tokens)], uris[len(tokens) :]
 
         found_creds: UriCredentials | None = None
         out_profiles = []
@@ -333,10 +351,11 @@ class OnvifClient:
             found_creds = found_creds or in_uri
             out_profiles.append(replace(profile, stream_uri=clean))
         stage.call = "GetSnapshotUri"
-        snapshot_uri, in_snap = _clean_uri(_scalar(snapshot, "Uri"), address, notes, "snapshot")
-        found_creds = found_creds or in_snap
-        if snapshot_uri is None:
-            notes.append("no snapshot URI: snapshots use the RTSP stream")
+        snapshot_uris: list[str | None] = []
+        for snapshot in snapshots:
+            uri, in_snap = _clean_uri(_scalar(snapshot, "Uri"), address, notes, "snapshot")
+            found_creds = found_creds or in_snap
+            snapshot_uris.append(uri)
         stage.call = "GetNetworkInterfaces"
         mac = _salvage("GetNetworkInterfaces", lambda: _mac(ifaces), None, notes)
         stage.call = "GetServices"
@@ -344,7 +363,7 @@ class OnvifClient:
             "GetServices", lambda: _services(services, address, notes), dict[str, str](), notes
         )
         scopes = _scopes(target.scopes)
-        return Discovered(
+        whole = Discovered(
             network=network,
             address=address,
             source=target.source,
@@ -361,14 +380,12 @@ class OnvifClient:
             mac=mac,
             services=service_map,
             clock_offset_s=round(offset, 3),
-            profiles=tuple(out_profiles),
-            snapshot_uri=snapshot_uri,
             ptz=ptz,
             events=events,
             audio=audio,
-            notes=tuple(redact(n, creds) for n in notes),
             uri_credentials=found_creds if found_creds != creds else None,
         )
+        return _per_channel(whole, channels, out_profiles, snapshot_uris, notes, creds)
 
     async def check(self, target: Target) -> float:
         """A cheap liveness probe: unauthenticated GetSystemDateAndTime; returns latency ms.
@@ -423,15 +440,19 @@ async def _step(name: str, call: Awaitable[T]) -> T:
         raise CallFailed(name, f"unusable answer ({what})", what) from exc
 
 
-async def _optional(name: str, call: Awaitable[T], notes: list[str] | None = None) -> T | None:
-    """Optional capabilities: an unsupported or unusable call never aborts enrichment (with a
-    note when `notes` is given); auth and reachability failures still do (they say something
-    about the whole camera)."""
+async def _optional(
+    name: str, call: Awaitable[T], notes: list[str], *, note_faults: bool = True
+) -> T | None:
+    """Optional capabilities: an unsupported or unusable call never aborts enrichment, and an
+    unusable answer (malformed XML, hostile, too large) is noted naming the call, so that it
+    shows on the camera's record; a SOAP fault (the call is not supported) is noted only with
+    `note_faults`. Auth and reachability failures still abort (they concern the camera)."""
     try:
         return await _step(name, call)
     except CameraProtocolError as exc:
         log.debug("optional call failed", extra={"call": name, "error": str(exc)})
-        if notes is not None:
+        fault = isinstance(exc, CallFailed) and exc.detail.startswith("SOAP fault")
+        if note_faults or not fault:
             cause = exc.cause if isinstance(exc, CallFailed) else str(exc)
             notes.append(f"{name} unusable: {cause}")
         return None
@@ -474,24 +495,57 @@ _POSIX_NAME = r"[A-Za-z]{3,}|<[A-Za-z0-9+-]+>"
 _POSIX_OFFSET = r"[+-]?\d{1,2}(?::\d{1,2}){0,2}"
 _POSIX_TZ = re.compile(
     rf"(?P<std>{_POSIX_NAME})(?P<std_offset>{_POSIX_OFFSET})"
-    rf"(?:(?P<dst>{_POSIX_NAME})(?P<dst_offset>{_POSIX_OFFSET})?)?(?:,\S*)?"
+    rf"(?:(?P<dst>{_POSIX_NAME})(?P<dst_offset>{_POSIX_OFFSET})?)?(?:,(?P<rules>\S*))?"
 )
 _MAX_TZ = 64
+# A transition "Mm.w.d[/time]": month, week (5: the last), weekday (0: Sunday), local time.
+_POSIX_RULE = re.compile(r"M(\d{1,2})\.([1-5])\.([0-6])(?:/([+-]?\d{1,3}(?::\d{1,2}){0,2}))?")
 
 
-def posix_tz_offset(tz: str, dst: bool = False) -> dt.timedelta | None:
+def posix_tz_offset(
+    tz: str, dst: bool = False, at: dt.datetime | None = None
+) -> dt.timedelta | None:
     """Local time minus UTC for a POSIX TZ string (ONVIF's TimeZone/TZ), or None when `tz` is
     not one. POSIX counts west of Greenwich: "CST-8" is UTC+08:00, "GMT+05:30" UTC-05:30.
-    `dst`: the camera says daylight saving time is on (its DaylightSavings), which selects the
-    DST offset (one hour east of the standard one unless given); transition rules are ignored."""
+    Whether daylight saving time is on (which selects the DST offset, one hour east of the
+    standard one unless given): at local time `at`, by the zone's transition rules when it has
+    "Mm.w.d" ones; else `dst`, the camera's DaylightSavings (which cameras also set in winter
+    when DST is merely enabled: Axis, Hikvision, Uniview)."""
     text = tz.strip()
     match = _POSIX_TZ.fullmatch(text) if len(text) <= _MAX_TZ else None
     if match is None:
         return None
     west = _posix_seconds(match["std_offset"])
-    if west is not None and dst and match["dst"]:
+    on = _dst_by_rules(match["rules"], at) if at is not None else None
+    if west is not None and (dst if on is None else on) and match["dst"]:
         west = _posix_seconds(match["dst_offset"]) if match["dst_offset"] else west - 3600
     return None if west is None else dt.timedelta(seconds=-west)
+
+
+def _dst_by_rules(rules: str | None, at: dt.datetime) -> bool | None:
+    """Whether local time `at` falls between a POSIX TZ's DST start and end ("M3.2.0,M11.1.0";
+    start and end in their year of `at`), or None without such rules."""
+    found = [_POSIX_RULE.fullmatch(r) for r in (rules or "").split(",")]
+    parts = [m for m in found if m is not None]
+    if len(found) != 2 or len(parts) != 2:
+        return None
+    start, end = (_transition(m, at.year) for m in parts)
+    if start is None or end is None:
+        return None
+    wall = at.replace(tzinfo=None)
+    return start <= wall < end if start < end else not end <= wall < start
+
+
+def _transition(rule: re.Match[str], year: int) -> dt.datetime | None:
+    month, week, weekday = int(rule[1]), int(rule[2]), int(rule[3])
+    seconds = _posix_seconds(rule[4]) if rule[4] else 7200  # 02:00 unless given
+    if not 1 <= month <= 12 or seconds is None:
+        return None
+    first = dt.date(year, month, 1)
+    day = 1 + (weekday - (first.weekday() + 1)) % 7 + 7 * (week - 1)  # weekday(): Monday 0
+    while day > calendar.monthrange(year, month)[1]:  # week 5: the last one
+        day -= 7
+    return dt.datetime(year, month, day) + dt.timedelta(seconds=seconds)
 
 
 def _posix_seconds(text: str) -> int | None:
@@ -526,7 +580,8 @@ def clock_offset(answer: Any, now: dt.datetime) -> tuple[float, str | None]:
             raise ValueError("neither UTCDateTime nor LocalDateTime")
         wall = _datetime(local, "LocalDateTime")
         tz = _scalar(_attr(answer, "TimeZone"), "TZ")
-        zone = posix_tz_offset(tz, _attr(answer, "DaylightSavings") is True) if tz else None
+        daylight = _attr(answer, "DaylightSavings") is True
+        zone = posix_tz_offset(tz, daylight, at=wall) if tz else None
         if zone is None:
             why = f"time zone {tz[:_MAX_TZ]!r} not understood" if tz else "no time zone"
             note = f"camera clock: no UTCDateTime, LocalDateTime taken as UTC ({why})"
@@ -636,6 +691,8 @@ def _clean_uri(
         return None, None
     try:
         clean, creds = split_credentials(uri)
+        clean, in_query = _query_credentials(clean)
+        creds = creds or in_query
         scheme = urlsplit(clean).scheme
         if scheme not in {"rtsp", "rtsps", "http", "https"}:
             if creds is not None:
@@ -651,6 +708,29 @@ def _clean_uri(
     return same, creds
 
 
+# Query parameters cameras carry credentials in (XiongMai's webcapture.jpg?...&user=&password=,
+# Foscam's ?usr=&pwd=, Reolink's ?user=&password=).
+_QUERY_USERS = frozenset({"user", "username", "usr", "loginuse"})
+_QUERY_PASSWORDS = frozenset({"password", "passwd", "pwd", "pass", "loginpas"})
+
+
+def _query_credentials(uri: str) -> tuple[str, UriCredentials | None]:
+    """The URI without the user and password parameters of its query when it has a password
+    one (the rest of the query kept as it was), and those credentials (None when the password
+    is empty)."""
+    parts = urlsplit(uri)
+    fields = parts.query.split("&") if parts.query else []
+    pairs = [(unquote(k).lower(), unquote(v)) for k, _, v in (f.partition("=") for f in fields)]
+    if not any(name in _QUERY_PASSWORDS for name, _ in pairs):
+        return uri, None
+    password = next(value for name, value in pairs if name in _QUERY_PASSWORDS)
+    user = next((value for name, value in pairs if name in _QUERY_USERS), "")
+    secret = _QUERY_USERS | _QUERY_PASSWORDS
+    kept = [f for f, (name, _) in zip(fields, pairs, strict=True) if name not in secret]
+    clean = urlunsplit(parts._replace(query="&".join(kept)))
+    return clean, UriCredentials(user, password) if password else None
+
+
 def _profiles(answer: Any, notes: list[str]) -> list[tuple[str, Any]]:
     """(token, profile) for every profile that has a token (nothing can be asked about one
     without)."""
@@ -662,6 +742,59 @@ def _profiles(answer: Any, notes: list[str]) -> list[tuple[str, Any]]:
             continue
         out.append((token, p))
     return out
+
+
+def _per_channel(
+    whole: Discovered,
+    channels: dict[str, list[Profile]],
+    profiles: list[Profile],
+    snapshot_uris: list[str | None],
+    notes: list[str],
+    creds: UriCredentials,
+) -> list[Discovered]:
+    """The device as its cameras: one per video source, each with its own profiles, snapshot
+    URI and (for a device of several) a name saying which channel it is."""
+    by_token = {p.token: p for p in profiles}
+    cameras = []
+    pairs = zip(channels.items(), snapshot_uris, strict=True)
+    for index, ((source, group), snapshot_uri) in enumerate(pairs, start=1):
+        own = list(notes)
+        if snapshot_uri is None:
+            own.append("no snapshot URI: snapshots use the RTSP stream")
+        name = whole.name
+        if len(channels) > 1:
+            name = f"{name or ' '.join(x for x in (whole.vendor, whole.model) if x)} {source}"
+        cameras.append(
+            replace(
+                whole,
+                name=name.strip() if name else None,
+                profiles=tuple(by_token[p.token] for p in group),
+                snapshot_uri=snapshot_uri,
+                channel=source or None,
+                channel_index=index,
+                channels=len(channels),
+                notes=tuple(redact(n, creds) for n in own),
+            )
+        )
+    return cameras
+
+
+def _source_token(p: Any) -> str | None:
+    """The video source a profile encodes (VideoSourceConfiguration/SourceToken)."""
+    token = _text(_attr(p, "VideoSourceConfiguration"), "SourceToken")
+    return token if token and len(token) <= 64 else None
+
+
+def _channels(profiles: list[Profile]) -> dict[str, list[Profile]]:
+    """Profiles by video source, in the device's order ('' for profiles naming none: a
+    device that names no source, or only one, is one camera)."""
+    groups: dict[str, list[Profile]] = {}
+    for p in profiles:
+        groups.setdefault(p.source or "", []).append(p)
+    if "" in groups and len(groups) > 1:  # a profile without a source joins the first one
+        loose = groups.pop("")
+        next(iter(groups.values())).extend(loose)
+    return groups
 
 
 def _profile(token: str, p: Any) -> Profile:

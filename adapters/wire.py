@@ -52,6 +52,7 @@ class ProfileInfo(WireModel):
     height: int | None = Field(None, ge=1, le=16384)
     fps: float | None = Field(None, ge=0, le=1000)
     stream_uri: Annotated[str, Field(max_length=2048)] | None = None
+    source: Annotated[str, Field(max_length=64)] | None = None
 
 
 class CameraInfo(WireModel):
@@ -60,6 +61,10 @@ class CameraInfo(WireModel):
 
     ref: Ref
     address: Short | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    channel: Annotated[str, Field(max_length=64)] | None = None
+    channel_index: int = Field(1, ge=1, le=1024)
+    channels: int = Field(1, ge=1, le=1024)
     source: Annotated[str, Field(max_length=32)] = "edge"
     endpoint_reference: Annotated[str, Field(max_length=200)] | None = None
     device_uri: Annotated[str, Field(max_length=2048)] | None = None
@@ -152,6 +157,9 @@ class DiscoveryProgress(Message):
     enriched: int = Field(ge=0)
     failed: int = Field(ge=0)
     ignored: int = Field(ge=0)
+    ignored_by_reason: dict[Annotated[str, Field(max_length=80)], int] = Field(
+        default_factory=dict, max_length=20
+    )
 
 
 class CameraRead(Message):
@@ -201,6 +209,7 @@ class SnapshotResult(Message):
     index: int = Field(ge=0, le=255)
     warm: bool = False
     attempts: list[Text] = Field(default_factory=list, max_length=8)
+    note: Text | None = None
 
 
 class SnapshotFailed(Message):
@@ -323,6 +332,10 @@ def to_info(camera: Discovered) -> CameraInfo:
     return CameraInfo(
         ref=camera.ref,
         address=camera.address,
+        port=camera.port,
+        channel=camera.channel,
+        channel_index=camera.channel_index,
+        channels=camera.channels,
         source=camera.source[:32],
         endpoint_reference=camera.endpoint_reference,
         device_uri=camera.device_uri,
@@ -348,6 +361,7 @@ def to_info(camera: Discovered) -> CameraInfo:
                 height=p.height,
                 fps=p.fps,
                 stream_uri=p.stream_uri,
+                source=p.source,
             )
             for p in camera.profiles[:32]
         ],
@@ -367,6 +381,10 @@ def from_info(network: str, info: CameraInfo) -> Discovered:
         address=info.address,
         source=info.source,
         ref=info.ref,
+        port=info.port,
+        channel=info.channel,
+        channel_index=info.channel_index,
+        channels=info.channels,
         endpoint_reference=info.endpoint_reference,
         device_uri=info.device_uri,
         name=info.name,
@@ -383,7 +401,7 @@ def from_info(network: str, info: CameraInfo) -> Discovered:
         services=dict(info.services),
         clock_offset_s=info.clock_offset_s,
         profiles=tuple(
-            Profile(p.token, p.name, p.codec, p.width, p.height, p.fps, p.stream_uri)
+            Profile(p.token, p.name, p.codec, p.width, p.height, p.fps, p.stream_uri, p.source)
             for p in info.profiles
         ),
         snapshot_uri=info.snapshot_uri,

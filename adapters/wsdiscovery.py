@@ -4,6 +4,10 @@ Unicast probes go to each configured target; a multicast probe is sent only on a
 config names explicitly. Answers are hostile input: parsed with defusedxml (no DTDs, no
 entities), size-capped, matched to our MessageID, and dropped when they come from outside the
 network's CIDRs.
+
+Targets (`wsdiscovery_targets`, checked when the config loads with `parse_target`): an address,
+a CIDR (every host of it), or one host with its own port (`127.1.0.5:3703`, `[fd00::5]:3703`);
+the others are probed on the network's `wsdiscovery_port` (3702 by default). IPv4 and IPv6.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 PORT = 3702
 MULTICAST_GROUP = "239.255.255.250"
 MAX_DATAGRAM = 65_535
+MAX_TARGETS = 65_536  # addresses one network's probe round may name, all entries together
 _SEND_BATCH = 128  # datagrams per tick, so a burst never overflows the receive buffer
 
 NS = {
@@ -50,6 +56,16 @@ xmlns:dn="http://www.onvif.org/ver10/network/wsdl">
 </s:Header>
 <s:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe></s:Body>
 </s:Envelope>"""
+
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Endpoint(NamedTuple):
+    """Where one unicast probe goes."""
+
+    address: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +129,16 @@ class _Collector(asyncio.DatagramProtocol):
 
 
 async def probe(
-    unicast: Iterable[str],
+    unicast: Iterable[str | Endpoint],
     *,
     allowed: Callable[[str], bool],
     wait_s: float = 2.0,
     multicast_interface: str | None = None,
     port: int = PORT,
 ) -> ProbeResult:
-    """Probe every unicast address (and the multicast group on the named interface only),
-    collect ProbeMatches for `wait_s`, and return one Target per endpoint reference."""
+    """Probe every unicast target (an address, probed on `port`, or an `Endpoint` with its
+    own) and the multicast group on the named interface only (on `port`); collect
+    ProbeMatches for `wait_s`, and return one Target per endpoint reference."""
     message_id = f"urn:uuid:{uuid.uuid4()}"
     result = ProbeResult()
     seen: set[str] = set()
@@ -144,20 +161,33 @@ async def probe(
             result.targets.append(_target(source, m))
 
     loop = asyncio.get_running_loop()
-    sock = _socket(multicast_interface)
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Collector(on_datagram), sock=sock)
+    targets = [t if isinstance(t, Endpoint) else Endpoint(t, port) for t in unicast]
+    families = {_family(t.address) for t in targets}
+    if multicast_interface or not targets:
+        families.add(socket.AF_INET)
+    transports: dict[int, asyncio.DatagramTransport] = {}
     try:
+        for family in sorted(families):
+            sock = _socket(family, multicast_interface)
+            transports[family], _ = await loop.create_datagram_endpoint(
+                lambda: _Collector(on_datagram), sock=sock
+            )
         message = probe_message(message_id)
-        for i, address in enumerate(unicast):
-            transport.sendto(message, (address, port))
+        for i, (address, to_port) in enumerate(targets):
+            transports[_family(address)].sendto(message, (address, to_port))
             if i % _SEND_BATCH == _SEND_BATCH - 1:
                 await asyncio.sleep(0.002)
         if multicast_interface:
-            transport.sendto(message, (MULTICAST_GROUP, port))
+            transports[socket.AF_INET].sendto(message, (MULTICAST_GROUP, port))
         await asyncio.sleep(wait_s)
     finally:
-        transport.close()
+        for transport in transports.values():
+            transport.close()
     return result
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
 def _target(source: str, m: ProbeMatch) -> Target:
@@ -177,31 +207,113 @@ def _target(source: str, m: ProbeMatch) -> Target:
     )
 
 
-def _socket(multicast_interface: str | None) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    if multicast_interface:
-        index = socket.if_nametoindex(multicast_interface)  # raises OSError for a bad name
-        mreqn = struct.pack("4s4si", b"\0" * 4, b"\0" * 4, index)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-        sock.bind(("", 0))
-    else:
-        # Nothing multicast can leave this socket: it is bound to loopback-or-unicast use only.
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
-        sock.bind(("0.0.0.0", 0))
-    sock.setblocking(False)
+def _socket(family: int, multicast_interface: str | None) -> socket.socket:
+    """One socket per address family. The multicast probe (IPv4 only) goes out on the named
+    interface alone; no other socket can send a multicast datagram off the host."""
+    index = 0
+    if multicast_interface and family == socket.AF_INET:
+        try:
+            index = socket.if_nametoindex(multicast_interface)
+        except OSError:
+            raise ValueError(
+                f"multicast_interface {multicast_interface!r}: no such interface on this host"
+            ) from None
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 0)
+            sock.bind(("::", 0))
+        elif index:
+            mreqn = struct.pack("4s4si", b"\0" * 4, b"\0" * 4, index)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            sock.bind(("", 0))
+        else:
+            # Nothing multicast can leave this socket: it is for unicast probes only.
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            sock.bind(("0.0.0.0", 0))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def expand_targets(entries: Iterable[str], limit: int = 65_536) -> list[str]:
-    """'127.1.1.5' or '127.1.0.0/22' -> host addresses (bounded)."""
-    out: list[str] = []
+# -- targets -------------------------------------------------------------------------------------
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """'a.b.c.d:port' and '[v6]:port' -> (host, port); anything else -> (text, None). Raises
+    ValueError for a port that is not a number from 1 to 65535."""
+    host, port = text, ""
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("not an address: an IPv6 address in brackets is '[address]:port'")
+        host, port = inside, rest[1:] if rest else ""
+        if not rest:
+            return host, None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        return text, None
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port!r} is not a number from 1 to 65535")
+    return host, int(port)
+
+
+def parse_target(entry: str) -> tuple[IPNet, int | None]:
+    """One `wsdiscovery_targets` entry -> (the addresses, its own port or None). Raises
+    ValueError naming what is wrong (a host name, a CIDR with host bits or a port, a multicast
+    or otherwise non-unicast address, an IPv6 zone, a bad port)."""
+    if entry != entry.strip() or not entry:
+        raise ValueError("not an address: surrounding spaces, or empty")
+    host, port = split_host_port(entry)
+    if "%" in host:
+        raise ValueError("names an IPv6 zone; give the address alone")
+    if "/" in host and port is not None:
+        raise ValueError(
+            "a port goes with one address, not a range (wsdiscovery_port sets the port of "
+            "the whole network)"
+        )
+    try:
+        net = ipaddress.ip_network(host, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            raise ValueError(
+                "not an address, a CIDR or address:port (names are not resolved; IPv6 with a "
+                "port is '[address]:port')"
+            ) from None
+        raise ValueError(f"has host bits set: the range is {loose}") from None
+    first = net.network_address
+    if first.is_multicast:
+        raise ValueError(
+            "is a multicast address; a multicast probe is sent only on multicast_interface"
+        )
+    if net.num_addresses == 1 and (
+        first.is_unspecified or first == ipaddress.IPv4Address("255.255.255.255")
+    ):
+        raise ValueError("is not an address a camera can have")
+    return net, port
+
+
+def count_targets(entries: Iterable[str]) -> int:
+    """At most how many addresses `entries` name (each a valid `parse_target` entry)."""
+    return sum(parse_target(e)[0].num_addresses for e in entries)
+
+
+def endpoints(entries: Iterable[str], port: int = PORT, limit: int = MAX_TARGETS) -> list[Endpoint]:
+    """Every host the entries name, each with its port (its own, else `port`), once; at most
+    `limit` of them. Entries are `parse_target`'s (the config checked them when it loaded)."""
+    out: dict[Endpoint, None] = {}
     for entry in entries:
-        net = ipaddress.ip_network(entry, strict=False)
+        net, own = parse_target(entry)
         hosts = [net.network_address] if net.num_addresses == 1 else net.hosts()
         for host in hosts:
-            out.append(str(host))
+            out[Endpoint(str(host), own or port)] = None
             if len(out) > limit:
                 raise ValueError(f"more than {limit} probe targets")
-    return out
+    return list(out)

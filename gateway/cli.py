@@ -23,7 +23,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.base import NetworkAdapter
 from adapters.redis_link import RedisLink, RedisLinkError, explain
-from adapters.simulator.server import Simulator, build_devices, demo_quirks
+from adapters.simulator.server import (
+    Recorders,
+    Simulator,
+    build_devices,
+    demo_quirks,
+    group_devices,
+)
 
 from . import acl, adapter_cli, logs
 from .app import create_app, in_process_adapter, redis_client
@@ -116,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--rtsp-only-every", type=int, default=25, help="every Nth camera RTSP-only")
     sm.add_argument("--no-rtsp", action="store_true", help="no GStreamer RTSP streams")
     sm.add_argument("--inventory-dir", type=Path, help="write RTSP-only inventories (CSV) here")
+    sm.add_argument(
+        "--nvr-share", type=float, default=0.0, help="share of cameras behind 16-channel NVRs"
+    )
+    sm.add_argument(
+        "--encoder-share",
+        type=float,
+        default=0.0,
+        help="share of cameras behind 4-channel encoders",
+    )
     sm.set_defaults(func=cmd_simulate)
 
     dc = sub.add_parser("discover", help="run one discovery with a progress bar")
@@ -379,13 +394,18 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     fleet = fleet_for(settings, args.scale)
     quirks = demo_quirks(fleet, rtsp_only_every=args.rtsp_only_every) if args.quirks else None
     devices = build_devices(fleet, network_passwords(settings), quirks, args.rtsp_only_every)
+    devices = group_devices(devices, Recorders(args.nvr_share, args.encoder_share))
     if args.inventory_dir:
         write_rtsp_inventories(devices, args.inventory_dir)
 
     async def serve() -> None:
         async with Simulator(devices, args.delay, serve_rtsp=not args.no_rtsp) as sim:
             rtsp_only = len(sim.rtsp_only_devices)
-            print(f"READY {len(devices)} cameras ({rtsp_only} RTSP-only)", flush=True)
+            cameras = sum(d.channels for d in devices)
+            print(
+                f"READY {cameras} cameras ({rtsp_only} RTSP-only) on {len(devices)} devices",
+                flush=True,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -31,6 +31,7 @@ from adapters.base import (
     Target,
 )
 
+from . import identity
 from .audit import AuditEvent, AuditLog
 from .catalog import Catalog
 from .errors import CamgwError, Conflict, field_errors, redis_errors
@@ -168,6 +169,7 @@ class DiscoveryService:
                     await self._failed(job, event.failure)
                 elif isinstance(event, DiscoveryProgress):
                     job.progress.found, job.progress.ignored = event.found, event.ignored
+                    job.progress.ignored_by_reason = dict(event.ignored_by_reason)
                 elif event.error is not None:
                     raise _RunFailed(event.error)
                 saver.tick()
@@ -250,10 +252,10 @@ class DiscoveryService:
     async def apply(self, d: Discovered) -> Failure | None:
         """Create or refresh the record of a discovered camera; admin-owned fields survive."""
         now = datetime.now(UTC)
-        existing_id = await self.registry.find(
-            d.network, d.address, d.endpoint_reference, d.serial, d.mac, d.ref
-        )
-        cam_id = existing_id or discovered_id(d, self.registry.id_key)
+        # A record registered by address alone is the device's first camera (or its only).
+        bare = identity.bare_site(d.network, d.address) if d.channel_index == 1 else None
+        found = await self.registry.find(identity.of_discovered(d), bare)
+        cam_id = found.id or discovered_id(d, self.registry.id_key)
         try:
             fresh = camera_from_discovered(d, self.settings, now, cam_id)
         except ValidationError as exc:
@@ -266,14 +268,35 @@ class DiscoveryService:
         change = CredentialChange.set if d.uri_credentials else CredentialChange.keep
         try:
             await self._write(
-                cam_id, lambda old: merge_discovered(old, fresh, now) if old else fresh, change, d
+                cam_id,
+                lambda old: merge_discovered(old, fresh, now) if old else fresh,
+                change,
+                d,
+                takeover=found.displaced is not None,
             )
         except NetworkMismatch as exc:
             return _store_failure(d, str(exc))
         except CamgwError as exc:
             return _store_failure(d, exc.detail)
         self.tracker.reset(cam_id)
+        if found.displaced is not None:
+            await self._displaced(found.displaced, cam_id, now)
         return None
+
+    async def _displaced(self, cam_id: str, successor: str, now: datetime) -> None:
+        """A device with an identity of its own answers where this camera did: the camera no
+        longer answers there (it keeps its record, name and history; offline until found)."""
+        error = f"no longer answering at its address: another device (camera {successor}) does"
+
+        def build(old: Camera | None) -> Camera | None:
+            if old is None or (old.status is CameraStatus.offline and old.last_error == error):
+                return None
+            update = {"status": CameraStatus.offline, "last_error": error[:500]}
+            return old.model_copy(update=update | {"updated_at": now, "rev": old.rev + 1})
+
+        with contextlib.suppress(CamgwError):
+            await self._write(cam_id, build)
+        self.tracker.reset(cam_id)
 
     async def _write(
         self,
@@ -281,8 +304,11 @@ class DiscoveryService:
         build: Callable[[Camera | None], Camera | None],
         change: CredentialChange = CredentialChange.keep,
         d: Discovered | None = None,
+        *,
+        takeover: bool = False,
     ) -> None:
-        """Read-modify-write with the record's revision; re-applied if someone else wrote."""
+        """Read-modify-write with the record's revision; re-applied if someone else wrote.
+        `takeover`: a new record may take its site from a displaced one."""
         for _ in range(_WRITE_RETRIES):
             old = await self.registry.get(cam_id)
             new = build(old)
@@ -301,7 +327,7 @@ class DiscoveryService:
                         status=200,
                         detail=str(new.address),
                     )
-                    version = await self.registry.create(new, creds, audit)
+                    version = await self.registry.create(new, creds, audit, takeover=takeover)
                 else:
                     version = await self.registry.replace(new, old.rev, change, creds)
             except Conflict as exc:
@@ -315,9 +341,10 @@ class DiscoveryService:
     async def apply_failure(self, f: Failure) -> None:
         """A known camera that could not be read: offline if it did not answer, degraded if it
         answered but refused or garbled (the dashboard shows last_error either way)."""
-        cam_id = await self.registry.find(
-            f.network, f.address, f.endpoint_reference, None, None, f.ref
+        keys = identity.keys(
+            f.network, f.address, f.port, ref=f.ref, endpoint_reference=f.endpoint_reference
         )
+        cam_id = (await self.registry.find(keys, identity.bare_site(f.network, f.address))).id
         if cam_id is None:
             return
         if f.kind in _NOT_THE_CAMERAS:

@@ -237,6 +237,15 @@ class StreamProfile(Model):
     height: int | None = Field(None, ge=1, le=16384)
     fps: float | None = Field(None, ge=0, le=1000)
     stream_uri: CleanUri | None = None
+    source: Token | None = Field(None, description="The video source the profile encodes")
+
+
+class Channel(Model):
+    """Which video source of its device a camera is: an NVR's or an encoder's channel."""
+
+    token: Token = Field(description="The device's video source token")
+    index: int = Field(ge=1, le=1024, description="1-based, in the device's order")
+    of: int = Field(ge=2, le=1024, description="How many video sources the device has")
 
 
 class Capabilities(Model):
@@ -260,6 +269,9 @@ class DeviceInfo(Model):
     )
     ref: Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")] | None = Field(
         None, description="The camera's opaque key in its network's adapter"
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535, description="The port its device service (or stream) answers on"
     )
 
 
@@ -297,12 +309,31 @@ class Camera(Model):
     hardware_id: Text100 | None = None
     onvif: OnvifInfo | None = None
     device: DeviceInfo | None = Field(None, description="Set by discovery only")
+    channel: Channel | None = Field(
+        None,
+        description="Set by discovery for a camera that is one of several video sources "
+        "of a device (an NVR channel); several cameras then share the device's address and port",
+    )
     profiles: list[StreamProfile] = Field(default_factory=list, max_length=32)
     snapshot_uri: CleanUri | None = None
     capabilities: Capabilities = Field(default_factory=Capabilities)
     status: CameraStatus = CameraStatus.unknown
     last_seen: datetime | None = None
     last_error: Text500 | None = None
+    notes: list[Text500] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What the last discovery noticed in the camera's answers: which call "
+        "answered unusably (malformed XML, too large), a clock skew compensated, a URI host "
+        "replaced",
+    )
+    snapshot_note: Text200 | None = Field(
+        None,
+        description="What the camera's snapshot source does unusually, as the last snapshot's "
+        "X-Snapshot-Source said it ('camera-http; converted from image/png', 'rtsp-grab; "
+        "fallback: the HTTP snapshot answers an HTML page, not a picture'); set by snapshots "
+        "only, cleared by a plain JPEG from its HTTP snapshot",
+    )
     source: CameraSource
     has_credentials: bool = Field(False, description="Credentials are on file (never shown)")
     tags: list[Tag] = Field(default_factory=list, max_length=32)
@@ -660,10 +691,14 @@ class Summary(Model):
 
 
 class JobProgress(Model):
-    found: int = 0
-    enriched: int = 0
+    found: int = Field(0, description="Devices found: places (address and port) to read")
+    enriched: int = Field(0, description="Cameras read and stored (an NVR's channels each)")
     failed: int = 0
-    ignored: int = Field(0, description="Answers from outside the network's CIDRs")
+    ignored: int = Field(0, description="Targets and answers left aside, all reasons together")
+    ignored_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="Why: outside the network's CIDRs, listed twice, not a probe answer, ...",
+    )
 
 
 class JobFailure(Model):

@@ -27,6 +27,7 @@ from .models import (
     CameraSource,
     CameraStatus,
     Capabilities,
+    Channel,
     DeviceInfo,
     Location,
     OnvifInfo,
@@ -95,7 +96,7 @@ def apply_patch(camera: Camera, patch: CameraPatch, now: datetime) -> Camera:
         # What discovery read at the old address does not hold at the new one: it reads the
         # device again there. URIs name the camera's own address, so old ones go too unless
         # this patch gives new ones.
-        changes.update(device=None, onvif=None)
+        changes.update(device=None, onvif=None, channel=None)
         changes.setdefault("snapshot_uri", None)
         changes.setdefault("profiles", [])
     data = camera.model_dump() | changes | {"updated_at": now, "rev": camera.rev + 1}
@@ -163,6 +164,7 @@ def merge_discovered(existing: Camera, discovered: Camera, now: datetime) -> Cam
     for field in ADMIN_FIELDS:
         if old[field] not in (None, "", []):
             data[field] = old[field]
+    data["snapshot_note"] = old["snapshot_note"]  # the snapshot path's to change, not discovery's
     kept = existing.has_credentials and existing.address == discovered.address
     data.update(
         id=existing.id,
@@ -183,8 +185,11 @@ def discovered_id(d: Discovered, key: bytes) -> str:
         (f"edge|{d.ref}" if d.ref else "")
         or d.endpoint_reference
         or (f"{d.serial}|{d.mac}" if d.serial and d.mac else "")
+        or f"{d.address}|{d.port or ''}"
     )
-    message = f"{d.network}|{identity or d.address}".encode()
+    if d.channels > 1 and d.channel and not d.ref:  # a ref is already the channel's own
+        identity = f"{identity}|ch|{d.channel}"
+    message = f"{d.network}|{identity}".encode()
     digest = hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
     return f"{d.network}.{digest}"
 
@@ -219,6 +224,7 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         profiles=[StreamProfile(**asdict(p)) for p in d.profiles],
         snapshot_uri=d.snapshot_uri,
         capabilities=Capabilities(ptz=d.ptz, audio=d.audio, events=d.events),
+        notes=[n[:500] for n in d.notes[:16]],
         status=CameraStatus.online,
         last_seen=now,
         source=CameraSource.discovered,
@@ -226,8 +232,13 @@ def camera_from_discovered(d: Discovered, settings: Settings, now: datetime, cam
         updated_at=now,
     )
     ports = sorted({p for p in map(uri_port, (u for _, u in _uris(camera))) if p})
-    device = DeviceInfo(address=camera.address, ports=ports, ref=d.ref)
-    return camera.model_copy(update={"device": device})
+    device = DeviceInfo(address=camera.address, ports=ports, ref=d.ref, port=d.port)
+    channel = (
+        Channel(token=d.channel, index=d.channel_index, of=d.channels)
+        if d.channel and d.channels > 1
+        else None
+    )
+    return camera.model_copy(update={"device": device, "channel": channel})
 
 
 def _location(d: Discovered) -> Location | None:

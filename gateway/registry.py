@@ -5,9 +5,11 @@ Layout (prefix `camgw`):
     camgw:cred:{id}                 its credentials, sealed by the vault (never served)
     camgw:idx:all                   every id
     camgw:idx:{field}:{value}       ids by network, status, category and department
-    camgw:addr                      hash "{network}|{address}" -> id (one camera per address)
-    camgw:ident                     hash "{network}|ref|{endpoint ref}" and
-                                    "{network}|hw|{serial}|{mac}" -> id (discovery identity)
+    camgw:addr                      hash site -> id: one camera per place it answers, a site
+                                    being network, address, port and channel (identity.py)
+    camgw:ident                     hash identity -> id: adapter ref, endpoint reference,
+                                    serial+MAC (with the channel for an NVR's cameras)
+    camgw:claims                    hash id -> the site and identities its record claimed
     camgw:version                   bumped by every change; list bodies are cached per version
     camgw:netversion                hash network -> its own version (bumped with its changes)
     camgw:events                    pub/sub: "version N" after each change, "tokens" on revocation
@@ -25,12 +27,14 @@ import enum
 from dataclasses import dataclass
 from importlib.resources import files
 
+import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from adapters.uris import UriCredentials
 
+from . import identity
 from .audit import AuditEvent, AuditLog
 from .audit_chain import Head, Position, head_error, must_wait
 from .errors import Conflict, FieldError, Invalid, NotFound, Unavailable, redis_errors
@@ -80,6 +84,10 @@ class Keys:
         return f"{self.prefix}:ident"
 
     @property
+    def claims(self) -> str:
+        return f"{self.prefix}:claims"
+
+    @property
     def version(self) -> str:
         return f"{self.prefix}:version"
 
@@ -90,6 +98,15 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What `Registry.find` found: the camera's record id, or a device displaced from the
+    site (another device answers there now)."""
+
+    id: str | None
+    displaced: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,36 +150,32 @@ class Registry:
         raw = await self.get_raw(cam_id)
         return Camera.model_validate_json(raw) if raw else None
 
-    async def find(
-        self,
-        network: str,
-        address: str | None,
-        endpoint_reference: str | None,
-        serial: str | None,
-        mac: str | None,
-        ref: str | None = None,
-    ) -> str | None:
-        """The camera a discovered device is: by its adapter's ref, then endpoint reference,
-        then serial+MAC, then address (a camera that moved keeps its record; a new one at an
-        old address takes that record over only when it has no stronger identity of its own).
-        Every key is scoped by the network: discovery of one network finds only its own."""
-        fields = []
-        if ref:
-            fields.append(f"{network}|edge|{ref}")
-        if endpoint_reference:
-            fields.append(f"{network}|ref|{endpoint_reference}")
-        if serial and mac:
-            fields.append(f"{network}|hw|{serial}|{mac}")
+    async def find(self, keys: identity.Keys, bare: str | None = None) -> Found:
+        """The camera a discovered device (or one of its channels) is: by identity (its
+        adapter's ref, endpoint reference, serial+MAC), else by where it answers (its site,
+        then `bare`: a record registered by address alone). A camera that moved keeps its
+        record. A device found where another device with an identity of its own answered is
+        not that camera: the other is returned as displaced, and this one is new. Every key
+        is scoped by the network: discovery of one network finds only its own."""
+        sites = [k for k in (keys.site, bare) if k]
         with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
-                if fields:
-                    pipe.hmget(self.keys.ident, fields)
-                if address:
-                    pipe.hget(self.keys.addr, f"{network}|{address}")
+                if keys.identities:
+                    pipe.hmget(self.keys.ident, list(keys.identities))
+                if sites:
+                    pipe.hmget(self.keys.addr, sites)
                 replies = await pipe.execute()
-        by_identity = [_text(i) for i in (replies[0] if fields else []) if i]
-        by_address = _text(replies[-1]) if address and replies[-1] else None
-        return by_identity[0] if by_identity else by_address
+        by_identity = [_text(i) for i in (replies[0] if keys.identities else []) if i]
+        if by_identity:
+            return Found(by_identity[0])
+        holder = next((_text(i) for i in (replies[-1] if sites else []) if i), None)
+        if holder is None or not keys.strong:
+            return Found(holder)
+        there = await self.get(holder)
+        theirs = identity.of_camera(there).strong if there else ()
+        if theirs and not set(theirs) & set(keys.strong):
+            return Found(None, displaced=holder)
+        return Found(holder)
 
     async def load_all(self) -> Loaded:
         """The versions first, then every record (in no particular order): the records are at
@@ -200,11 +213,18 @@ class Registry:
             raise Invalid([FieldError(input_field(e.field), e.message) for e in errors])
 
     async def create(
-        self, camera: Camera, creds: UriCredentials | None = None, audit: AuditEvent | None = None
+        self,
+        camera: Camera,
+        creds: UriCredentials | None = None,
+        audit: AuditEvent | None = None,
+        *,
+        takeover: bool = False,
     ) -> int:
+        """`takeover`: the camera takes its site from a device that no longer answers there
+        (discovery, after `find` said so)."""
         self.check(camera, creds)
         change = CredentialChange.set if creds else CredentialChange.keep
-        args = self._upsert_args(camera, "create", None, change, creds)
+        args = self._upsert_args(camera, "create", None, change, creds, takeover)
         return await self._run(self._upsert, camera, args, audit)
 
     async def create_many(
@@ -316,7 +336,7 @@ class Registry:
 
     def _keys(self, cam_id: str) -> list[str]:
         k = self.keys
-        return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id), k.ident]
+        return [k.cam(cam_id), k.all, k.addr, k.version, k.cred(cam_id), k.ident, k.claims]
 
     async def _run(
         self,
@@ -357,8 +377,10 @@ class Registry:
         expected_rev: int | None,
         change: CredentialChange,
         creds: UriCredentials | None,
+        takeover: bool = False,
     ) -> list[str | bytes]:
         sealed = self._vault.seal(camera.id, creds) if creds else b""
+        claims = identity.of_camera(camera)
         return [
             self.keys.prefix,
             camera.id,
@@ -369,9 +391,10 @@ class Registry:
             camera.status.value,
             camera.category,
             camera.department,
-            str(camera.address) if camera.address is not None else "",
+            claims.site or "",
             change.value,
             sealed,
+            orjson.dumps({"idents": claims.identities, "takeover": takeover}),
         ]
 
     async def integrity_problems(self) -> list[str]:
@@ -388,6 +411,9 @@ class Registry:
                 for field, cam_id in (await self.redis.hgetall(key)).items():
                     if not await self.redis.exists(self.keys.cam(_text(cam_id))):
                         problems.append(f"{key}[{_text(field)}] -> {_text(cam_id)}")
+            for cam_id in map(_text, await self.redis.hkeys(self.keys.claims)):
+                if not await self.redis.exists(self.keys.cam(cam_id)):
+                    problems.append(f"{self.keys.claims}[{cam_id}] -> nothing")
         return problems
 
 

@@ -30,7 +30,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Strict(BaseModel):
     """Base for every config model: unknown keys are typos, and typos are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a refused value (an RTSP URI with a password in it, a token) is
+    # never echoed back in the error a person or a log sees; the message names the key.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class ServerConfig(Strict):
@@ -213,7 +215,9 @@ class Settings(Strict):
         "unclassified", description="Category of cameras that discovery finds unregistered"
     )
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ignored_types=(cached_property,), hide_input_in_errors=True
+    )
 
     @model_validator(mode="after")
     def _ids_unique_and_linked(self) -> Self:

@@ -8,6 +8,10 @@ Cameras are small computers on thin links; the ops center may have many screens.
 - after `breaker_failures` consecutive failures a camera's circuit opens with growing backoff,
   and its status says so;
 - the cache is bounded in bytes, not entries.
+
+Where a picture came from is told, not hidden: `Frame.header` (X-Snapshot-Source) names the source
+and what it did unusually (a PNG converted, a fallback to RTSP), the audit entry lists the
+attempts, and the camera's record keeps the note (`snapshot_note`) while it holds.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.resources import files
 
+import orjson
 from redis.asyncio import Redis
 
 from adapters.base import (
@@ -39,6 +44,7 @@ from adapters.base import (
 from adapters.imaging import (
     BadImage,
     ImageTooLarge,
+    NotAPicture,
     check_decodable,
     render,
     target_width,
@@ -78,6 +84,10 @@ def _claim_reply(reply: list[object]) -> tuple[bytes | None, bool]:
     return None, bool(len(reply) > 1 and reply[1])
 
 
+_MAX_ATTEMPTS, _MAX_ATTEMPT_CHARS, _MAX_NOTE_CHARS = 8, 500, 200
+_FALLBACK = "fallback: the HTTP snapshot gave no usable picture"
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     jpeg: bytes
@@ -85,22 +95,71 @@ class Frame:
     taken_at: float
     width: int
     height: int
+    note: str | None = None  # what the source did unusually (SnapshotResult.note)
+    attempts: tuple[str, ...] = ()  # what happened on the way (SnapshotResult.attempts)
     fetched: float = field(default_factory=time.monotonic)
 
+    @property
+    def header(self) -> str:
+        """X-Snapshot-Source: the source, then what it did unusually ('camera-http; converted
+        from image/png'); a stream that served after the HTTP snapshot failed is a fallback
+        even when the adapter said no more (an edge adapter's answer carries no note)."""
+        note = self.note
+        if note is None and self.source == "rtsp-grab" and self.attempts:
+            note = _FALLBACK
+        return _printable(f"{self.source}; {note}" if note else self.source)
+
     def pack(self) -> bytes:
-        head = f"{self.source}|{self.taken_at}|{self.width}|{self.height}".encode()
+        head = orjson.dumps(
+            {
+                "source": self.source,
+                "taken_at": self.taken_at,
+                "width": self.width,
+                "height": self.height,
+                "note": self.note,
+                "attempts": list(self.attempts),
+            }
+        )
         return struct.pack(">H", len(head)) + head + self.jpeg
 
     @classmethod
     def unpack(cls, raw: bytes) -> Frame:
         """A frame another gateway published; aged from when it was taken, not from now, so
-        it is not kept for a second cache lifetime here."""
+        it is not kept for a second cache lifetime here. (A gateway of an earlier version
+        published 'source|taken_at|width|height'.)"""
         (n,) = struct.unpack(">H", raw[:2])
-        source, taken, width, height = raw[2 : 2 + n].decode().split("|")
-        age = max(0.0, time.time() - float(taken))
+        head = raw[2 : 2 + n]
+        if head.startswith(b"{"):
+            meta = orjson.loads(head)
+            source, taken, width, height = (
+                str(meta["source"]),
+                float(meta["taken_at"]),
+                int(meta["width"]),
+                int(meta["height"]),
+            )
+            note = str(meta["note"]) if meta.get("note") else None
+            attempts = tuple(str(a) for a in meta.get("attempts") or ())
+        else:
+            text_source, text_taken, text_width, text_height = head.decode().split("|")
+            source, taken = text_source, float(text_taken)
+            width, height, note, attempts = int(text_width), int(text_height), None, ()
+        age = max(0.0, time.time() - taken)
         return cls(
-            raw[2 + n :], source, float(taken), int(width), int(height), time.monotonic() - age
+            raw[2 + n :],
+            source,
+            taken,
+            width,
+            height,
+            note,
+            attempts,
+            fetched=time.monotonic() - age,
         )
+
+
+def _printable(text: str) -> str:
+    """As a header value and a record field may hold it: printable ASCII, bounded."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return clean[:_MAX_NOTE_CHARS].strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +430,17 @@ class SnapshotService:
             raise _http_error(camera, exc) from exc
         if self.breakers.success(camera.id):
             await self._set_status(camera, CameraStatus.online, None)
-        return Frame(result.jpeg, result.source, result.taken_at, width, height)
+        frame = Frame(
+            result.jpeg,
+            result.source,
+            result.taken_at,
+            width,
+            height,
+            result.note,
+            tuple(a[:_MAX_ATTEMPT_CHARS] for a in result.attempts[:_MAX_ATTEMPTS]),
+        )
+        await self._note(camera, frame)
+        return frame
 
     async def _decodable(
         self, adapter: NetworkAdapter, request: SnapshotRequest
@@ -397,6 +466,8 @@ class SnapshotService:
                 result = await adapter.snapshot(replace(request, snapshot_uri=None))
             except SnapshotFailed as more:
                 raise SnapshotFailed(failed + more.steps) from more
+            attempts = (f"camera HTTP snapshot: not a usable JPEG ({exc})", *result.attempts)
+            result = replace(result, attempts=attempts)
             return result, *await self._size(result.jpeg)
 
     async def _size(self, jpeg: bytes) -> tuple[int, int]:
@@ -413,6 +484,32 @@ class SnapshotService:
         )
         if self.breakers.failure(camera.id):
             await self._set_status(camera, CameraStatus.degraded, f"snapshot: {exc}"[:500])
+
+    async def _note(self, camera: Camera, frame: Frame) -> None:
+        """Keep the camera's `snapshot_note` true (best effort, and only on a change): what its
+        source does unusually, set while it does; cleared by a plain JPEG from its HTTP
+        snapshot; left as it is by a plain RTSP frame (the HTTP snapshot was not asked, or
+        failed in a way that says nothing about what it answers)."""
+        if frame.note is not None:
+            note: str | None = frame.header
+        elif frame.source == "camera-http":
+            note = None
+        else:
+            return
+        if camera.snapshot_note == note:
+            return
+        with contextlib.suppress(CamgwError):
+            current = await self.registry.get(camera.id)
+            if current is None or current.snapshot_note == note:
+                return
+            updated = current.model_copy(
+                update={
+                    "snapshot_note": note,
+                    "updated_at": datetime.now(UTC),
+                    "rev": current.rev + 1,
+                }
+            )
+            await self.registry.replace(updated, current.rev)
 
     async def _set_status(self, camera: Camera, status: CameraStatus, error: str | None) -> None:
         """Report the circuit in the camera's record (best effort: the picture matters more)."""
@@ -458,6 +555,11 @@ def _http_error(camera: Camera, exc: Exception) -> CamgwError:
     but that is unusable is said plainly, since it reveals nothing about the network."""
     if isinstance(exc, ImageTooLarge):  # "camera X sent a picture of WxH pixels, over ..."
         return BadGateway(f"camera {camera.id} sent {exc}")
+    if isinstance(exc, NotAPicture):  # the adapter's answer when no stream is left to try
+        return BadGateway(
+            f"camera {camera.id} answered its snapshot request with {exc}, and has no RTSP "
+            "stream to fall back on"
+        )
     if isinstance(exc, BadImage):
         return BadGateway(f"camera {camera.id} sent an image that is not a usable JPEG ({exc})")
     error = BadGateway(

@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from .fleet import FleetCamera
 
@@ -54,6 +55,18 @@ class SnapshotAuth(StrEnum):
         }[self]
 
 
+class SnapshotFormat(StrEnum):
+    """What the snapshot URL answers (200 every time), as firmware in the field does
+    (`snapshot.snapshot_answer`)."""
+
+    jpeg = "jpeg"  # the picture as a JPEG: what ONVIF asks for
+    png = "png"  # the picture as a PNG, sent as image/png
+    bmp = "bmp"  # the picture as an uncompressed BMP, sent as image/bmp
+    html_error = "html_error"  # an HTML error page ("snapshot disabled"), sent as text/html
+    garbage = "garbage"  # random bytes, sent as image/jpeg
+    png_bomb = "png_bomb"  # a 1 kB PNG whose header declares 100,000 x 100,000 pixels
+
+
 @dataclass
 class Quirks:
     """Per-device misbehaviour. Defaults describe a well-behaved camera."""
@@ -66,12 +79,14 @@ class Quirks:
     hang: bool = False  # accept the connection, never answer
     offline: bool = False  # refuse connections (port closed) and ignore probes
     hostile_xml: HostileXml | None = None  # SOAP answers are hostile
+    malformed_call: str | None = None  # this one operation answers with broken XML
     wrong_password: bool = False  # the device's password differs from the one on file
     clock_quirk: ClockQuirk | None = None  # GetSystemDateAndTime impossible or incomplete
     device_info_invalid_utf8: bool = False  # GetDeviceInformation's body is not valid UTF-8
     deep_nesting: bool = False  # GetProfiles answers with elements nested 100,000 deep
     string_for_structure: bool = False  # GetProfiles: text where Resolution's structure belongs
     snapshot_auth: SnapshotAuth = SnapshotAuth.digest_md5  # how the snapshot URL challenges
+    snapshot_format: SnapshotFormat = SnapshotFormat.jpeg  # what the snapshot URL answers
 
 
 @dataclass
@@ -84,6 +99,9 @@ class SimDevice:
     model: str = "SIM-IPC-2MP"
     firmware: str = "V5.7.3 build 230601"
     quirks: Quirks = field(default_factory=Quirks)
+    codec: Literal["h264", "h265", "mjpeg"] = "h264"  # of its RTSP stream (rtsp_server.Codec)
+    port: int = ONVIF_PORT  # its ONVIF port: devices behind one address (port forwards) differ
+    channels: int = 1  # video sources: an NVR's or an encoder's channels, each a camera
 
     @property
     def address(self) -> str:
@@ -104,15 +122,19 @@ class SimDevice:
 
     @property
     def device_uri(self) -> str:
-        return f"http://{self.address}:{ONVIF_PORT}/onvif/device_service"
+        return f"http://{self.address}:{self.port}/onvif/device_service"
 
     @property
     def media_uri(self) -> str:
-        return f"http://{self.address}:{ONVIF_PORT}/onvif/media_service"
+        return f"http://{self.address}:{self.port}/onvif/media_service"
 
     @property
     def snapshot_path(self) -> str:
         return "/onvif/snapshot.jpg"
+
+    def channel_snapshot_path(self, channel: int) -> str:
+        """Each channel's picture (a device of one channel: `snapshot_path`)."""
+        return self.snapshot_path if self.channels == 1 else f"/onvif/snapshot/{channel}.jpg"
 
     @property
     def stream_uri(self) -> str:

@@ -1,13 +1,14 @@
 """The ONVIF side of the camera simulator: many devices, one asyncio process, one aiohttp app.
 
-Each device gets its own listening socket, an aiohttp `TCPSite` on (device.address, ONVIF_PORT),
+Each device gets its own listening socket, an aiohttp `TCPSite` on (device.address, device.port),
 and all sites share one `web.Application`: a handler finds its device from the local address of
 the connection. Served per device:
 
 - `POST /onvif/device_service`: GetSystemDateAndTime (no auth), GetCapabilities, GetServices,
   GetDeviceInformation, GetNetworkInterfaces;
 - `POST /onvif/media_service`: GetProfiles, GetStreamUri, GetSnapshotUri;
-- `GET /onvif/snapshot.jpg`: a JPEG behind HTTP digest auth.
+- `GET /onvif/snapshot.jpg`: a JPEG behind HTTP digest auth (or what `Quirks.snapshot_format`
+  says: a PNG, a BMP, an HTML error page, garbage).
 
 Everything but GetSystemDateAndTime needs a WS-Security UsernameToken (PasswordDigest) whose
 Created is within 5 minutes of the *device's* clock and whose nonce is fresh, else an HTTP 400
@@ -32,9 +33,9 @@ from lxml import etree
 from multidict import CIMultiDict
 
 from . import soap
-from .devices import ONVIF_PORT, HostileXml, SimDevice, SnapshotAuth
+from .devices import HostileXml, SimDevice, SnapshotAuth
 from .digest_auth import DigestAuthority, DigestResult, basic_challenge, check_basic
-from .snapshot import render_snapshot
+from .snapshot import snapshot_answer
 
 log = logging.getLogger("camgw.simulator.onvif")
 
@@ -86,13 +87,14 @@ class OnvifServer:
         jpeg_workers: int = 2,
     ) -> None:
         self.answer_delay_s = answer_delay_s
-        self._states: dict[str, _DeviceState] = {}
+        # By where each device listens: devices may share an address on different ports.
+        self._states: dict[tuple[str, int], _DeviceState] = {}
         for device in devices:
             if not device.onvif:
                 continue
-            if device.address in self._states:
-                raise ValueError(f"two ONVIF devices on {device.address}")
-            self._states[device.address] = _DeviceState(device)
+            if (device.address, device.port) in self._states:
+                raise ValueError(f"two ONVIF devices on {device.address}:{device.port}")
+            self._states[device.address, device.port] = _DeviceState(device)
         self._jpeg_workers = jpeg_workers
         self._jpeg_pool: ThreadPoolExecutor | None = None
         self._digest = DigestAuthority()
@@ -121,7 +123,7 @@ class OnvifServer:
         return [s.device for s in self._states.values()]
 
     def is_listening(self, device: SimDevice) -> bool:
-        state = self._states.get(device.address)
+        state = self._states.get((device.address, device.port))
         return state is not None and state.site is not None
 
     def _app(self) -> web.Application:
@@ -129,6 +131,7 @@ class OnvifServer:
         app.router.add_post(soap.DEVICE_SERVICE_PATH, self._handle_soap)
         app.router.add_post(soap.MEDIA_SERVICE_PATH, self._handle_soap)
         app.router.add_get("/onvif/snapshot.jpg", self._handle_snapshot)
+        app.router.add_get("/onvif/snapshot/{channel:[0-9]{1,4}}.jpg", self._handle_snapshot)
         return app
 
     async def start(self) -> None:
@@ -167,20 +170,21 @@ class OnvifServer:
 
     async def _listen(self, state: _DeviceState) -> None:
         assert self._runner is not None
-        site = web.TCPSite(self._runner, state.device.address, ONVIF_PORT)
+        device = state.device
+        site = web.TCPSite(self._runner, device.address, device.port)
         try:
             await site.start()
         except OSError as err:
             raise OSError(
-                err.errno, f"cannot listen on {state.device.address}:{ONVIF_PORT}: {err}"
+                err.errno, f"cannot listen on {device.address}:{device.port}: {err}"
             ) from err
         state.site = site
 
     async def set_offline(self, device: SimDevice, offline: bool) -> None:
         """Take a device off the network (its port refuses connections) or bring it back."""
-        state = self._states.get(device.address)
+        state = self._states.get((device.address, device.port))
         if state is None:
-            raise KeyError(f"no ONVIF device on {device.address}")
+            raise KeyError(f"no ONVIF device on {device.address}:{device.port}")
         state.device.quirks.offline = offline
         if self._runner is None:
             return
@@ -188,11 +192,11 @@ class OnvifServer:
             if state.site is not None:
                 site, state.site = state.site, None
                 await site.stop()
-            self._drop_connections(device.address)
+            self._drop_connections(device.address, device.port)
         elif state.site is None:
             await self._listen(state)
 
-    def _drop_connections(self, address: str) -> None:
+    def _drop_connections(self, address: str, port: int) -> None:
         """Reset every open connection to one device, as a camera vanishing from the LAN does."""
         if self._runner is None or self._runner.server is None:
             return
@@ -201,7 +205,7 @@ class OnvifServer:
             if transport is None:
                 continue
             sockname = transport.get_extra_info("sockname")
-            if sockname and sockname[0] == address:
+            if sockname and (sockname[0], sockname[1]) == (address, port):
                 transport.abort()
 
     # ------------------------------------------------------------------ request handling
@@ -209,7 +213,7 @@ class OnvifServer:
     def _state_for(self, request: web.Request) -> _DeviceState:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
-        state = self._states.get(sockname[0]) if sockname else None
+        state = self._states.get((sockname[0], sockname[1])) if sockname else None
         if state is None:
             raise web.HTTPNotFound()
         return state
@@ -240,7 +244,10 @@ class OnvifServer:
         if device.quirks.hostile_xml is not None:
             return await self._hostile(request, device.quirks.hostile_xml)
         try:
-            body = self._answer(request.path, state, soap.parse_request(data))
+            parsed = soap.parse_request(data)
+            if device.quirks.malformed_call == parsed.operation:
+                return await self._hostile(request, HostileXml.malformed)
+            body = self._answer(request.path, state, parsed)
         except soap.SoapFault as fault:
             return web.Response(
                 body=soap.fault_envelope(fault),
@@ -330,14 +337,24 @@ class OnvifServer:
             return refusal
         when = dt.datetime.now(dt.UTC)
         camera = device.camera
-        jpeg = await asyncio.get_running_loop().run_in_executor(
-            self._jpeg_pool, render_snapshot, camera.id, camera.network, camera.name, when
+        channel = int(request.match_info.get("channel", "1"))
+        if not 1 <= channel <= device.channels:
+            raise web.HTTPNotFound()
+        label = camera.id if device.channels == 1 else f"{camera.id} ch{channel}"
+        body, content_type = await asyncio.get_running_loop().run_in_executor(
+            self._jpeg_pool,
+            snapshot_answer,
+            device.quirks.snapshot_format,
+            label,
+            camera.network,
+            camera.name,
+            when,
         )
         return web.Response(
-            body=jpeg,
-            content_type="image/jpeg",
+            body=body,
+            content_type=content_type,
             headers={
-                "X-Sim-Camera": camera.id,
+                "X-Sim-Camera": label,
                 "X-Sim-Time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 hdrs.CACHE_CONTROL: "no-store",
             },

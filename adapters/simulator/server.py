@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Final, Self
 
@@ -175,6 +175,40 @@ def build_devices(
             )
         )
     return devices
+
+
+@dataclass(frozen=True, slots=True)
+class Recorders:
+    """Which share of each network's cameras sit behind NVRs (16 channels) and encoders (4)."""
+
+    nvr_share: float = 0.0
+    encoder_share: float = 0.0
+    nvr_channels: int = 16
+    encoder_channels: int = 4
+
+
+def group_devices(devices: list[SimDevice], recorders: Recorders) -> list[SimDevice]:
+    """The fleet as a town's is: of each network's ONVIF cameras, the first `nvr_share` become
+    channels of NVRs and the next `encoder_share` channels of encoders, each device at its first
+    camera's address (the others' addresses stay unused); the camera count is unchanged."""
+    out: list[SimDevice] = []
+    by_network: dict[str, list[SimDevice]] = {}
+    for d in devices:
+        (by_network.setdefault(d.camera.network, []) if d.onvif else out).append(d)
+    for network_devices in by_network.values():
+        n = len(network_devices)
+        nvrs = int(n * recorders.nvr_share) // recorders.nvr_channels * recorders.nvr_channels
+        rest = network_devices[nvrs:]
+        encs = int(n * recorders.encoder_share) // recorders.encoder_channels
+        encs *= recorders.encoder_channels
+        for group, size, model in (
+            (network_devices[:nvrs], recorders.nvr_channels, "SIM-NVR-16"),
+            (rest[:encs], recorders.encoder_channels, "SIM-ENC-4"),
+        ):
+            for i in range(0, len(group), size):
+                out.append(replace(group[i], channels=size, model=model))
+        out.extend(rest[encs:])
+    return out
 
 
 def _is_rtsp_only(index: int, every: int) -> bool:

@@ -6,6 +6,9 @@ marker, so that a test can identify the camera and the capture second without OC
 gateway has rescaled, watermarked and re-encoded the image: `read_marker()`.
 
 Rendering and encoding are blocking (a few ms); call `render_snapshot` in a thread.
+
+Not every camera answers its snapshot URL with a JPEG: `snapshot_answer` serves what a device's
+`Quirks.snapshot_format` says (a PNG, a BMP, an HTML error page, garbage, a PNG bomb).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import colorsys
 import datetime as dt
 import hashlib
+import random
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import Final
@@ -20,6 +25,8 @@ from typing import Final
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from .devices import SnapshotFormat
 
 WIDTH: Final = 1280
 HEIGHT: Final = 720
@@ -116,3 +123,44 @@ def render_snapshot(camera_id: str, network: str, name: str, when: dt.datetime) 
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return bytes(buf.tobytes())
+
+
+HTML_ERROR_PAGE: Final = (
+    b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>"
+    b"<h1>Snapshot unavailable</h1><p>The snapshot function is disabled. Enable it under "
+    b"Configuration &gt; Image &gt; Snapshot.</p></body></html>\n"
+)
+BOMB_SIZE: Final = (100_000, 100_000)
+
+
+def snapshot_answer(
+    fmt: SnapshotFormat, camera_id: str, network: str, name: str, when: dt.datetime
+) -> tuple[bytes, str]:
+    """(body, Content-Type) of the snapshot URL's answer in `fmt`. Blocking: in a thread."""
+    if fmt is SnapshotFormat.html_error:
+        return HTML_ERROR_PAGE, "text/html"
+    if fmt is SnapshotFormat.garbage:  # the same bytes every time, for one camera
+        noise = random.Random(camera_hash(camera_id)).randbytes(4096)
+        return b"\x00\x17" + noise, "image/jpeg"
+    if fmt is SnapshotFormat.png_bomb:
+        return png_bomb(*BOMB_SIZE), "image/png"
+    if fmt is SnapshotFormat.jpeg:
+        return render_snapshot(camera_id, network, name, when), "image/jpeg"
+    ext = ".png" if fmt is SnapshotFormat.png else ".bmp"
+    ok, buf = cv2.imencode(ext, render_frame(camera_id, network, name, when))
+    if not ok:
+        raise RuntimeError(f"{ext} encoding failed")
+    return bytes(buf.tobytes()), f"image/{ext[1:]}"
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A well-formed PNG of a few hundred bytes whose header (IHDR) declares width x height
+    pixels of 8-bit RGB: a decoder believing it would allocate width x height x 3 bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096, 9)  # the first rows' worth; the rest never comes
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from .devices import ONVIF_PORT, ClockQuirk, HostileXml, SimDevice
+from .devices import ClockQuirk, HostileXml, SimDevice
 
 NS_ENV: Final = "http://www.w3.org/2003/05/soap-envelope"
 NS_ENV_11: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -484,23 +484,37 @@ PROFILES: Final = (
     ProfileSpec("Profile_1", "mainStream", "VideoEncoder_1", 1920, 1080, 25, 4096, 50, "Main"),
     ProfileSpec("Profile_2", "subStream", "VideoEncoder_2", 640, 360, 15, 512, 30, "Main"),
 )
-_PROFILES_BY_TOKEN: Final = {p.token: p for p in PROFILES}
+
+
+def profile_token(profile: ProfileSpec, channel: int, channels: int) -> str:
+    """Profile_1, Profile_2 on a camera; Profile_101, Profile_102, Profile_201... on an NVR
+    (the channel, then the stream: as Hikvision numbers them)."""
+    if channels == 1:
+        return profile.token
+    return f"Profile_{channel}{PROFILES.index(profile) + 1:02d}"
 
 
 def _profile_xml(
-    profile: ProfileSpec, *, resolution_text: bool = False, extension: str = ""
+    profile: ProfileSpec,
+    *,
+    resolution_text: bool = False,
+    extension: str = "",
+    channel: int = 1,
+    channels: int = 1,
 ) -> str:
     resolution = (
         f"{profile.width}x{profile.height}"  # string_for_structure: text, not Width/Height
         if resolution_text
         else f"<tt:Width>{profile.width}</tt:Width><tt:Height>{profile.height}</tt:Height>"
     )
+    token = profile_token(profile, channel, channels)
     return (
-        f'<trt:Profiles token="{profile.token}" fixed="true">'
+        f'<trt:Profiles token="{token}" fixed="true">'
         f"<tt:Name>{profile.name}</tt:Name>"
-        '<tt:VideoSourceConfiguration token="VideoSourceConfig_1">'
-        f"<tt:Name>VideoSourceConfig_1</tt:Name><tt:UseCount>{len(PROFILES)}</tt:UseCount>"
-        "<tt:SourceToken>VideoSource_1</tt:SourceToken>"
+        f'<tt:VideoSourceConfiguration token="VideoSourceConfig_{channel}">'
+        f"<tt:Name>VideoSourceConfig_{channel}</tt:Name>"
+        f"<tt:UseCount>{len(PROFILES)}</tt:UseCount>"
+        f"<tt:SourceToken>VideoSource_{channel}</tt:SourceToken>"
         '<tt:Bounds x="0" y="0" width="1920" height="1080"/>'
         "</tt:VideoSourceConfiguration>"
         f'<tt:VideoEncoderConfiguration token="{profile.encoder_token}">'
@@ -541,6 +555,13 @@ def _deep_extension() -> str:
 
 def get_profiles(device: SimDevice) -> str:
     quirks = device.quirks
+    if device.channels > 1:
+        profiles = "".join(
+            _profile_xml(p, channel=ch, channels=device.channels)
+            for ch in range(1, device.channels + 1)
+            for p in PROFILES
+        )
+        return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
     if not (quirks.deep_nesting or quirks.string_for_structure):
         return _PROFILES_RESPONSE
     deep = _deep_extension() if quirks.deep_nesting else ""  # in the first profile only
@@ -551,12 +572,14 @@ def get_profiles(device: SimDevice) -> str:
     return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
 
 
-def _requested_profile(request: etree._Element) -> ProfileSpec:
+def _requested_profile(device: SimDevice, request: etree._Element) -> tuple[ProfileSpec, int]:
+    """The profile asked for, and its channel."""
     token = child_text(request, NS_TRT, "ProfileToken") or ""
-    profile = _PROFILES_BY_TOKEN.get(token)
-    if profile is None:
-        raise no_profile(token)
-    return profile
+    for channel in range(1, device.channels + 1):
+        for profile in PROFILES:
+            if profile_token(profile, channel, device.channels) == token:
+                return profile, channel
+    raise no_profile(token)
 
 
 def _media_uri(tag: str, uri: str) -> str:
@@ -581,22 +604,22 @@ def stream_uri(device: SimDevice, password: str) -> str:
     return device.stream_uri
 
 
-def snapshot_uri(device: SimDevice) -> str:
+def snapshot_uri(device: SimDevice, channel: int = 1) -> str:
     """What GetSnapshotUri reports, wrong host included; the real one is on the device address."""
     host = device.quirks.snapshot_host or device.address
-    return f"http://{host}:{ONVIF_PORT}{device.snapshot_path}"
+    return f"http://{host}:{device.port}{device.channel_snapshot_path(channel)}"
 
 
 def get_stream_uri(device: SimDevice, request: etree._Element, password: str) -> str:
-    _requested_profile(request)
+    _requested_profile(device, request)  # (every channel: the device's one simulated stream)
     return _media_uri("GetStreamUriResponse", stream_uri(device, password))
 
 
 def get_snapshot_uri(device: SimDevice, request: etree._Element) -> str:
-    _requested_profile(request)
+    _, channel = _requested_profile(device, request)
     if device.quirks.no_snapshot_uri:
         raise action_not_supported("GetSnapshotUri")
-    return _media_uri("GetSnapshotUriResponse", snapshot_uri(device))
+    return _media_uri("GetSnapshotUriResponse", snapshot_uri(device, channel))
 
 
 # --------------------------------------------------------------------------- hostile answers

@@ -255,7 +255,14 @@ class WsDiscoveryResponder:
     ) -> None:
         """`hostile`: devices with a `hostile_xml` quirk send hostile ProbeMatches too (by
         default they answer discovery normally and are hostile over ONVIF only)."""
-        self.devices = [d for d in devices if d.onvif]
+        # One answering socket per address: of devices sharing an address (port forwards to
+        # several devices), the first answers probes; the others are found by static lists, as
+        # behind a real NAT, which multicast and unicast probes to the outside do not cross.
+        first: dict[str, SimDevice] = {}
+        for d in devices:
+            if d.onvif:
+                first.setdefault(d.address, d)
+        self.devices = list(first.values())
         self.multicast_interface = multicast_interface
         self.multicast_max_delay_s = multicast_max_delay_s
         self.port = port

@@ -1,7 +1,8 @@
 """GET /api/v1/cameras/{id}/snapshot: a picture for the ops center, on the network owner's terms.
 
 Every request, granted or refused, leaves an audit entry with actor, camera, network, reason,
-outcome, source, bytes and latency.
+outcome, source, note, attempts, bytes and latency. The response names its source in
+X-Snapshot-Source, with what the source did unusually ("camera-http; converted from image/png").
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             _OUTCOMES.get(exc.status, "error"),
             detail=exc.audit_detail,
             source="",  # no picture left the gateway: every entry has the same fields
+            note="",
+            attempts="",
             bytes="0",
         )
         exc.audited = True  # this entry is the request's; the endpoint wrapper adds none
@@ -84,6 +87,8 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
         200,
         "ok",
         source=snap.frame.source,
+        note=snap.frame.note or "",
+        attempts="; ".join(snap.frame.attempts),
         cache=snap.cache,
         bytes=str(len(snap.jpeg)),
     )
@@ -92,7 +97,7 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
         content_type="image/jpeg",
         headers={
             "X-Snapshot-Taken-At": taken,
-            "X-Snapshot-Source": snap.frame.source,
+            "X-Snapshot-Source": snap.frame.header,
             "X-Snapshot-Cache": snap.cache,
             "Cache-Control": "no-store",
         },

@@ -1,6 +1,6 @@
 -- Remove one camera record, its indexes and its credentials, atomically.
--- KEYS: 1 record, 2 all-ids set, 3 address map, 4 version counter, 5 credential key,
---       6 identity map
+-- KEYS: 1 record, 2 all-ids set, 3 site map, 4 version counter, 5 credential key,
+--       6 identity map, 7 claims (id -> the site and identities the record claimed)
 -- ARGV: 1 prefix, 2 id, 3 expected audit chain head, 4 the head after the entry,
 --       5 writer id (turn claim), 6.. the sealed audit entry's field/value pairs (none: no entry)
 -- Returns the new registry version, 0 when there was no such camera, or the error
@@ -31,6 +31,19 @@ redis.call('SREM', idx('network', o.network), id)
 redis.call('SREM', idx('status', o.status), id)
 redis.call('SREM', idx('category', o.category), id)
 if o.department ~= '' then redis.call('SREM', idx('department', o.department), id) end
+-- What the record claimed (upsert.lua remembers it), then what a record written before claims
+-- were remembered held: its bare address and identities.
+local claimed = redis.call('HGET', KEYS[7], id)
+if claimed then
+  local c = cjson.decode(claimed)
+  if c.site ~= '' and redis.call('HGET', KEYS[3], c.site) == id then
+    redis.call('HDEL', KEYS[3], c.site)
+  end
+  for _, key in ipairs(c.idents) do
+    if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end
+  end
+  redis.call('HDEL', KEYS[7], id)
+end
 if type(o.address) == 'string' then
   local addr = o.network .. '|' .. o.address
   if redis.call('HGET', KEYS[3], addr) == id then redis.call('HDEL', KEYS[3], addr) end

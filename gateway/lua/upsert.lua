@@ -1,11 +1,13 @@
 -- Write one camera record and keep every index true, atomically.
--- KEYS: 1 record, 2 all-ids set, 3 address map, 4 version counter, 5 credential key,
---       6 identity map (adapter ref / endpoint reference / serial+MAC -> id)
+-- KEYS: 1 record, 2 all-ids set, 3 site map (where a camera answers -> id), 4 version
+--       counter, 5 credential key, 6 identity map (adapter ref / endpoint reference /
+--       serial+MAC -> id), 7 claims (id -> what the record claimed: {site, idents})
 -- ARGV: 1 prefix, 2 id, 3 record json, 4 mode (create|update), 5 expected rev ('' = any),
---       6 network, 7 status, 8 category, 9 department, 10 address ('' = withheld),
+--       6 network, 7 status, 8 category, 9 department, 10 site key ('' = address withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
---       13 expected audit chain head, 14 the head after the entry, 15 writer id (turn claim),
---       16.. the sealed audit entry's field/value pairs (none: no entry, 13 to 15 unused)
+--       13 claims json {"idents": [...], "takeover": bool} (gateway/identity.py computes them),
+--       14 expected audit chain head, 15 the head after the entry, 16 writer id (turn claim),
+--       17.. the sealed audit entry's field/value pairs (none: no entry, 14 to 16 unused)
 -- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
 -- network never changes), ADDRESS <holder>, IDENTITY <holder>, HEAD <current chain head> (the
 -- entry was sealed after another head: the gateway seals again and retries), WAIT <head>
@@ -15,11 +17,11 @@
 -- Besides the registry version, each network has its own (hash <prefix>:netversion), so that what
 -- a caller granted some networks sees changes only when those networks change.
 local prefix, id, mode = ARGV[1], ARGV[2], ARGV[4]
-local audited = #ARGV > 15
+local audited = #ARGV > 16
 local turn = prefix .. ':audit:turn'
 if audited then
   local claim = redis.call('GET', turn)
-  if claim == ARGV[15] then
+  if claim == ARGV[16] then
     redis.call('DEL', turn)
   elseif claim then
     local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
@@ -30,18 +32,15 @@ local old = redis.call('GET', KEYS[1])
 if old and mode == 'create' then return redis.error_reply('EXISTS') end
 if (not old) and mode == 'update' then return redis.error_reply('NOTFOUND') end
 
--- A record without an address (an edge network's owner withheld it) holds no address entry.
-local addr = ARGV[10] ~= '' and (ARGV[6] .. '|' .. ARGV[10]) or nil
-local holder = addr and redis.call('HGET', KEYS[3], addr)
-if holder and holder ~= id then return redis.error_reply('ADDRESS ' .. holder) end
-
-local function idx(field, value)
-  return prefix .. ':idx:' .. field .. ':' .. value
+local o = old and cjson.decode(old)
+if o then
+  if ARGV[5] ~= '' and tostring(o.rev) ~= ARGV[5] then return redis.error_reply('CONFLICT') end
+  if o.network ~= ARGV[6] then return redis.error_reply('NETWORK') end
 end
 
--- The identities a record claims: its adapter's ref, its WS-Discovery endpoint reference, and
--- serial+MAC.
-local function idents(rec)
+-- What the record claimed before: as remembered, or (a record written before claims were
+-- remembered) its bare address and the identities it held then.
+local function legacy(rec)
   local out = {}
   if type(rec.device) == 'table' and type(rec.device.ref) == 'string' then
     out[#out + 1] = rec.network .. '|edge|' .. rec.device.ref
@@ -52,25 +51,41 @@ local function idents(rec)
   if type(rec.serial) == 'string' and type(rec.mac) == 'string' then
     out[#out + 1] = rec.network .. '|hw|' .. rec.serial .. '|' .. rec.mac
   end
-  return out
+  local site = type(rec.address) == 'string' and (rec.network .. '|' .. rec.address) or ''
+  return {site = site, idents = out}
+end
+local prev = redis.call('HGET', KEYS[7], id)
+prev = (prev and cjson.decode(prev)) or (o and legacy(o)) or {site = '', idents = {}}
+
+-- One camera per site. A create, or a camera that moved, claims its site (a discovery write
+-- may take it over from a device that no longer answers there); a record that keeps its site
+-- while another camera holds it (it was displaced) keeps its place without the key.
+local claims = cjson.decode(ARGV[13])
+local site = ARGV[10] ~= '' and ARGV[10] or nil
+local holder = site and redis.call('HGET', KEYS[3], site)
+local claim_site = site
+if holder and holder ~= id then
+  if site == prev.site then
+    claim_site = nil
+  elseif not claims.takeover then
+    return redis.error_reply('ADDRESS ' .. holder)
+  end
 end
 
-local new_idents = idents(cjson.decode(ARGV[3]))
+local new_idents = claims.idents
 for _, key in ipairs(new_idents) do
   local other = redis.call('HGET', KEYS[6], key)
   if other and other ~= id then return redis.error_reply('IDENTITY ' .. other) end
 end
 
-local o = old and cjson.decode(old)
-if o then
-  if ARGV[5] ~= '' and tostring(o.rev) ~= ARGV[5] then return redis.error_reply('CONFLICT') end
-  if o.network ~= ARGV[6] then return redis.error_reply('NETWORK') end
+local function idx(field, value)
+  return prefix .. ':idx:' .. field .. ':' .. value
 end
 
 if audited then
   local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
-  if head ~= ARGV[13] then
-    redis.call('SET', turn, ARGV[15], 'NX', 'PX', 500)
+  if head ~= ARGV[14] then
+    redis.call('SET', turn, ARGV[16], 'NX', 'PX', 500)
     return redis.error_reply('HEAD ' .. head)
   end
 end
@@ -80,15 +95,12 @@ if o then
   redis.call('SREM', idx('status', o.status), id)
   redis.call('SREM', idx('category', o.category), id)
   if o.department ~= '' then redis.call('SREM', idx('department', o.department), id) end
-  if type(o.address) == 'string' then
-    local oldaddr = o.network .. '|' .. o.address
-    if oldaddr ~= addr and redis.call('HGET', KEYS[3], oldaddr) == id then
-      redis.call('HDEL', KEYS[3], oldaddr)
-    end
-  end
-  for _, key in ipairs(idents(o)) do
-    if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end
-  end
+end
+if prev.site ~= '' and prev.site ~= site and redis.call('HGET', KEYS[3], prev.site) == id then
+  redis.call('HDEL', KEYS[3], prev.site)
+end
+for _, key in ipairs(prev.idents) do
+  if redis.call('HGET', KEYS[6], key) == id then redis.call('HDEL', KEYS[6], key) end
 end
 
 redis.call('SET', KEYS[1], ARGV[3])
@@ -97,16 +109,17 @@ redis.call('SADD', idx('network', ARGV[6]), id)
 redis.call('SADD', idx('status', ARGV[7]), id)
 redis.call('SADD', idx('category', ARGV[8]), id)
 if ARGV[9] ~= '' then redis.call('SADD', idx('department', ARGV[9]), id) end
-if addr then redis.call('HSET', KEYS[3], addr, id) end
+if claim_site then redis.call('HSET', KEYS[3], claim_site, id) end
 for _, key in ipairs(new_idents) do redis.call('HSET', KEYS[6], key, id) end
+redis.call('HSET', KEYS[7], id, cjson.encode({site = site or '', idents = new_idents}))
 if ARGV[11] == 'set' then redis.call('SET', KEYS[5], ARGV[12]) end
 if ARGV[11] == 'clear' then redis.call('DEL', KEYS[5]) end
 
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', ARGV[6], 1)
 if audited then
-  redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 16))
-  redis.call('SET', prefix .. ':audit:head', ARGV[14])
+  redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 17))
+  redis.call('SET', prefix .. ':audit:head', ARGV[15])
 end
 redis.call('PUBLISH', prefix .. ':events', 'version ' .. version)
 return version

@@ -437,10 +437,12 @@ async def cameras() -> AsyncIterator[dict[str, SimDevice]]:
 
 
 async def enrich(device: SimDevice) -> Discovered:
+    """The device's one camera (a camera of one video source)."""
     async with OnvifClient(timeout_s=2.0) as client:
-        return await client.enrich(
+        [camera] = await client.enrich(
             NETWORK, Target(device.address, ONVIF_PORT), UriCredentials("admin", PASSWORD)
         )
+        return camera
 
 
 def _raise(exc: BaseException) -> Callable[..., Any]:

@@ -34,7 +34,7 @@ async def test_a_wait_for_the_pool_is_not_a_connect_timeout() -> None:
     # each waiting longer (0.1-0.3 s) than the camera's connect timeout (0.05 s).
     client = OnvifClient(timeout_s=2.0, connect_timeout_s=0.05, pool_size=1)
     async with Simulator(devices, answer_delay_s=0.1, serve_rtsp=False), client:
-        found = await client.enrich(
+        [found] = await client.enrich(
             "governance",
             Target(address=camera.address, port=ONVIF_PORT),
             UriCredentials("admin", PASSWORD),

@@ -37,9 +37,11 @@ from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.onvif_server import actual_password
 from adapters.simulator.server import (
     DEMO_QUIRK_KINDS,
+    Recorders,
     Simulator,
     build_devices,
     demo_quirks,
+    group_devices,
 )
 from adapters.simulator.snapshot import camera_hash, read_marker
 from adapters.simulator.wsdiscovery_responder import MULTICAST_GROUP
@@ -896,3 +898,18 @@ def test_simulator_refuses_non_loopback_addresses() -> None:
     camera = FleetCamera("x", "governance", "c", "X", "10.1.2.3", 0, 0, "p")
     with pytest.raises(ValueError, match="loopback"):
         Simulator([SimDevice(camera=camera, password="p")])
+
+
+def test_a_fleet_grouped_behind_nvrs_and_encoders_keeps_its_camera_count() -> None:
+    cameras = [
+        FleetCamera(f"governance.c{i}", "governance", "sharp-eyes", f"c{i}", f"127.1.9.{i}",
+                    31.0, 121.0, "x")
+        for i in range(1, 101)
+    ]  # fmt: skip
+    devices = build_devices(cameras, {"governance": "pw"})
+    grouped = group_devices(devices, Recorders(nvr_share=0.35, encoder_share=0.1))
+    assert sum(d.channels for d in grouped) == 100
+    assert sorted({d.channels for d in grouped}) == [1, 4, 16]
+    assert [d.model for d in grouped if d.channels == 16] == ["SIM-NVR-16"] * 2  # 32 of 35
+    assert len([d for d in grouped if d.channels == 4]) == 2  # 8 of the next 10
+    assert len({(d.address, d.port) for d in grouped}) == len(grouped)

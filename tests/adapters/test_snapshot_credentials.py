@@ -43,7 +43,8 @@ SIM_BASE = 20  # simulated devices: {NET}.20 and up
 OWN = UriCredentials("admin", "Own-Camera-pw-7")
 NETWORK = UriCredentials("admin", "Network-Wide-pw-9")
 PASSWORDS = (OWN.password, NETWORK.password)
-JPEG = b"\xff\xd8\xff\xdb" + bytes(64) + b"\xff\xd9"
+# A real (tiny) JPEG: the adapter checks that what it serves decodes (issue 9).
+JPEG = bytes(cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes())
 
 WITHHELD_HOST = "credentials withheld: the URI names a host other than the camera's own address"
 WITHHELD_NETWORK = (

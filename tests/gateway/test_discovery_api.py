@@ -217,7 +217,9 @@ async def test_discovery_job_reports_progress_and_normalised_records(
     enriched = ["good", "skew", "snap-unspecified", "snap-internal", "no-snapshot",
                 "creds-in-uri", "slow"]  # fmt: skip
     assert job["state"] == "done" and job["error"] is None and job["actor"].startswith("e2e-admin")
-    assert job["progress"] == {"found": 11, "enriched": 7, "failed": 4, "ignored": 0}
+    assert job["progress"] == {
+        "found": 11, "enriched": 7, "failed": 4, "ignored": 0, "ignored_by_reason": {}
+    }  # fmt: skip
     assert 0.5 < job["elapsed_s"] < 5 and job["finished_at"]
     got = failures(job)
     assert {a: step for a, (step, _) in got.items()} == {
@@ -312,7 +314,9 @@ async def test_one_hostile_camera_fails_only_itself_and_the_job_is_done(
         deep = await gw.get(f"/api/v1/cameras/{registered['deep-nesting']}")
 
     assert (job["state"], job["error"]) == ("done", None)
-    assert job["progress"] == {"found": 10, "enriched": 9, "failed": 1, "ignored": 0}
+    assert job["progress"] == {
+        "found": 10, "enriched": 9, "failed": 1, "ignored": 0, "ignored_by_reason": {}
+    }  # fmt: skip
     assert failures(job) == {dev["deep-nesting"].address: ("read", DEEP_REASON)}
     assert job["elapsed_s"] < 3  # nothing waited for a timeout
 

@@ -120,6 +120,7 @@ async def test_registry_writes_are_bounded_and_all_land(
         "enriched": 120,
         "failed": 0,
         "ignored": 0,
+        "ignored_by_reason": {},
     }
     assert peak == discovery._WRITE_CONCURRENCY
     body = await (await client.get("/api/v1/cameras?limit=1000", headers=auth)).json()
