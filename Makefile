@@ -20,6 +20,8 @@ RUN_DEBS   := redis-server:redis-server ip:iproute2 \
               $(GST_LIB)/libgstvideotestsrc.so:gstreamer1.0-plugins-base \
               $(GST_LIB)/libgstrtp.so:gstreamer1.0-plugins-good \
               $(GST_LIB)/libgstx264.so:gstreamer1.0-plugins-ugly \
+              $(GST_LIB)/libgstx265.so:gstreamer1.0-plugins-bad \
+              $(GST_LIB)/libgstjpeg.so:gstreamer1.0-plugins-good \
               $(GST_LIB)/libgstpango.so:gstreamer1.0-x
 BENCH_DEBS := $(RUN_DEBS) nginx:nginx-light wrk:wrk
 

@@ -4,15 +4,15 @@
 Run by Debian's /usr/bin/python3 (PyGObject comes from python3-gi, not from the venv), as a child
 process of `adapters.simulator.rtsp_server.RtspSimulator`. It imports nothing from the project.
 
-Each camera serves an H.264 test pattern (camera id and wall-clock time burned in) at
-rtsp://ADDRESS:PORT/PATH behind RTSP digest authentication (or basic, or none, per camera). The
-media factory is shared, so any number of clients of one camera cost one encoder; the encoder only
-runs while somebody is watching (or asking DESCRIBE).
+Each camera serves a test pattern (camera id and wall-clock time burned in) in its codec (H.264,
+H.265 or MJPEG, per camera) at rtsp://ADDRESS:PORT/PATH behind RTSP digest authentication (or
+basic, or none, per camera). The media factory is shared, so any number of clients of one camera
+cost one encoder; the encoder only runs while somebody is watching (or asking DESCRIBE).
 
 Configuration, JSON (an object with a "cameras" list, or the list itself):
     {"cameras": [{"camera_id": "police-traffic-0001", "address": "127.2.1.0", "port": 8554,
                   "path": "/stream1", "username": "admin", "password": "...",
-                  "width": 1280, "height": 720, "fps": 25, "auth": "digest"}]}
+                  "width": 1280, "height": 720, "fps": 25, "auth": "digest", "codec": "h264"}]}
 given as `--config FILE`, or `--config -` to read ONE line of JSON from stdin (what the simulator
 does: no password on a command line or on disk). With `--control-stdin`, further stdin lines are
 commands, each answered by one stdout line:
@@ -56,6 +56,10 @@ ELEMENTS = {
     "clockoverlay": "gstreamer1.0-x",
     "x264enc": "gstreamer1.0-plugins-ugly",
     "rtph264pay": "gstreamer1.0-plugins-good",
+    "x265enc": "gstreamer1.0-plugins-bad",
+    "rtph265pay": "gstreamer1.0-plugins-good",
+    "jpegenc": "gstreamer1.0-plugins-good",
+    "rtpjpegpay": "gstreamer1.0-plugins-good",
 }
 
 GiModules = tuple[Any, Any, Any, Any]  # GLib, Gst, GstRtsp, GstRtspServer
@@ -63,6 +67,7 @@ GiModules = tuple[Any, Any, Any, Any]  # GLib, Gst, GstRtsp, GstRtspServer
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 _AUTH_METHODS = ("digest", "basic", "none")
+_CODECS = ("h264", "h265", "mjpeg")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -114,6 +119,7 @@ class Camera:
     height: int
     fps: int
     auth: str
+    codec: str = "h264"
 
 
 def _camera(raw: object, index: int) -> Camera:
@@ -128,6 +134,9 @@ def _camera(raw: object, index: int) -> Camera:
     auth = str(raw.get("auth", "digest"))
     if auth not in _AUTH_METHODS:
         _fail(f"camera {cam_id}: auth must be one of {', '.join(_AUTH_METHODS)}")
+    codec = str(raw.get("codec", "h264"))
+    if codec not in _CODECS:
+        _fail(f"camera {cam_id}: codec must be one of {', '.join(_CODECS)}")
     try:
         cam = Camera(
             camera_id=cam_id,
@@ -140,6 +149,7 @@ def _camera(raw: object, index: int) -> Camera:
             height=int(raw.get("height", 720)),
             fps=int(raw.get("fps", 25)),
             auth=auth,
+            codec=codec,
         )
     except (KeyError, TypeError, ValueError) as exc:
         _fail(f"camera {cam_id}: bad field ({type(exc).__name__}: {exc.args[0]!s:.60})")
@@ -184,6 +194,7 @@ def load_cameras(args: argparse.Namespace) -> list[Camera]:
                     "height": args.height,
                     "fps": args.fps,
                     "auth": args.auth,
+                    "codec": args.codec,
                 }
             )
         raw = specs
@@ -210,11 +221,27 @@ def launch_line(cam: Camera) -> str:
         ' font-desc="Sans Bold 28" shaded-background=true'
         ' ! clockoverlay time-format="%Y-%m-%d %H:%M:%S" valignment=bottom halignment=right'
         ' font-desc="Sans 24" shaded-background=true'
-        " ! videoconvert"
-        f" ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={cam.fps}"
-        " bitrate=1500 threads=1"
-        " ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        f" ! videoconvert ! {_ENCODERS[cam.codec].format(fps=cam.fps)} )"
     )
+
+
+# Encoder and payloader per codec: a keyframe every second, one encoder thread (a fleet of
+# simulated cameras shares the machine), parameter sets with every keyframe (config-interval=-1:
+# a client joining mid-stream can decode from the next keyframe). MJPEG: every frame is one
+# (RFC 2435; rtpjpegpay sends the quantization tables in-band, Q=255).
+_ENCODERS = {
+    "h264": (
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 threads=1"
+        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    ),
+    "h265": (
+        "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500"
+        ' option-string="pools=1:frame-threads=1:log-level=error"'
+        " ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
+    ),
+    # rtpjpegpay takes 4:2:0 or 4:2:2 only (RTP/JPEG types 1 and 0): I420 before the encoder
+    "mjpeg": "video/x-raw,format=I420 ! jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26",
+}
 
 
 class _Stdin:
@@ -391,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--codec", choices=_CODECS, default="h264")
     parser.add_argument(
         "--control-stdin", action="store_true", help="offline/online commands; exit at EOF"
     )

@@ -7,6 +7,7 @@ on its stdin, never on its command line; later stdin lines take cameras offline 
 `stop()`).
 
     sim = RtspSimulator([RtspCamera("police-traffic-0001", "127.2.1.0", "admin", "pw")])
+    # codec="h265" or "mjpeg" for the other codecs (RtspCamera.codec, or SimDevice.codec)
     await sim.start()
     sim.url("police-traffic-0001")  # rtsp://127.2.1.0:8554/stream1
     await sim.stop()
@@ -41,12 +42,14 @@ DEBIAN_PACKAGES = (
     "gir1.2-gst-rtsp-server-1.0",
     "gstreamer1.0-plugins-base",
     "gstreamer1.0-plugins-good",
-    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-plugins-ugly",  # x264enc
+    "gstreamer1.0-plugins-bad",  # x265enc
     "gstreamer1.0-x",  # textoverlay/clockoverlay (the pango plugin) live here on Debian 12
 )
 INSTALL_HINT = "apt-get install -y " + " ".join(DEBIAN_PACKAGES) + " (or run `make test` as root)"
 
 AuthMethod = Literal["digest", "basic", "none"]
+Codec = Literal["h264", "h265", "mjpeg"]  # H.264, H.265 (RFC 7798), MJPEG (RFC 2435)
 
 
 class RtspSimulatorError(RuntimeError):
@@ -69,6 +72,7 @@ class RtspCamera:
     height: int = 720
     fps: int = 25
     auth: AuthMethod = "digest"
+    codec: Codec = "h264"
 
     @classmethod
     def from_device(cls, device: SimDevice, **overrides: object) -> RtspCamera:
@@ -82,6 +86,7 @@ class RtspCamera:
             "address": device.address,
             "username": device.username or SIM_USERNAME,
             "password": actual_password(device),
+            "codec": device.codec,
         }
         fields.update(overrides)
         return cls(**fields)  # type: ignore[arg-type]
@@ -98,6 +103,7 @@ class RtspCamera:
             "height": self.height,
             "fps": self.fps,
             "auth": self.auth,
+            "codec": self.codec,
         }
 
 

@@ -1,6 +1,8 @@
 """RTSP frames are bounded like JPEG snapshots (security review, issue 7, finding 4): a stream
-whose sequence parameter set declares more than `max_pixels` is refused before FFmpeg decodes a
-byte of it (`FrameTooLarge`), and a warm stream of such pictures is closed at once."""
+whose sequence parameter set (H.264, H.265) or JPEG frame header (MJPEG) declares more than
+`max_pixels` is refused before FFmpeg decodes a byte of it (`FrameTooLarge`), FFmpeg's own
+`max_pixels` fence stands behind that, and a warm stream of such pictures is closed at once.
+The parsers' own tests with hostile parameter sets are in test_rtp_h265.py and test_rtp_mjpeg.py."""
 
 from __future__ import annotations
 
@@ -14,21 +16,24 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from adapters.config import DEFAULT_MAX_PIXELS
-from adapters.rtp import START_CODE
-from adapters.rtsp_grab import (
+from adapters.rtsp import (
     DecodeError,
     FrameTooLarge,
-    check_stream_size,
-    decode_annexb,
+    Gop,
+    GopDecoder,
+    check_size,
+    decode_gop,
     first_keyframe,
+    grab_frame,
     grab_jpeg,
 )
-from adapters.simulator.rtsp_server import RtspCamera, RtspSimulator
+from adapters.rtsp.nal import START_CODE
+from adapters.simulator.rtsp_server import Codec, RtspCamera, RtspSimulator
 from adapters.stream_pool import StreamPool
 
 _X = 200 + os.getpid() % 20
-ADDRESS = f"127.2.{_X}.40"
-CAM = "limits-cam"
+CODECS: tuple[Codec, ...] = ("h264", "h265", "mjpeg")
+ADDRESSES = {codec: f"127.2.{_X}.{40 + i}" for i, codec in enumerate(CODECS)}
 PASSWORD = "L1mits-pw-9"
 SPS_720P = base64.b64decode("Z0LAH9oBQBbsBagICAoAAAMAAgAAAwBlHjBlQA==")  # x264, 1280x720
 PPS = bytes.fromhex("68ce3c80")
@@ -67,14 +72,18 @@ def baseline_sps(width: int, height: int) -> bytes:
     return b"\x67" + re.sub(rb"\x00\x00(?=[\x00-\x03])", b"\x00\x00\x03", raw)
 
 
-def gop(sps: bytes) -> bytes:
+def keyframe(sps: bytes) -> bytes:
     """Parameter sets, then an 'IDR' of garbage: any decoder that got this far would fail."""
     return START_CODE + sps + START_CODE + PPS + START_CODE + b"\x65\x88" + b"\x5a" * 4000
 
 
+def gop(sps: bytes) -> Gop:
+    return Gop("H264", (keyframe(sps),), 1.0, 1)
+
+
 def test_an_oversized_sps_is_refused_before_any_decode() -> None:
     with pytest.raises(FrameTooLarge) as caught:
-        decode_annexb(gop(baseline_sps(8192, 8192)))
+        decode_gop(gop(baseline_sps(8192, 8192)))
     assert str(caught.value) == (
         "a stream of 8192x8192 pixels, over this gateway's limit of 33,177,600"
     )
@@ -83,27 +92,30 @@ def test_an_oversized_sps_is_refused_before_any_decode() -> None:
     assert isinstance(caught.value, DecodeError)  # the grab's failure, for the adapter
     # within the limit, the same bytes reach FFmpeg, which cannot decode the garbage picture
     with pytest.raises(DecodeError) as within:
-        decode_annexb(gop(baseline_sps(640, 368)))
+        decode_gop(gop(baseline_sps(640, 368)))
     assert not isinstance(within.value, FrameTooLarge)
 
 
 def test_the_limit_is_inclusive_and_configurable() -> None:
-    check_stream_size(gop(SPS_720P), 1280 * 720)
+    check_size("H264", keyframe(SPS_720P), 1280 * 720)
     with pytest.raises(FrameTooLarge, match=r"1280x720 pixels, .* limit of 921,599$"):
-        check_stream_size(gop(SPS_720P), 1280 * 720 - 1)
-    check_stream_size(gop(baseline_sps(7680, 4320)))  # 8K UHD: exactly the default
+        check_size("H264", keyframe(SPS_720P), 1280 * 720 - 1)
+    check_size("H264", keyframe(baseline_sps(7680, 4320)))  # 8K UHD: exactly the default
     with pytest.raises(FrameTooLarge, match="7696x4320"):
-        check_stream_size(gop(baseline_sps(7696, 4320)))
+        check_size("H264", keyframe(baseline_sps(7696, 4320)))
     aud, sei = START_CODE + b"\x09\xf0", START_CODE + b"\x06\x05\x01\x00\x80"
     with pytest.raises(FrameTooLarge, match="7696x4320"):  # what an encoder puts first
-        check_stream_size(aud + sei + gop(baseline_sps(7696, 4320)))
+        check_size("H264", aud + sei + keyframe(baseline_sps(7696, 4320)))
+    short = keyframe(baseline_sps(7696, 4320)).replace(START_CODE, b"\x00\x00\x01")
+    with pytest.raises(FrameTooLarge, match="7696x4320"):  # 3-byte start codes too
+        check_size("H264", short)
 
 
 def test_an_unreadable_sps_is_not_handed_to_a_decoder() -> None:
     with pytest.raises(DecodeError, match="sequence parameter set is unusable"):
-        decode_annexb(gop(b"\x67\x42\x00"))  # truncated
+        decode_gop(gop(b"\x67\x42\x00"))  # truncated
     with pytest.raises(DecodeError, match="sequence parameter set is unusable"):
-        decode_annexb(gop(baseline_sps(32768, 16)))  # wider than H.264 allows
+        decode_gop(gop(baseline_sps(32768, 16)))  # wider than H.264 allows
 
 
 # --------------------------------------------------------------------------- real streams
@@ -111,9 +123,11 @@ def test_an_unreadable_sps_is_not_handed_to_a_decoder() -> None:
 
 @pytest.fixture(scope="module")
 async def sim() -> AsyncIterator[RtspSimulator]:
-    async with RtspSimulator(
-        [RtspCamera(CAM, ADDRESS, "admin", PASSWORD, width=640, height=360, fps=10)]
-    ) as simulator:
+    cameras = [
+        RtspCamera(codec, address, "admin", PASSWORD, width=640, height=360, fps=10, codec=codec)
+        for codec, address in ADDRESSES.items()
+    ]
+    async with RtspSimulator(cameras) as simulator:
         yield simulator
 
 
@@ -121,8 +135,11 @@ def loopback(host: str) -> bool:
     return host.startswith("127.")
 
 
-async def test_a_stream_over_the_limit_is_refused_cold_and_warm(sim: RtspSimulator) -> None:
-    uri = sim.url(CAM)
+@pytest.mark.parametrize("codec", CODECS)
+async def test_a_stream_over_the_limit_is_refused_cold_and_warm(
+    sim: RtspSimulator, codec: Codec
+) -> None:
+    uri = sim.url(codec)
     detail = "a stream of 640x360 pixels, over this gateway's limit of 76,800"
     with ThreadPoolExecutor(2) as executor:
         with pytest.raises(FrameTooLarge) as caught:
@@ -130,6 +147,8 @@ async def test_a_stream_over_the_limit_is_refused_cold_and_warm(sim: RtspSimulat
                 uri, "admin", PASSWORD, allowed=loopback, executor=executor, max_pixels=QVGA
             )
         assert str(caught.value) == detail
+        with pytest.raises(FrameTooLarge, match=detail):
+            await grab_frame(uri, "admin", PASSWORD, allowed=loopback, max_pixels=QVGA)
 
         cold = StreamPool(executor, max_streams=0, max_pixels=QVGA)
         with pytest.raises(FrameTooLarge, match=detail):
@@ -139,8 +158,11 @@ async def test_a_stream_over_the_limit_is_refused_cold_and_warm(sim: RtspSimulat
         try:
             with pytest.raises(FrameTooLarge, match=detail):
                 await warm.jpeg(uri, "admin", PASSWORD, allowed=loopback, timeout_s=5)
-            await asyncio.sleep(0.2)
-            assert len(warm) == 0  # closed at once, not kept playing until idle
+            for _ in range(50):  # closed at once, not kept playing until idle
+                if len(warm) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(warm) == 0
         finally:
             await warm.close()
 
@@ -152,13 +174,18 @@ async def test_a_stream_over_the_limit_is_refused_cold_and_warm(sim: RtspSimulat
             await fine.close()
 
 
-async def test_ffmpegs_view_of_the_size_is_checked_too(sim: RtspSimulator) -> None:
-    """A GOP whose parameter sets this parser does not find (3-byte start codes) still goes
-    through the size check: FFmpeg's, after opening the stream and before any picture."""
-    keyframe = await first_keyframe(sim.url(CAM), "admin", PASSWORD, loopback, 5)
-    short = keyframe.annexb.replace(START_CODE, b"\x00\x00\x01")
-    check_stream_size(short, QVGA)  # nothing for it to read
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+async def test_ffmpegs_own_fence_stands_behind_the_parsers(
+    sim: RtspSimulator, codec: Codec
+) -> None:
+    """Parameter sets the size check does not read (here: after a first unit with no picture,
+    which a GOP from our depacketizer never has) still cannot make FFmpeg allocate a larger
+    picture: its own max_pixels refuses it, and that is a FrameTooLarge too."""
+    key = await first_keyframe(sim.url(codec), "admin", PASSWORD, loopback, 5)
+    sei = START_CODE + (b"\x06\x05\x01\x00\x80" if codec == "h264" else b"\x4e\x01\x05\x01\x00\x80")
+    sneaky = Gop(key.codec, (sei, key.units[0]), key.taken_at, 2)
+    check_size(key.codec, sneaky.units[0], QVGA)  # nothing for it to read
     with pytest.raises(FrameTooLarge, match="640x360 pixels"):
-        await asyncio.to_thread(decode_annexb, short, 1, QVGA)
-    frame = await asyncio.to_thread(decode_annexb, short, 1)
+        await asyncio.to_thread(GopDecoder(key.codec, QVGA).decode, sneaky)
+    frame = await asyncio.to_thread(decode_gop, sneaky)
     assert frame.shape == (360, 640, 3)

@@ -1,6 +1,7 @@
-"""RTP parsing and H.264 depacketization (adapters.rtp): single NAL units, STAP-A, FU-A, access
-units by marker bit and timestamp, parameter sets, the GOP buffer and its bounds. Synthetic
-packets; the end-to-end path against GStreamer is in test_rtsp.py."""
+"""RTP parsing (adapters.rtsp.rtp) and H.264 depacketization (adapters.rtsp.h264, .nal): single
+NAL units, STAP-A, FU-A, access units by marker bit and timestamp, parameter sets, the GOP buffer
+and its bounds. Synthetic packets; H.265 is in test_rtp_h265.py, MJPEG in test_rtp_mjpeg.py, the
+end-to-end path against GStreamer in test_rtsp.py and test_rtsp_codecs.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,10 @@ import struct
 
 import pytest
 
-from adapters.rtp import (
-    START_CODE,
-    H264Depacketizer,
-    H264Stream,
-    RtpError,
-    decode_sprop,
-    parameter_set_id,
-    parse_rtp,
-)
+from adapters.rtsp.errors import RtpError
+from adapters.rtsp.h264 import H264Depacketizer, H264Stream, decode_sprop, parameter_set_id
+from adapters.rtsp.nal import START_CODE, split_annexb
+from adapters.rtsp.rtp import parse_rtp
 
 SPS = base64.b64decode("Z0LAH9oBQBbsBagICAoAAAMAAgAAAwBlHjBlQA==")  # x264 720p baseline
 PPS = bytes.fromhex("68ce3c80")
@@ -82,6 +78,12 @@ def feed_all(stream: H264Stream, packets: list[bytes]) -> int:
 
 def nal_units(annexb: bytes) -> list[bytes]:
     return [n for n in annexb.split(START_CODE) if n]
+
+
+def test_annexb_with_three_and_four_byte_start_codes() -> None:
+    data = START_CODE + SPS + b"\x00\x00\x01" + PPS + START_CODE + idr(100)
+    assert split_annexb(data) == [SPS, PPS, idr(100)]
+    assert split_annexb(b"") == [] and split_annexb(b"\x00\x00\x01\x00\x00\x01") == []
 
 
 # ---------------------------------------------------------------------------------- RTP header

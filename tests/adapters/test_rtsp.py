@@ -1,6 +1,6 @@
-"""RTSP inspection (adapters.rtsp), frame grabs (adapters.rtsp_grab: our RTSP/RTP client, OpenCV
-decoding bytes), warm streams (adapters.stream_pool) and the GStreamer RTSP camera simulator
-(adapters.simulator.rtsp_server), against real GStreamer servers and scripted fakes on
+"""RTSP inspection (adapters.rtsp), frame grabs (adapters.rtsp.grab: our RTSP/RTP client, FFmpeg
+decoding bytes in memory), warm streams (adapters.stream_pool) and the GStreamer RTSP camera
+simulator (adapters.simulator.rtsp_server), against real GStreamer servers and scripted fakes on
 127.2.250.0/24: redirects and foreign hosts refused, hanging cameras isolated, garbage and
 oversized media rejected clearly.
 
@@ -30,23 +30,21 @@ import pytest
 from adapters.httpauth import digest_response, parse_challenge
 from adapters.rtsp import (
     MAX_RESPONSE_BYTES,
+    DecodeError,
+    GrabTimeout,
     RtspAuthError,
     RtspConnectionError,
     RtspError,
     RtspProtocolError,
     RtspTimeout,
+    decode_gop,
     describe,
-    open_h264,
-    parse_h264_sps,
-    parse_sdp,
-)
-from adapters.rtsp_grab import (
-    DecodeError,
-    GrabTimeout,
-    annexb_to_jpeg,
-    decode_annexb,
+    gop_to_jpeg,
     grab_frame,
     grab_jpeg,
+    open_stream,
+    parse_h264_sps,
+    parse_sdp,
 )
 from adapters.simulator.devices import Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
@@ -475,7 +473,7 @@ async def test_basic_only_camera_never_gets_the_password_unless_allowed(
     )
     assert authorizations == [None]  # one unauthenticated OPTIONS, nothing after it
     with pytest.raises(RtspAuthError) as caught:
-        await open_h264(uri, "admin", "pw-b", allowed=loopback, timeout=3)
+        await open_stream(uri, "admin", "pw-b", allowed=loopback, timeout=3)
     assert str(caught.value) == (
         "OPTIONS: the camera asks for Basic authentication over plain RTSP, which this "
         "network does not allow (allow_basic_over_http)"
@@ -698,12 +696,10 @@ async def test_grab_basic_auth_with_credentials_in_the_uri_only_when_allowed(
         "does not allow (allow_basic_over_http)"
     )
     uri = sim.url(CAM2, with_credentials=True)
-    async with await open_h264(uri, allowed=loopback, timeout=5, allow_basic=True) as player:
+    async with await open_stream(uri, allowed=loopback, timeout=5, allow_basic=True) as player:
         gop = await player.keyframe()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        jpeg = await asyncio.get_running_loop().run_in_executor(
-            pool, annexb_to_jpeg, gop.annexb, 1, 85
-        )
+        jpeg = await asyncio.get_running_loop().run_in_executor(pool, gop_to_jpeg, gop, 85)
     assert jpeg[:2] == b"\xff\xd8"
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape == (720, 1280, 3)
@@ -1030,9 +1026,11 @@ async def test_a_pending_grab_can_be_cancelled(fake_server: FakeServer) -> None:
 async def test_decodes_in_threads_are_not_held_up_by_a_hanging_grab(
     sim: RtspSimulator, fake_server: FakeServer
 ) -> None:
-    """OpenCV decodes a file in a thread while our client waits on a hanging camera: the
-    wait is an asyncio wait, no OpenCV lock is held."""
-    async with await open_h264(sim.url(CAM1), "admin", PW1, allowed=loopback, timeout=5) as player:
+    """FFmpeg decodes GOPs in threads while our client waits on a hanging camera: the wait is
+    an asyncio wait, no process-wide lock is held."""
+    async with await open_stream(
+        sim.url(CAM1), "admin", PW1, allowed=loopback, timeout=5
+    ) as player:
         await player.keyframe()
         until = time.monotonic() + 0.6
         await player.run(lambda: None, lambda: time.monotonic() > until)
@@ -1041,7 +1039,7 @@ async def test_decodes_in_threads_are_not_held_up_by_a_hanging_grab(
 
     def timed_decode() -> float:
         started = time.perf_counter()
-        frame = decode_annexb(gop.annexb, gop.frames)
+        frame = decode_gop(gop)
         assert frame.shape == (720, 1280, 3)
         return time.perf_counter() - started
 
@@ -1132,6 +1130,132 @@ async def test_media_before_the_answer_to_play_is_kept(fake_server: FakeServer) 
         await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=2)
 
 
+def _video_sdp(*media: tuple[int, str]) -> str:
+    """An SDP with these video media descriptions: (payload type, its attribute lines)."""
+    head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\nt=0 0\r\na=control:*\r\n"
+    return head + "".join(
+        f"m=video 0 RTP/AVP {pt}\r\n{attrs}a=control:track{i}\r\n"
+        for i, (pt, attrs) in enumerate(media, 1)
+    )
+
+
+MPEG4 = (97, "a=rtpmap:97 MP4V-ES/90000\r\n")
+H265 = (
+    96,
+    "a=rtpmap:96 H265/90000\r\n"
+    "a=fmtp:96 sprop-vps=QAEMAf//AWAAAAMAkAAAAwAAAwBdugJA;"
+    "sprop-sps=QgEBAWAAAAMAkAAAAwAAAwBdoAKAgC0WW6Skwv/wABAAFqAgICCAAAADAIAAAAyE;"
+    "sprop-pps=RAHAcYMS\r\n",
+)
+H265_SDP = _video_sdp(H265)
+MJPEG_SDP = _video_sdp((26, "a=rtpmap:26 JPEG/90000\r\n"))
+
+
+@pytest.mark.parametrize(
+    ("sdp", "says"),
+    [
+        pytest.param(
+            _video_sdp(MPEG4),
+            "DESCRIBE: no H.264, H.265 or MJPEG video track (video: MP4V-ES)",
+            id="mpeg4",
+        ),
+        pytest.param(
+            H265_SDP.replace("sprop-pps=", "sprop-max-don-diff=1;sprop-pps="),
+            "DESCRIBE: H.265 sprop-max-don-diff 1 (reordered transmission) not supported",
+            id="h265-don",
+        ),
+        pytest.param(
+            H264_SDP.replace("packetization-mode=1", "packetization-mode=2"),
+            "DESCRIBE: H.264 packetization-mode 2 not supported",
+            id="h264-interleaved",
+        ),
+    ],
+)
+async def test_what_we_cannot_depacketize_is_refused_before_setup(
+    fake_server: FakeServer, sdp: str, says: str
+) -> None:
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, describe_answer=_sdp_answer(sdp)))
+    with pytest.raises(RtspProtocolError) as caught:
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3)
+    assert str(caught.value) == says
+    assert [line.split()[0] for line in seen] == ["OPTIONS", "DESCRIBE"]
+
+
+async def test_the_first_video_track_we_decode_is_chosen(fake_server: FakeServer) -> None:
+    sdp = _video_sdp(MPEG4, H265)
+    seen: list[str] = []
+    uri = await fake_server(fake_camera(seen, describe_answer=_sdp_answer(sdp)))
+    with pytest.raises(GrabTimeout):  # no media: we only look at the SETUP
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=0.5)
+    assert seen[2] == f"SETUP {uri}/track2 RTSP/1.0"
+
+
+def _h265_fu(start: bool, end: bool, body: bytes) -> bytes:
+    return bytes([49 << 1, 1, (0x80 if start else 0) | (0x40 if end else 0) | 19]) + body
+
+
+def _jpeg_packet(kind: int, offset: int, body: bytes) -> bytes:
+    return b"\x00" + offset.to_bytes(3, "big") + bytes([kind, 50, 40, 30]) + body
+
+
+@pytest.mark.parametrize(
+    ("sdp", "after_play", "says"),
+    [
+        pytest.param(
+            H265_SDP,
+            interleaved(rtp(1, 1, _h265_fu(True, False, b"")[:3])),
+            "media: truncated H.265 fragmentation unit",
+            id="h265-fu",
+        ),
+        pytest.param(
+            H265_SDP,
+            interleaved(rtp(1, 1, bytes([48 << 1, 1, 0x00, 0x40]) + b"\x40\x01")),
+            "media: malformed H.265 aggregation packet",
+            id="h265-ap",
+        ),
+        pytest.param(
+            H265_SDP,
+            b"".join(
+                interleaved(rtp(i, 1, _h265_fu(i == 1, False, b"\x5a" * 1400)))
+                for i in range(1, 60)
+            ),
+            "media: H.265 NAL unit larger than 65536 bytes",
+            id="h265-endless-fu",
+        ),
+        pytest.param(
+            MJPEG_SDP,
+            interleaved(rtp(1, 1, _jpeg_packet(2, 0, b"scan"), pt=26)),
+            "media: RTP/JPEG type 2 not supported",
+            id="jpeg-type",
+        ),
+        pytest.param(
+            MJPEG_SDP,
+            b"".join(
+                interleaved(rtp(i, 1, _jpeg_packet(1, 1400 * i, b"\x5a" * 1400), pt=26))
+                for i in range(60)
+            ),
+            "media: JPEG picture larger than 65536 bytes",
+            id="jpeg-oversized",
+        ),
+    ],
+)
+async def test_hostile_h265_and_mjpeg_media_is_a_clear_error(
+    fake_server: FakeServer, sdp: str, after_play: bytes, says: str
+) -> None:
+    seen: list[str] = []
+    uri = await fake_server(
+        fake_camera(seen, describe_answer=_sdp_answer(sdp), play_extra=after_play)
+    )
+    started = time.monotonic()
+    with pytest.raises(RtspProtocolError, match=re.escape(says)) as caught:
+        await grab_frame(uri, "admin", "pw", allowed=loopback, timeout_s=3, max_gop_bytes=64 << 10)
+    assert time.monotonic() - started < 1.0
+    assert FAKE_HOST not in str(caught.value)
+    await asyncio.sleep(0.05)
+    assert seen[-1].startswith("TEARDOWN")
+
+
 async def test_a_pool_without_warm_streams_grabs_cold(sim: RtspSimulator) -> None:
     with ThreadPoolExecutor(max_workers=1) as executor:
         pool = StreamPool(executor, max_streams=0)
@@ -1159,6 +1283,7 @@ async def test_an_oversized_gop_in_a_warm_stream_is_dropped_with_a_clear_error(
             with pytest.raises(GrabTimeout, match=r"GOPs over 16384 bytes or damaged, dropped"):
                 await pool.jpeg(uri, "admin", "pw", allowed=loopback, timeout_s=1)
             stream = next(iter(pool._streams.values()))
+            assert stream.player.stream is not None
             assert stream.player.stream.dropped_gops == 1
             assert stream.player.stream.gop_bytes <= 16 << 10
         finally:
@@ -1177,7 +1302,7 @@ async def test_keepalives_are_sent_and_their_answers_skipped(fake_server: FakeSe
 
     seen: list[str] = []
     uri = await fake_server(fake_camera(seen, media=media))
-    async with await open_h264(uri, "admin", "pw", allowed=loopback, timeout=3) as player:
+    async with await open_stream(uri, "admin", "pw", allowed=loopback, timeout=3) as player:
         assert player.session_id == "fake-1" and "GET_PARAMETER" in player.methods
         player.session_timeout_s = 0.2  # keep-alive every 0.1 s
         player._next_keepalive = 0.0

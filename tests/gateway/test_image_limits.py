@@ -97,7 +97,7 @@ def test_max_pixels_default_and_bounds() -> None:
 
 def test_opencv_fence_is_set_before_cv2_loads() -> None:
     """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS once, when it loads: importing adapters.imaging
-    (or adapters.rtsp_grab) first sets it, so imdecode itself refuses a picture over the bound
+    (or adapters.rtsp) first sets it, so imdecode itself refuses a picture over the bound
     (a second line behind the header check; `render` turns its refusal into BadImage)."""
     code = textwrap.dedent(
         f"""
