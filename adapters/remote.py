@@ -56,6 +56,7 @@ REF_PURPOSE = "camgw adapter refs v1"
 _READ_COUNT = 16
 _BLOCK_MS = 1000
 _RETRY_S = 1.0
+_SEND_BATCH = 32  # a discovery's messages per pipelined round trip to the outbox
 
 
 def adapter_version() -> str:
@@ -282,8 +283,14 @@ class EdgeRunner:
         async with self._discovering:  # one run at a time; a second waits its turn
             summary = wire.DiscoverySummary(job=message.job, state="running", at=self.clock())
             self.last_discovery = summary
+            # On the owner's disk before any record leaves (the end is logged with its counts).
+            await self.log.append(
+                LogEvent(message.job, "discover", "answered", requester=message.actor,
+                         detail="started")
+            )  # fmt: skip
             read = withheld = failed = 0
             failure: str | None = None
+            batch: list[dict[str, bytes]] = []
             async for event in self.adapter.discover(message.job, message.actor):
                 out = self._outgoing(message.job, event)
                 if isinstance(event, CameraRead):
@@ -295,7 +302,11 @@ class EdgeRunner:
                 elif isinstance(event, DiscoveryDone):
                     failure = event.error
                 if out is not None:
-                    await self.send(out)
+                    batch.append(out)
+                if len(batch) >= _SEND_BATCH or not isinstance(event, CameraRead | CameraFailed):
+                    await self._send_all(batch)  # progress and the end go out at once
+                    batch = []
+            await self._send_all(batch)
             await asyncio.to_thread(self.table.save)
             state = "failed" if failure else "done"
             self.last_discovery = wire.DiscoverySummary(
@@ -315,8 +326,22 @@ class EdgeRunner:
                 )
             )
 
-    def _outgoing(self, job: str, event: DiscoveryEvent) -> wire.WireModel | None:
-        """An event as it may leave: the owner's policy applied, nothing else of it."""
+    async def _send_all(self, batch: list[dict[str, bytes]]) -> None:
+        """Encoded messages in one round trip (a discovery's records: one XADD each)."""
+        if not batch:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for fields in batch:
+                pipe.xadd(
+                    self.outbox,
+                    cast(dict[Any, Any], fields),
+                    maxlen=self.cfg.outbox_max_entries,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    def _outgoing(self, job: str, event: DiscoveryEvent) -> dict[str, bytes] | None:
+        """An event as it may leave, encoded: the owner's policy applied, nothing else of it."""
         if isinstance(event, CameraRead):
             camera = event.camera
             if camera.ref is None or camera.address is None:
@@ -325,29 +350,34 @@ class EdgeRunner:
             info = exported(wire.to_info(camera), self.cfg.export)
             if info is None:
                 return None
-            read = wire.CameraRead(job=job, camera=info)
-            if len(wire.encode(read)["m"]) <= wire.MAX_MESSAGE_BYTES:
-                return read
+            fields = wire.encode(wire.CameraRead(job=job, camera=info))
+            if len(fields["m"]) <= wire.MAX_MESSAGE_BYTES:
+                return fields
             reason = "its record is too large to share (over one message)"
-            return wire.CameraFailed(job=job, ref=camera.ref, kind="normalise", reason=reason)
+            too_large = wire.CameraFailed(job=job, ref=camera.ref, kind="normalise", reason=reason)
+            return wire.encode(too_large)
         if isinstance(event, CameraFailed):
             f = event.failure
             known = wire.CameraInfo(ref=f.ref or _NO_REF, address=f.address)
             reason = f.reason[:500]
             if reveals(reason, known, self.cfg.export):
                 reason = f"{f.kind.value} (details withheld by the network's policy)"
-            return wire.CameraFailed(job=job, ref=f.ref, kind=f.kind.value, reason=reason)
+            return wire.encode(
+                wire.CameraFailed(job=job, ref=f.ref, kind=f.kind.value, reason=reason)
+            )
         if isinstance(event, DiscoveryProgress):
-            return wire.DiscoveryProgress(
-                job=job,
-                found=event.found,
-                enriched=0,
-                failed=0,
-                ignored=event.ignored,
-                ignored_by_reason={k[:80]: v for k, v in event.ignored_by_reason.items()},
+            return wire.encode(
+                wire.DiscoveryProgress(
+                    job=job,
+                    found=event.found,
+                    enriched=0,
+                    failed=0,
+                    ignored=event.ignored,
+                    ignored_by_reason={k[:80]: v for k, v in event.ignored_by_reason.items()},
+                )
             )
         state = "failed" if event.error else "done"
-        return wire.DiscoveryDone(job=job, state=state, error=event.error)
+        return wire.encode(wire.DiscoveryDone(job=job, state=state, error=event.error))
 
     # -- health ---------------------------------------------------------------------------
 

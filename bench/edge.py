@@ -1017,9 +1017,8 @@ def _notes(plan: Plan, runs: dict[str, list[ModeRun]], elapsed: float) -> list[s
         "redis-server used_memory at the end of a run (after discovery and every snapshot run), "
         "MiB: "
         + ", ".join(f"{m} {redis_mem[m]}" for m in MODES)
-        + f"; edge outbox entries then: {outbox} (acknowledged entries, snapshot chunks "
-        "included, stay in the stream until the adapter's XADD MAXLEN ~ trims it: "
-        "outbox_max_entries, 100,000 by default)",
+        + f"; edge outbox entries then: {outbox} (the gateway deletes what it applied, "
+        "snapshot chunks included)",
         "discovery wall: first POST /api/v1/networks/{id}/discover to the last job's "
         f"finished_at (GET /api/v1/jobs/{{id}} polled every {POLL_S:g} s)",
         f"gateway RSS at the end of a run, MiB: {rss['in-process']} (in-process), {rss['edge']} "
