@@ -1,11 +1,16 @@
-"""Files that must survive a crash: written whole under their final name or not at all, and
-never over a file that is already there (the audit archive, an adapter's own log)."""
+"""Files: those that must survive a crash, written whole under their final name or not at all
+and never over a file that is already there (the audit archive, an adapter's own log); and how
+many a process may hold open."""
 
 from __future__ import annotations
 
+import logging
 import os
+import resource
 import secrets
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def create_durably(directory: Path, name: str, data: bytes, mode: int = 0o640) -> bool:
@@ -36,3 +41,18 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit and return the soft limit: a network's
+    discovery holds up to concurrency x 4 connections, a simulator thousands of sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        log.warning("could not raise RLIMIT_NOFILE from %d to %d", soft, target)
+        return soft
+    return target

@@ -49,7 +49,7 @@ from .httpauth import Authenticator
 from .imaging import ImageTooLarge, NotAPicture, identify, usable_jpeg
 from .imaging import describe as describe_answer
 from .inventory import parse_host, read_csv_inventory, rtsp_target
-from .onvif import OnvifClient, describe_exception, redact
+from .onvif import PER_DEVICE_CONNECTIONS, OnvifClient, describe_exception, redact
 from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
 from .uris import UriCredentials, split_credentials, uri_port
@@ -83,7 +83,9 @@ class CameraNetworkAdapter:
         self._onvif = OnvifClient(
             timeout_s=cfg.timeout_s,
             max_response_bytes=cfg.max_response_bytes,
-            pool_size=min(cfg.concurrency * 2, 1024),
+            # Every device read at once may hold its per-device share: no read waits for the
+            # pool behind an NVR's long queue of calls (the wait counts against its timeout).
+            pool_size=min(cfg.concurrency * PER_DEVICE_CONNECTIONS, 8192),
         )
         snap = spec.snapshots
         self._executor = ThreadPoolExecutor(

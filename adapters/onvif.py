@@ -80,6 +80,8 @@ T = TypeVar("T")
 # an unusable answer (HA's onvif integration names them per operation; here one rule serves
 # every call).
 _UNREACHABLE = (aiohttp.ClientConnectionError, TimeoutError, ConnectionError, OSError)
+# Connections to one device at a time (an NVR's dozens of GetStreamUri calls queue for them).
+PER_DEVICE_CONNECTIONS = 4
 _MAX_DETAIL = 160  # characters of an exception's message kept in a reason or a note
 _DOCTYPE_SCAN = 4096  # a DOCTYPE must come before the root element: look no further
 
@@ -225,7 +227,9 @@ class OnvifClient:
         timeout = aiohttp.ClientTimeout(
             total=self.timeout_s, sock_connect=self.connect_timeout_s, sock_read=self.timeout_s
         )
-        connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=4, ssl=False)
+        connector = aiohttp.TCPConnector(
+            limit=self.pool_size, limit_per_host=PER_DEVICE_CONNECTIONS, ssl=False
+        )
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
         self._transport = _CappedTransport(self._session, self.max_response_bytes)
         for name in ("devicemgmt", "media"):  # parse once, before the first camera

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adapters.audit_log import LOG_PURPOSE
 from adapters.audit_log import check as check_log
+from adapters.files import raise_nofile_limit
 from adapters.redis_link import RedisLinkError, check, connect
 from adapters.remote import EdgeRunner, seal_credentials
 from adapters.remote_config import AdapterConfig, ConfigError, load_adapter_config
@@ -61,6 +62,7 @@ def _vault(cfg: AdapterConfig) -> CredentialVault:
 def cmd_run(args: argparse.Namespace, _: object = None) -> int:
     cfg = _config(args)
     vault = _vault(cfg)
+    raise_nofile_limit()  # its discovery may hold concurrency x 4 connections
 
     async def run() -> None:
         try:

@@ -22,6 +22,7 @@ from redis.exceptions import NoPermissionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.base import NetworkAdapter
+from adapters.files import raise_nofile_limit
 from adapters.redis_link import RedisLink, RedisLinkError, explain
 from adapters.simulator.server import (
     Recorders,
@@ -177,6 +178,7 @@ def _run_app(
     port: int,
     on_ready: Callable[[web.Application], Awaitable[None]] | None = None,
 ) -> None:
+    raise_nofile_limit()  # every network's discovery may hold concurrency x 4 connections
     app = create_app(settings, vault)
     if on_ready is not None:
         app.on_startup.append(on_ready)  # after the cleanup contexts: every service is up

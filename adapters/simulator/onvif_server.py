@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import resource
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from aiohttp import hdrs, web
 from lxml import etree
 from multidict import CIMultiDict
 
+from ..files import raise_nofile_limit
 from . import soap
 from .devices import HostileXml, SimDevice, SnapshotAuth
 from .digest_auth import DigestAuthority, DigestResult, basic_challenge, check_basic
@@ -50,20 +50,6 @@ def actual_password(device: SimDevice) -> str:
     if device.quirks.wrong_password:
         return device.password + _ROTATED_SUFFIX
     return device.password
-
-
-def raise_nofile_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit (thousands of sockets); return the soft."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft == resource.RLIM_INFINITY or soft >= target:
-        return soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        log.warning("could not raise RLIMIT_NOFILE from %d to %d", soft, target)
-        return soft
-    return target
 
 
 @dataclass
