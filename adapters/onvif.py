@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -326,11 +327,16 @@ class OnvifClient:
         about = _salvage("GetDeviceInformation", lambda: _device_info(info), _NO_INFO, notes)
 
         stage.call = "GetStreamUri"
+        # An NVR's dozens of calls go PER_DEVICE_CONNECTIONS at a time: a call's timeout starts
+        # when it is sent, not while it queues behind its siblings for a connection.
+        gate = asyncio.Semaphore(PER_DEVICE_CONNECTIONS)
         uris = await _together(
             *(
                 _optional(
                     "GetStreamUri",
-                    media.GetStreamUri(StreamSetup=_STREAM_SETUP, ProfileToken=t),
+                    _gated(
+                        gate, partial(media.GetStreamUri, StreamSetup=_STREAM_SETUP, ProfileToken=t)
+                    ),
                     notes,
                     note_faults=False,
                 )
@@ -339,7 +345,7 @@ class OnvifClient:
             *(
                 _optional(
                     "GetSnapshotUri",
-                    media.GetSnapshotUri(ProfileToken=group[0].token),
+                    _gated(gate, partial(media.GetSnapshotUri, ProfileToken=group[0].token)),
                     notes,
                     note_faults=False,
                 )
@@ -460,6 +466,12 @@ async def _optional(
             cause = exc.cause if isinstance(exc, CallFailed) else str(exc)
             notes.append(f"{name} unusable: {cause}")
         return None
+
+
+async def _gated(gate: asyncio.Semaphore, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` made (and its answer awaited) only once `gate` lets it through."""
+    async with gate:
+        return await call()
 
 
 async def _together(*calls: Awaitable[Any]) -> list[Any]:
