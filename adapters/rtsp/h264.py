@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .bits import BitReader, unescape_rbsp
 from .errors import RtpError
-from .nal import Depacketizer, NalCodec, NalStream
+from .nal import Depacketizer, NalCodec, NalStream, split_aggregate
 from .rtp import MAX_GOP_BYTES
 
 log = logging.getLogger(__name__)
@@ -79,20 +79,7 @@ class H264Depacketizer(Depacketizer):
 
 
 def _stap_a(payload: memoryview) -> list[bytes]:
-    nals = []
-    offset, size = 1, len(payload)
-    while offset < size:
-        if offset + 2 > size:
-            raise RtpError("truncated H.264 STAP-A aggregate")
-        length = (payload[offset] << 8) | payload[offset + 1]
-        offset += 2
-        if length == 0 or offset + length > size:
-            raise RtpError("malformed H.264 STAP-A aggregate")
-        nals.append(bytes(payload[offset : offset + length]))
-        offset += length
-    if not nals:
-        raise RtpError("empty H.264 STAP-A aggregate")
-    return nals
+    return split_aggregate(payload, 1, 1, "H.264 STAP-A aggregate")
 
 
 # ------------------------------------------------------------------------------ the stream

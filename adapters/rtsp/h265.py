@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .bits import BitReader, unescape_rbsp
 from .errors import RtpError
 from .h264 import decode_sprop
-from .nal import Depacketizer, NalCodec, NalStream
+from .nal import Depacketizer, NalCodec, NalStream, split_aggregate
 from .rtp import MAX_GOP_BYTES
 
 log = logging.getLogger(__name__)
@@ -96,21 +96,7 @@ class H265Depacketizer(Depacketizer):
 
 
 def _aggregation(payload: memoryview) -> list[bytes]:
-    """An AP: NALU size (16 bits) and NAL unit, repeated (RFC 7798 4.4.2, no DONL/DOND)."""
-    nals = []
-    offset, size = 2, len(payload)
-    while offset < size:
-        if offset + 2 > size:
-            raise RtpError("truncated H.265 aggregation packet")
-        length = (payload[offset] << 8) | payload[offset + 1]
-        offset += 2
-        if length < 2 or offset + length > size:
-            raise RtpError("malformed H.265 aggregation packet")
-        nals.append(bytes(payload[offset : offset + length]))
-        offset += length
-    if not nals:
-        raise RtpError("empty H.265 aggregation packet")
-    return nals
+    return split_aggregate(payload, 2, 2, "H.265 aggregation packet")
 
 
 # ------------------------------------------------------------------------------ the stream

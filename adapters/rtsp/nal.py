@@ -216,3 +216,22 @@ class NalStream:
         if not self._gop:
             return None
         return Gop(self.codec, tuple(self._gop), self._gop_times[-1], self.access_units)
+
+
+def split_aggregate(payload: memoryview, start: int, min_nal: int, what: str) -> list[bytes]:
+    """The NAL units of an aggregation packet (H.264 STAP-A, H.265 AP): from `start`, a 16-bit
+    size and that many bytes, repeated; `what` names the packet in errors."""
+    nals = []
+    offset, size = start, len(payload)
+    while offset < size:
+        if offset + 2 > size:
+            raise RtpError(f"truncated {what}")
+        length = (payload[offset] << 8) | payload[offset + 1]
+        offset += 2
+        if length < min_nal or offset + length > size:
+            raise RtpError(f"malformed {what}")
+        nals.append(bytes(payload[offset : offset + length]))
+        offset += length
+    if not nals:
+        raise RtpError(f"empty {what}")
+    return nals
