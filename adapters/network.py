@@ -394,15 +394,17 @@ class CameraNetworkAdapter:
         creds = self.spec.credentials
         if creds is None:
             return self._failure(target, FailureKind.credentials, "no credentials configured")
+        started = asyncio.get_running_loop().time()
         try:
-            async with asyncio.timeout(self.spec.discovery.camera_budget_s):
+            async with asyncio.timeout(self.spec.discovery.camera_budget_s) as budget:
                 if target.kind == "rtsp":
                     cameras = [await self._read_rtsp(target, creds)]
                 else:
-                    cameras = await self._onvif.enrich(self.network, target, creds)
+                    cameras = await self._onvif.enrich(self.network, target, creds, budget)
         except TimeoutError:
-            budget = self.spec.discovery.camera_budget_s
-            reason = f"no complete answer within {budget:g} s"
+            # An NVR's budget grew with its channels (OnvifClient.enrich): say the one it had.
+            allowed = (budget.when() or started) - started
+            reason = f"no complete answer within {round(allowed, 1):g} s"
             return self._failure(target, FailureKind.timeout, reason)
         except AdapterError as exc:
             return self._failure(target, _failure_kind(exc), str(exc))

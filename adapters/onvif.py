@@ -267,14 +267,23 @@ class OnvifClient:
         proxy: AsyncServiceProxy = client.create_service(binding, xaddr)
         return proxy
 
-    async def enrich(self, network: str, target: Target, creds: UriCredentials) -> list[Discovered]:
+    async def enrich(
+        self,
+        network: str,
+        target: Target,
+        creds: UriCredentials,
+        budget: asyncio.Timeout | None = None,
+    ) -> list[Discovered]:
         """Read one device: one camera per video source (an NVR's or encoder's channels), in
         the order the device lists them. Raises CameraUnreachable / CameraAuthError /
         CameraProtocolError naming the call that failed, and no other exception: anything else
-        an answer provokes, while it is fetched or parsed, is that call's unusable answer."""
+        an answer provokes, while it is fetched or parsed, is that call's unusable answer.
+
+        `budget`, the caller's deadline for the whole device, is extended once the device has
+        said how many media calls it needs: see `extra_budget_s`."""
         stage = _Stage()
         try:
-            return await self._enrich(network, target, creds, stage)
+            return await self._enrich(network, target, creds, stage, budget)
         except AdapterError:
             raise
         except Exception as exc:
@@ -282,7 +291,12 @@ class OnvifClient:
             raise CallFailed(stage.call, f"unusable answer ({what})", what) from exc
 
     async def _enrich(
-        self, network: str, target: Target, creds: UriCredentials, stage: _Stage
+        self,
+        network: str,
+        target: Target,
+        creds: UriCredentials,
+        stage: _Stage,
+        budget: asyncio.Timeout | None,
     ) -> list[Discovered]:
         address = target.address
         device_url = _device_url(target)
@@ -327,6 +341,10 @@ class OnvifClient:
         about = _salvage("GetDeviceInformation", lambda: _device_info(info), _NO_INFO, notes)
 
         stage.call = "GetStreamUri"
+        calls = len(tokens) + len(channels)
+        when = budget.when() if budget is not None else None
+        if budget is not None and when is not None:
+            budget.reschedule(when + extra_budget_s(calls, self.timeout_s))
         # An NVR's dozens of calls go PER_DEVICE_CONNECTIONS at a time: a call's timeout starts
         # when it is sent, not while it queues behind its siblings for a connection.
         gate = asyncio.Semaphore(PER_DEVICE_CONNECTIONS)
@@ -410,6 +428,15 @@ class OnvifClient:
             what = describe_exception(exc)
             raise CallFailed("GetSystemDateAndTime", f"unusable answer ({what})", what) from exc
         return (time.perf_counter() - started) * 1000
+
+
+def extra_budget_s(media_calls: int, timeout_s: float) -> float:
+    """Time a device earns beyond the one-camera budget for its media calls (GetStreamUri per
+    profile, GetSnapshotUri per video source): they go PER_DEVICE_CONNECTIONS at a time, and
+    every wave past the first may take one request timeout. A camera (one wave) earns nothing;
+    a 16-channel NVR with two profiles per channel (48 calls, 12 waves) earns 11 timeouts."""
+    waves = -(-media_calls // PER_DEVICE_CONNECTIONS)
+    return max(0, waves - 1) * timeout_s
 
 
 @dataclass(slots=True)
