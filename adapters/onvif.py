@@ -341,36 +341,8 @@ class OnvifClient:
         about = _salvage("GetDeviceInformation", lambda: _device_info(info), _NO_INFO, notes)
 
         stage.call = "GetStreamUri"
-        calls = len(tokens) + len(channels)
-        when = budget.when() if budget is not None else None
-        if budget is not None and when is not None:
-            budget.reschedule(when + extra_budget_s(calls, self.timeout_s))
-        # An NVR's dozens of calls go PER_DEVICE_CONNECTIONS at a time: a call's timeout starts
-        # when it is sent, not while it queues behind its siblings for a connection.
-        gate = asyncio.Semaphore(PER_DEVICE_CONNECTIONS)
-        uris = await _together(
-            *(
-                _optional(
-                    "GetStreamUri",
-                    _gated(
-                        gate, partial(media.GetStreamUri, StreamSetup=_STREAM_SETUP, ProfileToken=t)
-                    ),
-                    notes,
-                    note_faults=False,
-                )
-                for t in tokens
-            ),
-            *(
-                _optional(
-                    "GetSnapshotUri",
-                    _gated(gate, partial(media.GetSnapshotUri, ProfileToken=group[0].token)),
-                    notes,
-                    note_faults=False,
-                )
-                for group in channels.values()
-            ),
-        )
-        stream_uris, snapshots = uris[: len(tokens)], uris[len(tokens) :]
+        _extend(budget, len(tokens) + len(channels), self.timeout_s)
+        stream_uris, snapshots = await _media_uris(media, tokens, channels, notes)
 
         found_creds: UriCredentials | None = None
         out_profiles = []
@@ -428,6 +400,48 @@ class OnvifClient:
             what = describe_exception(exc)
             raise CallFailed("GetSystemDateAndTime", f"unusable answer ({what})", what) from exc
         return (time.perf_counter() - started) * 1000
+
+
+def _extend(budget: asyncio.Timeout | None, media_calls: int, timeout_s: float) -> None:
+    when = budget.when() if budget is not None else None
+    if budget is not None and when is not None:
+        budget.reschedule(when + extra_budget_s(media_calls, timeout_s))
+
+
+async def _media_uris(
+    media: AsyncServiceProxy,
+    tokens: list[str],
+    channels: dict[str, list[Profile]],
+    notes: list[str],
+) -> tuple[list[Any], list[Any]]:
+    """GetStreamUri of every profile and GetSnapshotUri of every video source's first profile;
+    an answer that failed is None (noted). An NVR's dozens of calls go PER_DEVICE_CONNECTIONS
+    at a time: a call's timeout starts when it is sent, not while it queues behind its
+    siblings for a connection."""
+    gate = asyncio.Semaphore(PER_DEVICE_CONNECTIONS)
+    uris = await _together(
+        *(
+            _optional(
+                "GetStreamUri",
+                _gated(
+                    gate, partial(media.GetStreamUri, StreamSetup=_STREAM_SETUP, ProfileToken=t)
+                ),
+                notes,
+                note_faults=False,
+            )
+            for t in tokens
+        ),
+        *(
+            _optional(
+                "GetSnapshotUri",
+                _gated(gate, partial(media.GetSnapshotUri, ProfileToken=group[0].token)),
+                notes,
+                note_faults=False,
+            )
+            for group in channels.values()
+        ),
+    )
+    return uris[: len(tokens)], uris[len(tokens) :]
 
 
 def extra_budget_s(media_calls: int, timeout_s: float) -> float:

@@ -537,11 +537,15 @@ async def test_an_unforeseen_exception_is_that_cameras_read_failure(
     enrich = OnvifClient.enrich
 
     async def flaky(
-        self: object, network: str, target: Target, creds: UriCredentials
-    ) -> Discovered:
+        self: object,
+        network: str,
+        target: Target,
+        creds: UriCredentials,
+        budget: asyncio.Timeout | None = None,
+    ) -> list[Discovered]:
         if target.address == broken:
             raise KeyError("Date")  # what no adapter code foresaw
-        return await enrich(self, network, target, creds)  # type: ignore[arg-type]
+        return await enrich(self, network, target, creds, budget)  # type: ignore[arg-type]
 
     monkeypatch.setattr(OnvifClient, "enrich", flaky)
     async with (
