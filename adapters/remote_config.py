@@ -5,22 +5,20 @@ credentials, addresses or export rules of an edge network; this file does."""
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
+from .config_errors import ConfigError, read_toml, validation_lines
 from .export import ExportPolicy
 from .redis_link import RedisLink
 
+__all__ = ["AdapterConfig", "ConfigError", "load_adapter_config"]
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
-
-
-class ConfigError(ValueError):
-    """The adapter's config file cannot be used; the message names the file and the field."""
 
 
 class AdapterConfig(BaseModel):
@@ -48,20 +46,13 @@ class AdapterConfig(BaseModel):
 
 
 def load_adapter_config(path: Path, network: str | None = None) -> AdapterConfig:
-    """Read and validate the file; `network` (from the command line) must be the file's."""
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    """Read and validate the file; `network` (from the command line) must be the file's.
+    Raises `ConfigError`, one line per finding, each naming the file (and line, or setting)."""
+    raw = read_toml(path, hint="check --config")
     try:
         cfg = AdapterConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "file"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(*validation_lines(exc, path, raw, AdapterConfig)) from None
     if network is not None and cfg.network != network:
         raise ConfigError(f"{path} configures network {cfg.network!r}, not {network!r}")
     return cfg

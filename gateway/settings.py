@@ -7,16 +7,17 @@ network is one more `[[networks]]` block. Secrets are references resolved at loa
 from __future__ import annotations
 
 import ipaddress
-import tomllib
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
+from adapters.config_errors import ConfigError, read_toml, validation_lines
 from adapters.redis_link import RedisLink
 
 from .models import ALWAYS_SHARED, Camera
@@ -254,24 +255,52 @@ def _require_unique(what: str, ids: list[str]) -> None:
         raise ValueError(f"duplicate {what} ids: {', '.join(dupes)}")
 
 
-class EnvOverrides(BaseSettings):
-    """The few things the environment may override (12-factor style)."""
+@dataclass(frozen=True, slots=True)
+class EnvOverrides:
+    """The few things the environment may override (12-factor style); empty means unset."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    redis_url: str | None = None  # REDIS_URL
+    config: Path | None = None  # CAMGW_CONFIG
+    key_file: Path | None = None  # CAMGW_KEY_FILE
 
-    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
-    config: Path | None = Field(None, validation_alias="CAMGW_CONFIG")
-    key_file: Path | None = Field(None, validation_alias="CAMGW_KEY_FILE")
+    @classmethod
+    def read(cls, environ: Mapping[str, str] = os.environ) -> EnvOverrides:
+        config, key_file = environ.get("CAMGW_CONFIG"), environ.get("CAMGW_KEY_FILE")
+        return cls(
+            redis_url=environ.get("REDIS_URL") or None,
+            config=Path(config) if config else None,
+            key_file=Path(key_file) if key_file else None,
+        )
 
 
 def load_settings(path: Path | None = None, *, use_env: bool = True) -> Settings:
-    """Read and validate a config file; `REDIS_URL` replaces the file's Redis URL."""
-    env = EnvOverrides() if use_env else EnvOverrides.model_construct()
+    """Read and validate a config file; `REDIS_URL` replaces the file's Redis URL.
+
+    Raises `ConfigError` (a ValueError) whose `lines` are what a person reads: the file and
+    line of a TOML syntax error, a missing file, or every refused setting, named by the id of
+    its `[[networks]]` or `[[categories]]` block (adapters/config_errors.py)."""
+    env = EnvOverrides.read() if use_env else EnvOverrides()
     path = path or env.config or DEFAULT_CONFIG
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
+    raw = read_toml(path, hint="set --config or CAMGW_CONFIG")
+    origins: dict[tuple[int | str, ...], str] = {}
     if env.redis_url:
-        raw.setdefault("redis", {})["url"] = env.redis_url
+        _override(raw, "redis", "url", env.redis_url)
+        origins["redis", "url"] = "REDIS_URL"
     if env.key_file:
-        raw.setdefault("secrets", {})["key_file"] = str(env.key_file)
-    return Settings.model_validate(raw)
+        _override(raw, "secrets", "key_file", str(env.key_file))
+        origins["secrets", "key_file"] = "CAMGW_KEY_FILE"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = validation_lines(exc, path, raw, Settings, blocks=_BLOCKS, origins=origins)
+        raise ConfigError(*lines) from None  # (from None: a traceback shows no refused value)
+
+
+# The arrays of tables whose blocks an error names by their id.
+_BLOCKS = {"networks": "network", "categories": "category"}
+
+
+def _override(raw: dict[str, Any], section: str, key: str, value: str) -> None:
+    table = raw.setdefault(section, {})
+    if isinstance(table, dict):  # else the file's `section = ...` is refused as not a table
+        table[key] = value

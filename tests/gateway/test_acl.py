@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
 from adapters import wire
+from adapters.config_errors import ConfigError
 from adapters.redis_link import RedisLink, connect
 from gateway import acl
 from gateway.app import create_app
@@ -529,11 +529,11 @@ def test_a_redis_url_with_a_password_is_refused_without_echoing_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://:hunter2-secret@127.0.0.1:6379/0")
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ConfigError) as info:
         load_settings(DEFAULT_CONFIG)
     assert "hunter2-secret" not in str(info.value) and "password_file" in str(info.value)
     monkeypatch.setenv("REDIS_URL", "redis://10.1.2.3:6379/0")
-    with pytest.raises(ValidationError, match="allow_plaintext"):
+    with pytest.raises(ConfigError, match="allow_plaintext"):
         load_settings(DEFAULT_CONFIG)
     monkeypatch.setenv("REDIS_URL", "rediss://10.1.2.3:6379/0")
     assert load_settings(DEFAULT_CONFIG).redis.tls
