@@ -1,7 +1,7 @@
 # camgw: two commands do everything on a fresh Debian machine (as root):
 #   make run    install what is missing, then start the embedded default (`camgw demo`)
 #   make test   install what is missing, then run the test suite
-# Others: make bench (benchmarks, prints tables), make check (ruff + mypy), make clean.
+# Others: make help (this list), make bench, make check (ruff + mypy), make clean.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -25,7 +25,17 @@ RUN_DEBS   := redis-server:redis-server ip:iproute2 \
               $(GST_LIB)/libgstpango.so:gstreamer1.0-x
 BENCH_DEBS := $(RUN_DEBS) nginx:nginx-light wrk:wrk
 
-.PHONY: run test bench check clean debs-run debs-bench
+.PHONY: help run test bench check clean debs-run debs-bench
+
+help:
+	@echo "make run     install what is missing, then start the demo (private Redis, simulated"
+	@echo "             cameras, gateway); prints the URL and one token per role. The first run"
+	@echo "             installs Debian packages and the venv: 3-4 minutes; then seconds."
+	@echo "make test    install what is missing, then run the test suite (about 8 minutes)"
+	@echo "make check   ruff format, ruff check, mypy --strict (CI runs it after make test)"
+	@echo "make bench   the benchmarks; each prints a table (bench/README.md)"
+	@echo "make clean   remove the venv and caches; keeps var/ (the demo's registry, key, tokens;"
+	@echo "             rm -rf var starts the demo afresh)"
 
 run: debs-run $(STAMP)
 	$(BIN)/camgw demo

@@ -185,6 +185,13 @@ class RedisLink(BaseModel):
         return urlsplit(self.url).port or 6379
 
     @property
+    def shown(self) -> str:
+        """The URL as logs and messages show it: scheme, host, port and database, nothing
+        else (a URL built around validation could still hold a password)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{urlsplit(self.url).scheme}://{host}:{self.port}/{self.db}"
+
+    @property
     def db(self) -> int:
         db = urlsplit(self.url).path.strip("/")
         return int(db) if db else 0

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
@@ -133,8 +134,33 @@ def create_app(
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = redis_client(app[SETTINGS].redis)
     app[REDIS] = client
+    watch = asyncio.create_task(_await_registry(client, app[SETTINGS].redis.shown))
     yield
+    await tasks.stop(watch)
     await client.aclose()
+
+
+async def _await_registry(client: Redis, url: str, every_s: float = 2.0) -> None:
+    """Say whether the registry answers at start; while it does not, say so (at once, then
+    every minute) and what waits on it. The gateway serves meanwhile: the API answers 503."""
+    tries = 0
+    while True:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            if tries % max(1, round(60 / every_s)) == 0:
+                log.warning(
+                    "registry %s does not answer (%s); waiting for it: the API answers 503, "
+                    "discovery and health probes wait",
+                    url,
+                    exc,
+                    extra={"registry": url},
+                )
+            tries += 1
+            await asyncio.sleep(every_s)
+            continue
+        log.info("registry %s answers", url, extra={"registry": url, "waited_tries": tries})
+        return
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

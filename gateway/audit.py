@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -371,6 +371,19 @@ class AuditLog:
                     break
         more = len(items) == q.limit
         return AuditPage(items=items, next_cursor=items[-1].id if more and items else None)
+
+    async def follow(self, after: str, block_ms: int = 2000) -> AsyncIterator[AuditEntry]:
+        """Entries appended after stream id `after` ("0": all of them), as they come, until
+        the caller stops. Each wait is shorter than the client's socket timeout."""
+        last = after
+        while True:
+            with redis_errors():
+                got = await self.redis.xread({self.key: last}, block=block_ms, count=500)
+            streams = got.items() if isinstance(got, dict) else (got or [])
+            for _key, rows in streams:
+                for raw_id, raw in cast(list[tuple[bytes, dict[bytes, bytes]]], rows):
+                    last = raw_id.decode()
+                    yield _entry(raw_id, raw)
 
 
 _KNOWN = [name for name in AuditEntry.model_fields if name not in ("id", "extra")]

@@ -4,11 +4,8 @@ and one printed token per role. `make run` calls `camgw demo`."""
 from __future__ import annotations
 
 import csv
-import getpass
 import logging
 import os
-import secrets
-import socket
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
@@ -19,6 +16,7 @@ from adapters.uris import UriCredentials
 
 from .audit import AuditEvent
 from .auth import TokenStore
+from .commands.common import cli_actor
 from .models import Camera, CameraCreate, CameraSource, Location, Role
 from .records import new_camera
 from .registry import Registry
@@ -27,10 +25,6 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 DEMO_TOKEN_PREFIX = "demo-"
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
 def fleet_for(settings: Settings, scale: float, seed: int = 2023) -> list[FleetCamera]:
@@ -138,19 +132,6 @@ def write_rtsp_inventories(devices: list[SimDevice], directory: Path) -> dict[st
     return paths
 
 
-def with_inventories(settings: Settings, paths: dict[str, Path]) -> Settings:
-    """The settings with each network's discovery also reading its RTSP inventory."""
-    networks = tuple(
-        n.model_copy(
-            update={"discovery": n.discovery.model_copy(update={"csv_inventory": paths[n.id]})}
-        )
-        if n.id in paths
-        else n
-        for n in settings.networks
-    )
-    return settings.model_copy(update={"networks": networks})
-
-
 def network_passwords(settings: Settings) -> dict[str, str]:
     """Each network's camera password from its credential reference (the simulator and the
     adapters read the same environment)."""
@@ -163,10 +144,3 @@ def network_passwords(settings: Settings) -> dict[str, str]:
             )
         out[n.id] = creds.password
     return out
-
-
-def ensure_demo_passwords(settings: Settings) -> None:
-    """The demo invents camera passwords for networks whose variable is unset."""
-    for n in settings.networks:
-        if n.credentials and n.credentials.password_env:
-            os.environ.setdefault(n.credentials.password_env, secrets.token_urlsafe(12))

@@ -22,12 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -67,6 +69,8 @@ class CamgwError(Exception):
         return body
 
     def response(self, instance: str = "") -> web.Response:
+        from aiohttp import web  # noqa: PLC0415  (the CLI raises these errors without a server)
+
         return web.Response(
             status=self.status,
             body=orjson.dumps(self.problem(instance)),

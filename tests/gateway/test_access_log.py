@@ -11,9 +11,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.access_log import REDACTED, AccessLogger, redact_target
 from gateway.app import create_app
 from gateway.keys import TOKENS
-from gateway.logs import REDACTED, AccessLogger, JsonFormatter, redact_target
+from gateway.logs import JsonFormatter
 from gateway.models import Role
 from gateway.settings import Settings
 from gateway.vault import CredentialVault

@@ -788,4 +788,4 @@ async def test_cli_verify_and_export(camgw: Run, cli_redis: RedisServer, tmp_pat
     assert (code, out) == (1, "")
     assert "no credential key" in err
     code, out, _ = await camgw("token", "list")
-    assert (code, len(out.splitlines())) == (0, 1)  # only the auditor's token from the start
+    assert (code, len(out.splitlines())) == (0, 2)  # the header; the auditor's token only

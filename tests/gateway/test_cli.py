@@ -150,7 +150,8 @@ async def test_list_shows_tokens_without_their_secrets(
     )
     listed = await camgw("token", "list")
     assert listed.code == 0, listed.err
-    rows = [line.split("\t") for line in listed.out.splitlines()]
+    header, *rows = [line.split("\t") for line in listed.out.splitlines()]
+    assert header == ["ID", "ROLE", "NETWORKS", "NAME", "CREATED", "BY"]
     by_id = {row[0]: [cell.strip() for cell in row] for row in rows}
     assert set(by_id) == {viewer_id, auditor_id}
     assert by_id[viewer_id][1:4] == ["viewer", "governance", "ops-screen"]

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.uris import UriCredentials
+from gateway.access_log import AccessLogger
 from gateway.app import create_app
 from gateway.keys import REGISTRY, TOKENS
-from gateway.logs import AccessLogger, JsonFormatter
+from gateway.logs import JsonFormatter
 from gateway.models import Role
 from gateway.redis_server import RedisServer, free_port
 from gateway.settings import Settings
