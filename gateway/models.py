@@ -645,11 +645,35 @@ class CameraPage(Model):
     )
 
 
+class ImportFieldError(Model):
+    """One problem of an imported row, as the person who filled in the file reads it."""
+
+    field: str | None = Field(
+        description="The camera field (`location.lat`, `tags[2]`); null for the row as a whole"
+    )
+    column: str | None = Field(
+        description="The column as the file's header names it (`经度`, `lon`); in a JSON import "
+        "the field's path; null for the row as a whole"
+    )
+    value: str | None = Field(
+        description="The value as the file has it (JSON values other than text as JSON), "
+        "shortened past 100 characters; null when absent, and for URIs and credentials, "
+        "which may hold a password"
+    )
+    message: str = Field(
+        description="`<column>: <what is wrong>`, in Chinese for a CSV file with a Chinese "
+        "header, else in English (docs/import.md)"
+    )
+
+
 class ImportRowError(Model):
     row: int = Field(description="1-based data row (CSV: the record's line number is `line`)")
     line: int | None = None
-    field: str | None = None
-    reason: str
+    field: str | None = Field(None, description="The first problem's field")
+    reason: str = Field(description="The first problem's message")
+    errors: list[ImportFieldError] = Field(
+        description="Every problem of the row, in the file's column order (at least one)"
+    )
 
 
 class ImportResult(Model):

@@ -19,6 +19,7 @@ from ..audit import AuditEvent
 from ..catalog import ListQuery, decode_cursor, shared_view
 from ..errors import CamgwError, Conflict, FieldError, Forbidden, Invalid, NotFound
 from ..importer import (
+    Reporter,
     Row,
     RowError,
     answer,
@@ -177,11 +178,12 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
     as_json = request.content_type == "application/json"
     created_event = _change(request, "camera.create", "", "", via="import")  # per row: replace
     Create = tuple[Camera, UriCredentials | None, AuditEvent | None]  # what create_many takes
+    reporter = Reporter(settings, who.sees)  # words bad rows for the file's reader
 
     def prepare() -> tuple[int, list[Create], list[Row], list[RowError]]:
         with collector_paused():
             rows = parse_json(raw) if as_json else parse_csv(raw, settings)
-            good, bad = validate_rows(rows)
+            good, bad = validate_rows(rows, reporter)
             now = datetime.now(UTC)
             batch: list[Create] = []
             batch_rows: list[Row] = []
@@ -191,7 +193,7 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
                     camera = new_camera(body, settings, now, CameraSource.imported)
                     _check(settings, camera)
                 except CamgwError as exc:
-                    bad.append(_row_error(row, exc))
+                    bad.append(reporter.refused(row, exc))
                     continue
                 audit = replace(created_event, target=camera.id, network=camera.network)
                 batch.append((camera, _creds(body.credentials), audit))
@@ -211,7 +213,7 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
         pairs = zip(batch, batch_rows, results, strict=True)
         for (camera, _, _), row, result in yielding(pairs):
             if isinstance(result, CamgwError):
-                bad.append(_row_error(row, result))
+                bad.append(reporter.refused(row, result))
             elif isinstance(result, Exception):
                 raise result
             else:
@@ -220,8 +222,7 @@ async def import_cameras(request: web.Request) -> web.StreamResponse:
                 version = max(version, result)
         release(batch)
         release(batch_rows)
-        known = settings.network_by_id
-        failed = Counter(_row_network(e.row, known) for e in bad)
+        failed = Counter(_row_network(e.row, settings.network_by_id) for e in bad)
         return answer(ids, bad), created, failed, version
 
     body, created, failed, version = await asyncio.to_thread(report)
@@ -313,11 +314,6 @@ def _change(
         request_id=request.get(REQUEST_ID, ""),
         extra=extra,
     )
-
-
-def _row_error(row: Row, exc: CamgwError) -> RowError:
-    field = exc.extra.get("field")
-    return RowError(row, str(field) if field else None, exc.detail)
 
 
 ENDPOINTS = [

@@ -210,7 +210,7 @@ async def test_import_through_the_demo_reports_rows_in_the_files_language(
 ) -> None:
     csv = tmp_path / "cameras.csv"
     csv.write_text(
-        "名称,类型,地址,备注\n"
+        "名称,类型,IP地址,备注\n"
         "东泾路口,雪亮工程,127.1.250.1,综治网\n"
         "坏行,未知类型,127.1.250.2,综治网\n",
         encoding="utf-8",

@@ -282,3 +282,322 @@ async def test_import_is_audited(client: Client, token: TokenFactory) -> None:
     # Admins change cameras but do not read the trail.
     resp = await client.get("/api/v1/audit", headers=admin)
     assert resp.status == 403
+
+
+# -- what the person who filled in the file reads ---------------------------------------------
+
+
+def problem(field: str | None, column: str | None, value: str | None, message: str) -> Any:
+    return {"field": field, "column": column, "value": value, "message": message}
+
+
+def row_error(row: int, line: int | None, *problems: Any) -> dict[str, Any]:
+    """A bad row as the report has it: the first problem also in `field` and `reason`."""
+    first = problems[0]
+    return {
+        "row": row,
+        "line": line,
+        "field": first["field"],
+        "reason": first["message"],
+        "errors": list(problems),
+    }
+
+
+# An unknown category's choices: the categories of the row's network (综治网) and of none.
+_CATEGORY_ZH = "类型: 未知的值“未知类型”；可选：雪亮工程、智能安防、道路监控补盲、未分类"
+_CATEGORY_EN = (
+    "category: unknown value 'foo'; allowed: sharp-eyes, smart-security, road-blindspot, "
+    "unclassified"
+)
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8-sig"])
+async def test_chinese_file_gets_every_problem_of_a_row_in_chinese(
+    client: Client, token: TokenFactory, encoding: str
+) -> None:
+    admin = await token("admin")
+    text = (
+        "名称,类型,备注,地址,经度,纬度\n"
+        "东门雪亮,雪亮工程,综治网,127.1.0.21,121.30,31.08\n"
+        "西门,未知类型,综治网,127.1.0.22,200,31.08\n"  # an unknown category AND a bad longitude
+        "南桥补盲,道路监控补盲,综治网（待建设）,127.1.0.23,,\n"
+    )
+    result = await post_csv(client, admin, text.encode(encoding), charset=encoding)
+
+    assert (result["created"], result["failed"]) == (2, 1)
+    assert result["errors"] == [
+        row_error(
+            2,
+            3,
+            problem("category", "类型", "未知类型", _CATEGORY_ZH),
+            problem("location.lon", "经度", "200", "经度: 200 超出范围（-180 至 180）"),
+        )
+    ]
+    names = {c["name"] for c in (await cameras(client, admin)).values()}
+    assert names == {"东门雪亮", "南桥补盲"}  # the good rows beside it are imported
+
+
+async def test_english_file_gets_every_problem_of_a_row_in_english(
+    client: Client, token: TokenFactory
+) -> None:
+    admin = await token("admin")
+    text = (
+        "name,category,network,address,lon,lat\n"
+        "East gate,sharp-eyes,governance,127.1.0.21,121.30,31.08\n"
+        "West gate,foo,governance,127.1.0.22,200,31.08\n"  # an unknown category AND a bad lon
+        "South bridge,Road blind-spot cameras,governance,127.1.0.23,,\n"  # a category's name
+    )
+    result = await post_csv(client, admin, text)
+
+    assert (result["created"], result["failed"]) == (2, 1)
+    assert result["errors"] == [
+        row_error(
+            2,
+            3,
+            problem("category", "category", "foo", _CATEGORY_EN),
+            problem("location.lon", "lon", "200", "lon: 200 is out of range (-180 to 180)"),
+        )
+    ]
+    names = {c["name"] for c in (await cameras(client, admin)).values()}
+    assert names == {"East gate", "South bridge"}
+
+
+async def test_chinese_messages_for_the_common_mistakes(
+    client: Client, token: TokenFactory
+) -> None:
+    admin = await token("admin")
+    long_name = "长" * 201
+    text = (
+        "编号,名称,类型,备注,地址,经度,纬度,tags\n"  # line 1
+        "governance.east,东门,雪亮工程,综治网,127.1.0.21,121.3,31.08,学校;北门\n"  # 2: good
+        ",,雪亮工程,外网,坏地址,东经121,,\n"  # 3
+        "police.west,西门,治安探头,综治网,10.0.0.1,121.3,91,a b\n"  # 4
+        f"governance.north,{long_name},雪亮工程,综治网,127.1.0.21,,,\n"  # 5
+        "governance.south,南门,雪亮工程,综治网,127.1.0.25,,,\n"  # 6: good
+        "governance.east,东门二,雪亮工程,综治网,127.1.0.26,,,\n"  # 7: the id of line 2
+        "governance.x,X,雪亮工程,综治网,127.1.0.27,,,,多出来的一格\n"  # 8
+    )
+    result = await post_csv(client, admin, text)
+
+    assert (result["created"], result["failed"]) == (2, 5)
+    assert result["errors"] == [
+        row_error(
+            2,
+            3,
+            problem("name", "名称", None, "名称: 必填，不能为空"),
+            problem(
+                "network", "备注", "外网", "备注: 未知的值“外网”；可选：综治网、公安网、政务网"
+            ),
+            problem("address", "地址", "坏地址", "地址: “坏地址”不是有效的 IPv4 或 IPv6 地址"),
+            problem("location.lon", "经度", "东经121", "经度: “东经121”不是数字"),
+            problem("location.lat", "纬度", None, "纬度: 必填，不能为空"),
+        ),
+        row_error(
+            3,
+            4,
+            problem(
+                "id",
+                "编号",
+                "police.west",
+                "编号: “police.west”必须以“governance.”开头（编号按网络划分）",
+            ),
+            problem("category", "类型", "治安探头", "类型: “治安探头”属于公安网，不属于综治网"),
+            problem(
+                "address", "地址", "10.0.0.1", "地址: 10.0.0.1 不在综治网的地址段（127.1.0.0/16）内"
+            ),
+            problem("location.lat", "纬度", "91", "纬度: 91 超出范围（-90 至 90）"),
+            problem(
+                "tags[0]",
+                "tags",
+                "a b",
+                "tags: “a b”不是有效的标签（不能含空格、引号或 / \\ ? # & % , ; < >，"
+                "最多 64 个字符）",
+            ),
+        ),
+        row_error(
+            4,
+            5,
+            problem("name", "名称", long_name[:99] + "…", "名称: 太长（201 个字符，最多 200 个）"),
+        ),
+        row_error(
+            6,
+            7,
+            problem("id", "编号", "governance.east", "编号: 摄像机“governance.east”已存在"),
+        ),
+        row_error(7, 8, problem(None, None, None, "此行的单元格比表头的列多")),
+    ]
+    # Taken addresses are worded too (a camera of the file, or one registered before).
+    again = await post_csv(
+        client, admin, "名称,类型,备注,地址\n东门三,雪亮工程,综治网,127.1.0.21\n"
+    )
+    assert again["errors"] == [
+        row_error(
+            1,
+            2,
+            problem(
+                "address",
+                "地址",
+                "127.1.0.21",
+                "地址: 127.1.0.21 已属于综治网的摄像机“governance.east”",
+            ),
+        )
+    ]
+
+
+async def test_one_chinese_header_makes_the_messages_chinese(
+    client: Client, token: TokenFactory
+) -> None:
+    """The rule (docs/import.md): a header row with any Chinese column name gets Chinese."""
+    admin = await token("admin")
+    text = "name,类型,network,address,lon\nA,foo,governance,127.1.0.1,121.3\n"
+    result = await post_csv(client, admin, text)
+    assert result["errors"] == [
+        row_error(
+            1,
+            2,
+            problem(
+                "category",
+                "类型",
+                "foo",
+                "类型: 未知的值“foo”；可选：雪亮工程、智能安防、道路监控补盲、未分类",
+            ),
+            problem("location.lat", "纬度", None, "纬度: 必填，不能为空"),  # no lat column
+        )
+    ]
+
+
+async def test_english_messages_for_the_common_mistakes(
+    client: Client, token: TokenFactory
+) -> None:
+    admin = await token("admin")
+    text = (
+        "id,name,category,network,address,lat,lon,location,stream_uri\n"  # line 1
+        ",A,sharp-eyes,nope,127.1.0.1,,,,\n"  # 2
+        "police.b,,traffic,governance,10.0.0.2,95,abc,,\n"  # 3
+        ",C,sharp-eyes,governance,127.1.0.3,,,Main street,rtsp://admin:s3cret@127.1.0.3/live\n"
+    )
+    result = await post_csv(client, admin, text)
+
+    assert (result["created"], result["failed"]) == (0, 3)
+    assert result["errors"] == [
+        row_error(
+            1,
+            2,
+            problem(
+                "network",
+                "network",
+                "nope",
+                "network: unknown value 'nope'; allowed: governance, police, gov-affairs",
+            ),
+        ),
+        row_error(
+            2,
+            3,
+            problem(
+                "id",
+                "id",
+                "police.b",
+                "id: 'police.b' must begin with 'governance.' (camera ids are scoped by network)",
+            ),
+            problem("name", "name", None, "name: is required"),
+            problem(
+                "category",
+                "category",
+                "traffic",
+                "category: 'traffic' belongs to network 'police', not 'governance'",
+            ),
+            problem(
+                "address",
+                "address",
+                "10.0.0.2",
+                "address: 10.0.0.2 is outside the CIDRs of network 'governance' (127.1.0.0/16)",
+            ),
+            problem("location.lat", "lat", "95", "lat: 95 is out of range (-90 to 90)"),
+            problem("location.lon", "lon", "abc", "lon: 'abc' is not a number"),
+        ),
+        row_error(
+            3,
+            4,
+            problem("location", "location", "Main street", "location: needs lat and lon as well"),
+            # A URI may hold a password: its value is never repeated.
+            problem(
+                "stream_uri",
+                "stream_uri",
+                None,
+                "stream_uri: must not contain credentials; send them in the `credentials` field",
+            ),
+        ),
+    ]
+
+
+async def test_choices_name_only_the_networks_the_token_is_granted(
+    client: Client, token: TokenFactory
+) -> None:
+    admin = await token("admin", ["governance"])
+    text = (
+        "name,category,network,address\n"
+        "A,sharp-eyes,nope,127.1.0.1\n"
+        "B,traffic,governance,127.1.0.2\n"  # a police category: unknown to this token
+        "C,traffic,police,127.2.0.3\n"
+    )
+    result = await post_csv(client, admin, text)
+    assert (result["created"], result["failed"]) == (0, 3)
+    assert result["errors"] == [
+        row_error(
+            1,
+            2,
+            problem(
+                "network", "network", "nope", "network: this token is not granted network 'nope'"
+            ),
+        ),
+        row_error(
+            2,
+            3,
+            problem(
+                "category",
+                "category",
+                "traffic",
+                "category: unknown value 'traffic'; allowed: sharp-eyes, smart-security, "
+                "road-blindspot, unclassified",
+            ),
+        ),
+        row_error(
+            3,
+            4,
+            problem(
+                "network",
+                "network",
+                "police",
+                "network: this token is not granted network 'police'",
+            ),
+        ),
+    ]
+
+
+async def test_json_rows_name_their_keys_in_english(client: Client, token: TokenFactory) -> None:
+    admin = await token("admin")
+    rows: list[Any] = [
+        {"name": 5, "network": "governance", "category": "sharp-eyes", "address": "127.1.1.1",
+         "location": {"lat": 31.1}, "credentials": {"username": "admin", "password": ""},
+         "password": "s3cret"},
+        "not an object",
+    ]  # fmt: skip
+    resp = await client.post(IMPORT, json=rows, headers=admin)
+    assert resp.status == 200, await resp.text()
+    result = await resp.json()
+    assert result["errors"] == [
+        row_error(
+            1,
+            None,
+            problem("name", "name", "5", "name: must be text"),
+            problem("location.lon", "location.lon", None, "location.lon: is required"),
+            problem(
+                "credentials.password",
+                "credentials.password",
+                None,
+                "credentials.password: must not be blank",
+            ),
+            problem("password", "password", None, "password: is not a camera field"),
+        ),
+        row_error(2, None, problem(None, None, None, "must be an object")),
+    ]
