@@ -37,7 +37,10 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-_BODY_CACHE_MAX = 256
+# Response bodies kept per registry version, by their bytes (a body and its gzip copy), not
+# their number: one full list of 100,000 cameras is ~100 MB, and a viewer varying `limit` used
+# to make up to 256 of them (docs/registry.md).
+BODY_CACHE_BYTES = 128 << 20
 _MIN_REBUILD_S = 0.02
 # A request waits at most this long for a newer snapshot, and only when rebuilds are cheap: a
 # small registry rebuilds within it, so a writer reads its own write in the next request. At
@@ -96,6 +99,52 @@ class Body:
         self.etag_gz = self.etag[:-1] + '-gz"'
 
 
+class BodyCache:
+    """Bodies by key, least recently used out first, holding at most `max_bytes` of them
+    (plus the newest body, whatever its size: it is being served)."""
+
+    def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evicted = 0
+        self._items: OrderedDict[tuple[Any, ...], Body] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple[Any, ...]) -> Body | None:
+        body = self._items.get(key)
+        if body is not None:
+            self._items.move_to_end(key)
+        return body
+
+    def put(self, key: tuple[Any, ...], body: Body) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= _size(old)
+        self._items[key] = body
+        self.bytes += _size(body)
+        self._trim()
+
+    def gzipped(self, body: Body, gz: bytes) -> None:
+        """`body` got its gzip copy: count it while the body is held here."""
+        held = body.gz is None and any(b is body for b in self._items.values())
+        body.gz = gz
+        if held:
+            self.bytes += len(gz)
+            self._trim()
+
+    def _trim(self) -> None:
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            _, gone = self._items.popitem(last=False)
+            self.bytes -= _size(gone)
+            self.evicted += 1
+
+
+def _size(body: Body) -> int:
+    return len(body.data) + (len(body.gz) if body.gz is not None else 0)
+
+
 @dataclass(frozen=True, slots=True)
 class ListQuery:
     network: str | None = None
@@ -113,7 +162,7 @@ class Catalog:
     settings: Settings
     snapshot: Snapshot = field(default_factory=lambda: Snapshot(-1, ()))
     live_version: int | None = None  # pushed by the events channel; None while it is down
-    _bodies: OrderedDict[tuple[Any, ...], Body] = field(default_factory=OrderedDict)
+    _bodies: BodyCache = field(default_factory=BodyCache)
     _rebuild: asyncio.Task[None] | None = None
     _built_at: float = -1e9
     _rebuild_s: float = 0.0  # how long the last rebuild took
@@ -121,6 +170,14 @@ class Catalog:
     clock: Callable[[], float] = time.monotonic  # injectable, for tests
     _parsed: dict[str, Camera] = field(default_factory=dict)
     builds: int = 0
+
+    def __post_init__(self) -> None:
+        self._bodies = BodyCache(self.settings.server.body_cache_bytes)
+
+    @property
+    def bodies(self) -> BodyCache:
+        """The current version's cached bodies (metrics)."""
+        return self._bodies
 
     # -- version and snapshot -------------------------------------------------------------
 
@@ -175,7 +232,7 @@ class Catalog:
         started = self.clock()
         old = [self.snapshot, self._bodies, self._parsed]
         self.snapshot = await self._load()
-        self._bodies, self._parsed = OrderedDict(), {}
+        self._bodies, self._parsed = BodyCache(self.settings.server.body_cache_bytes), {}
         self._built_at = self.clock()
         self._rebuild_s = self._built_at - started
         # Freeing 100,000 old entries takes tens of milliseconds: not on the event loop.
@@ -225,16 +282,15 @@ class Catalog:
             big = len(snap.entries) >= _BUILD_IN_THREAD
             data = await asyncio.to_thread(build, snap) if big else build(snap)
             body = Body(_etag(data), data)
-            self._bodies[full_key] = body
-            if len(self._bodies) > _BODY_CACHE_MAX:
-                self._bodies.popitem(last=False)
-        else:
-            self._bodies.move_to_end(full_key)
+            self._bodies.put(full_key, body)
         return snap, body
 
     async def gzipped(self, body: Body) -> bytes:
         if body.gz is None:
-            body.gz = await asyncio.to_thread(gzip.compress, body.data, 6, mtime=0)
+            gz = await asyncio.to_thread(gzip.compress, body.data, 6, mtime=0)
+            if body.gz is None:  # (another request may have compressed it meanwhile)
+                self._bodies.gzipped(body, gz)
+        assert body.gz is not None
         return body.gz
 
     async def camera_list(self, who: Principal, query: ListQuery) -> Body:
@@ -244,7 +300,6 @@ class Catalog:
             full_key = (self.snapshot.version, *key)
             body = self._bodies.get(full_key)
             if body is not None:
-                self._bodies.move_to_end(full_key)
                 return body
         _, body = await self.cached(key, lambda s: _list_body(s, who, self.settings, query))
         return body

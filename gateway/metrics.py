@@ -196,6 +196,18 @@ class _CatalogCollector(Collector):
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds
         )
+        bodies = self.catalog.bodies
+        yield GaugeMetricFamily(
+            "camgw_body_cache_bytes",
+            "Bytes of response bodies cached for the current registry version ([server] "
+            "body_cache_bytes bounds them)",
+            value=bodies.bytes,
+        )
+        yield GaugeMetricFamily(
+            "camgw_body_cache_evictions",
+            "Bodies of the current registry version evicted to stay within the bound",
+            value=bodies.evicted,
+        )
 
 
 class NetworkView(Collector):

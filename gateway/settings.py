@@ -42,6 +42,12 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="JSON body limit")
     max_import_bytes: int = Field(4 << 20, ge=1024, le=256 << 20, description="Import limit")
     access_log: bool = Field(True, description="One structured log line per request")
+    body_cache_bytes: int = Field(
+        128 << 20,
+        ge=1 << 20,
+        le=16 << 30,
+        description="Response bodies (lists, summaries) kept per registry version, in bytes",
+    )
 
 
 class RedisConfig(RedisLink):

@@ -13,7 +13,9 @@ import asyncio
 import orjson
 import pytest
 
-from gateway.catalog import _MAX_STALE_S, _MAX_WAIT_S, Catalog
+from gateway.catalog import _MAX_STALE_S, _MAX_WAIT_S, Catalog, ListQuery
+from gateway.models import Role
+from gateway.policy import Principal
 from gateway.registry import Loaded
 from gateway.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -107,3 +109,27 @@ async def test_never_a_snapshot_older_than_the_bound(settings: Settings) -> None
     assert not request.done()  # it waits for the rebuild instead
     registry.gate.set()
     assert (await request).version == 3
+
+
+async def test_cached_bodies_are_bounded_by_their_bytes(settings: Settings) -> None:
+    """A viewer varying `limit` makes a new body per value: the cache keeps the newest within
+    `[server] body_cache_bytes` (gzip copies counted), and an evicted body is rebuilt alike."""
+    bounded = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"body_cache_bytes": 1 << 20})}
+    )
+    cat, registry, _ = catalog(bounded)
+    registry.at = 3000  # ~300 kB for a full page
+    cat.set_live(registry.at)
+    viewer = Principal("t1", "wall", Role.viewer, None)
+    first = await cat.camera_list(viewer, ListQuery(limit=3000))
+    await cat.gzipped(first)
+    sizes = []
+    for limit in range(2000, 3000, 50):
+        body = await cat.camera_list(viewer, ListQuery(limit=limit))
+        await cat.gzipped(body)
+        sizes.append(len(body.data) + len(body.gz or b""))
+        assert cat.bodies.bytes <= (1 << 20) + sizes[-1]
+    assert sum(sizes) > 4 << 20  # without the bound, four times what it keeps
+    assert cat.bodies.evicted > 0 and len(cat.bodies) < len(sizes)
+    again = await cat.camera_list(viewer, ListQuery(limit=3000))
+    assert again is not first and again.etag == first.etag  # rebuilt, the same representation
