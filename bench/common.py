@@ -209,6 +209,25 @@ def wait_http(
         time.sleep(0.05)
 
 
+def loop_delay_counts(base: str, headers: dict[str, str]) -> list[int]:
+    """The gateway's event-loop delay histogram (camgw_event_loop_delay_seconds), per bucket
+    (gateway.loop_monitor.BUCKETS, then +Inf): two readings' difference is one run's."""
+    reply = http_request("GET", f"{base}/metrics", headers=headers)
+    if reply.status != 200:
+        raise BenchError(f"/metrics answered {reply.status}")
+    cumulative = [
+        int(float(m.group(1)))
+        for m in re.finditer(
+            r'^camgw_event_loop_delay_seconds_bucket\{le="[^"]+"\} (\S+)$',
+            reply.body.decode(),
+            re.MULTILINE,
+        )
+    ]
+    if not cumulative:
+        raise BenchError("/metrics has no camgw_event_loop_delay_seconds")
+    return [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)]
+
+
 # -- the gateway stack ---------------------------------------------------------------------------
 
 

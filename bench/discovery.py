@@ -43,6 +43,7 @@ from common import (
     header_lines,
     http_request,
     log_tail,
+    loop_delay_counts,
     markdown_table,
     progress,
     spread,
@@ -53,6 +54,7 @@ from common import (
 from onvif import ONVIFCamera
 
 from gateway.demo import fleet_for
+from gateway.loop_monitor import quantile
 from gateway.settings import Settings, load_settings
 
 EXPECTED_CAMERAS = 3_308
@@ -166,6 +168,8 @@ class GatewayRun:
     redis_cpu_s: float  # CPU of the private redis-server during the run
     gateway_wait_s: float  # the gateway runnable but waiting for its core (other processes)
     per_network: dict[str, tuple[int, float]]  # network -> (enriched, job elapsed_s)
+    loop_p99_ms: float  # event-loop delay p99 during the run (camgw_event_loop_delay_seconds)
+    loop_max_ms: float  # ... the bucket bound of its worst sample
     failure_kinds: dict[str, int]  # "step: reason" -> cameras (empty when all were enriched)
     devices: int = EXPECTED_CAMERAS  # what discovery should find (an NVR: one device)
 
@@ -176,6 +180,16 @@ class GatewayRun:
     @property
     def rate(self) -> float:
         return self.enriched / self.wall_s
+
+
+def loop_delay_since(before: list[int], base: str, auth: dict[str, str]) -> dict[str, float]:
+    """The event loop's delay p99 and worst bucket since the `before` reading, in ms."""
+    now = loop_delay_counts(base, auth)
+    counts = [b - a for a, b in zip(before, now, strict=True)]
+    return {
+        "loop_p99_ms": quantile(counts, 0.99) * 1000,
+        "loop_max_ms": quantile(counts, 1.0) * 1000,
+    }
 
 
 def proc_status_mib(pid: int, key: str) -> float:
@@ -222,6 +236,7 @@ def run_gateway(
         pids = {"gw": gw.proc.pid, "sim": sim.pid, "redis": gw.redis.proc.pid}
         cpu0 = {k: tree_cpu_seconds(p) for k, p in pids.items()}
         wait0 = run_delay_s(pids["gw"])
+        loop0 = loop_delay_counts(gw.base, auth)
 
         t0 = time.time()
         jobs: dict[str, dict] = {}  # type: ignore[type-arg]
@@ -278,6 +293,7 @@ def run_gateway(
             per_network={
                 n: (j["progress"]["enriched"], float(j["elapsed_s"])) for n, j in jobs.items()
             },
+            **loop_delay_since(loop0, gw.base, auth),
             failure_kinds=dict(
                 Counter(
                     f"{f['step']}: {f['reason']}"[:120]
@@ -289,7 +305,8 @@ def run_gateway(
         )
         progress(
             f"  {run.wall_s:.1f} s, found {run.found}, enriched {run.enriched}, failed "
-            f"{run.failed}; RSS {run.rss_mib:.0f} MiB; CPU s: gateway {run.gateway_cpu_s:.1f}, "
+            f"{run.failed}; RSS {run.rss_mib:.0f} MiB; loop delay p99 <= {run.loop_p99_ms:g} ms "
+            f"(worst <= {run.loop_max_ms:g} ms); CPU s: gateway {run.gateway_cpu_s:.1f}, "
             f"simulator {run.sim_cpu_s:.1f}, redis {run.redis_cpu_s:.1f}; gateway waited "
             f"{run.gateway_wait_s:.1f} s for its core"
         )
@@ -569,6 +586,7 @@ def report(
             _counts(gw),
             fmt_spread((g.rss_mib for g in gw), ",.0f"),
             fmt_spread((g.gateway_cpu_s / g.enriched * 1000 for g in gw), ".1f"),
+            fmt_spread((g.loop_p99_ms for g in gw), "g"),
             fmt_spread(ratios, ".1f") + "x",
         ],
         [
@@ -580,6 +598,7 @@ def report(
             _counts(nvr),
             fmt_spread((g.rss_mib for g in nvr), ",.0f"),
             fmt_spread((g.gateway_cpu_s / g.enriched * 1000 for g in nvr), ".1f"),
+            fmt_spread((g.loop_p99_ms for g in nvr), "g"),
             fmt_spread((g.rate / b.rate for g, b in zip(nvr, base, strict=True)), ".1f") + "x",
         ],
         [
@@ -590,6 +609,7 @@ def report(
             f"{base[0].cameras} / 0 (sample)",
             "n/a",
             fmt_spread((b.client_cpu_s / b.cameras * 1000 for b in base), ".1f"),
+            "n/a",
             "baseline",
         ],
     ]
@@ -602,6 +622,7 @@ def report(
             "enriched / failed",
             "gateway RSS MiB",
             "CPU ms/camera (gateway / naive client)",
+            "loop delay p99 ms (bucket bound)",
             "vs naive (cameras/s)",
         ],
         rows,

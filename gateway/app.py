@@ -135,8 +135,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = redis_client(app[SETTINGS].redis)
     app[REDIS] = client
     watch = asyncio.create_task(_await_registry(client, app[SETTINGS].redis.shown))
+    loop_delay = asyncio.create_task(app[METRICS].loop.run(), name="camgw-loop-delay")
     yield
-    await tasks.stop(watch)
+    await tasks.stop(watch, loop_delay)
     await client.aclose()
 
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from .audit import AuditLog
 from .catalog import Catalog
 from .edge import EdgeHub
+from .loop_monitor import LoopDelay
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -69,6 +70,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http = RequestStats()
         self.registry.register(self.http)
+        self.loop = LoopDelay()
+        self.registry.register(self.loop)
         self.refused = Counter(
             "camgw_auth_refused",
             "Requests refused for authentication or authorisation",
@@ -164,6 +167,11 @@ class _AuditCollector(Collector):
             "camgw_audit_head_retries",
             "Audit entries sealed again because another writer had moved the chain's head",
             value=a.chain.retries,
+        )
+        yield CounterMetricFamily(
+            "camgw_audit_query_entries_read",
+            "Audit stream entries read by queries (scanned, or fetched by id from an index)",
+            value=a.entries_read,
         )
         yield CounterMetricFamily(
             "camgw_audit_refusals_dropped",
