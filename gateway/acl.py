@@ -65,6 +65,11 @@ GATEWAY_COMMANDS = (
     "srem",
     "smembers",
     "sscan",
+    # sorted sets: the audit trail's indexes (gateway/audit_index.py)
+    "zadd",
+    "zcard",
+    "zrevrangebylex",
+    "zremrangebylex",
     # streams: the audit trail; the edge inboxes (written) and outboxes (read, acknowledged)
     "xadd",
     "xlen",
@@ -96,6 +101,9 @@ GATEWAY_COMMANDS = (
     "unsubscribe",
     # Registry.integrity_problems walks the indexes (SCAN names keys of other prefixes too)
     "scan",
+    # [redis] replicas_to_ack: a write is acknowledged once replicas have it
+    # (adapters.redis_link.wait_for_replicas)
+    "wait",
 )
 
 

@@ -14,6 +14,7 @@ Keys (prefix `camgw`):
     camgw:audit:head                "seq link" of the last entry (the scripts' optimistic check)
     camgw:audit:turn                the writer that lost a race and appends next (500 ms at most)
     camgw:audit:archive-lock        the gateway archiving now (SET NX PX)
+    camgw:audit:ix...               indexes by actor, camera and network (`audit_index.py`)
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import IO, cast
 
@@ -34,6 +34,18 @@ from redis.asyncio import Redis
 
 from .audit_archive import Archiver, export, verify_trail
 from .audit_chain import CHAIN_PURPOSE, AuditChain, Break
+from .audit_index import (
+    LAST_ID,
+    AuditIndex,
+    Id,
+    Plan,
+    after,
+    before,
+    below,
+    lex,
+    parse_id,
+    text,
+)
 from .batching import GroupCommit
 from .errors import CamgwError, Unavailable, redis_errors
 from .models import AuditEntry, AuditPage
@@ -43,6 +55,7 @@ from .vault import CredentialVault
 log = logging.getLogger(__name__)
 
 _SCAN_BATCH = 500
+_INDEX_BATCH = 500  # index members read (and entries fetched by id) per round trip at most
 
 # Every stored value is bounded, so no caller (and no attacker choosing a path, a header or a
 # token) can make an entry large.
@@ -260,11 +273,11 @@ class AuditLog:
         self.turn_key = f"{prefix}:audit:turn"  # the writer that lost a race appends next
         self._chain_key = vault.derive(CHAIN_PURPOSE)
         self.chain = AuditChain(redis, self.key, self.head_key, self._chain_key)
-        self.archiver = Archiver(redis, self.key, self.config)
+        self.index = AuditIndex(redis, self.key)
+        self.archiver = Archiver(redis, self.key, self.config, self.index)
         self.refusals = RefusalAggregator(self.config.refusal_sources, clock)
-        self._script = redis.register_script(
-            (files("gateway") / "lua" / "audit_batch.lua").read_text()
-        )
+        self._script = self.index.batch_script()
+        self.entries_read = 0  # stream entries read by queries (scanned or fetched by id)
         self._batches: GroupCommit[list[str], None] = GroupCommit(self._write, "audit log")
 
     def __repr__(self) -> str:
@@ -289,29 +302,38 @@ class AuditLog:
             # One argument per entry (a JSON array the script decodes): redis-py packs every
             # argument in Python, and an entry has some forty field/value strings.
             args: list[str | bytes] = [*chain, *(orjson.dumps(fields) for fields in entries)]
-            await self._script(keys=[self.key, self.head_key, self.turn_key], args=args)
+            keys = [self.key, self.head_key, self.turn_key, self.index.meta_key]
+            await self._script(keys=[*keys, self.index.keys_key], args=args)
 
         await self.chain.append(contents, send)
         return [None] * len(contents)
 
-    # -- upkeep: refusal counts, archive -----------------------------------------------------
+    # -- upkeep: refusal counts, indexes, archive --------------------------------------------
 
     async def flush_refusals(self, everything: bool = False) -> int:
         return await self.refusals.flush(self, everything)
+
+    async def index_upkeep(self) -> tuple[int, int]:
+        """Index what the appending scripts left out (`AuditIndex.catch_up`): entries indexed
+        after the coverage and before it."""
+        with redis_errors():
+            return await self.index.catch_up()
 
     async def archive(self) -> int:
         with redis_errors():
             return await self.archiver.run_once()
 
     async def upkeep(self, tick_s: float = 5.0) -> None:
-        """Runs for the life of the gateway: refusal counts every tick, the archive every
-        `archive_interval_s`. Failures are logged and retried; they never end the loop."""
+        """Runs for the life of the gateway: refusal counts and the indexes' catch-up every
+        tick, the archive every `archive_interval_s`. Failures are logged and retried; they
+        never end the loop."""
         loop = asyncio.get_running_loop()
         next_archive = loop.time() + min(tick_s, self.config.archive_interval_s)
         while True:
             await asyncio.sleep(min(tick_s, self.config.archive_interval_s))
             try:
                 await self.flush_refusals()
+                await self.index_upkeep()
                 if loop.time() >= next_archive:
                     next_archive = loop.time() + self.config.archive_interval_s
                     await self.archive()
@@ -349,28 +371,90 @@ class AuditLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def query(self, q: AuditQuery) -> AuditPage:
-        """Newest first, filtered in the gateway (streams have no secondary indexes)."""
-        low = f"{int(q.since.timestamp() * 1000)}-0" if q.since else "-"
-        high = f"({q.cursor}" if q.cursor else "+"
+    async def query(self, q: AuditQuery, *, use_index: bool = True) -> AuditPage:
+        """Newest first, `limit` at most, older than `cursor`, from `since` on. With a filter
+        on camera, actor or network (or a reader of one network) the entries inside the
+        indexes' coverage come from the smallest of those indexes (`audit_index.py`), the rest
+        of the stream is scanned; every entry read is checked against every filter, so the
+        answer is the scan's (`use_index=False`), read from fewer entries."""
         items: list[AuditEntry] = []
+        # (A cursor the API would refuse reads as 0-0, before which there is nothing.)
+        high = before(parse_id(q.cursor) or (0, 0)) if q.cursor else LAST_ID
+        low: Id = (max(0, int(q.since.timestamp() * 1000)), 0) if q.since else (0, 0)
+        visible = q.networks
+        if visible is not None and (not visible or q.network not in (None, *visible)):
+            high = None  # the reader sees no network the query could match
+        if high is None:
+            return AuditPage(items=[], next_cursor=None)
         with redis_errors():
-            while len(items) < q.limit:
-                batch = await self.redis.xrevrange(self.key, high, low, count=_SCAN_BATCH)
-                if not batch:
-                    break
-                rows = cast(list[tuple[bytes, dict[bytes, bytes]]], batch)
-                for raw_id, raw in rows:
-                    entry = _entry(raw_id, raw)
-                    if _matches(q, entry):
-                        items.append(entry)
-                        if len(items) == q.limit:
-                            break
-                high = f"({rows[-1][0].decode()}"
-                if len(batch) < _SCAN_BATCH:
-                    break
+            plan = await self._plan(q) if use_index else None
+            if plan is None:
+                await self._scan(q, high, low, items)
+            else:
+                # After the coverage, inside it, before it: three ranges, newest first. (No
+                # entry has the id 0-0: a coverage from 0-0 leaves nothing before it.)
+                newer = after(plan.end)
+                if newer is not None:
+                    await self._scan(q, high, max(low, newer), items)
+                inside = after(plan.start)
+                if plan.size and inside is not None:
+                    await self._fetch(q, plan.key, min(high, plan.end), max(low, inside), items)
+                if plan.start != (0, 0):
+                    await self._scan(q, min(high, plan.start), low, items)
         more = len(items) == q.limit
         return AuditPage(items=items, next_cursor=items[-1].id if more and items else None)
+
+    async def _plan(self, q: AuditQuery) -> Plan | None:
+        filters = [(k, v) for k, v in (("camera", q.camera), ("actor", q.actor)) if v is not None]
+        if q.network is not None:
+            filters.append(("network", q.network))
+        elif q.networks is not None and len(q.networks) == 1:
+            filters.append(("network", next(iter(q.networks))))
+        return await self.index.plan(filters) if filters else None
+
+    async def _scan(self, q: AuditQuery, high: Id | None, low: Id, items: list[AuditEntry]) -> None:
+        """Walk the stream from `high` down to `low` (both included), filtering."""
+        while high is not None and high >= low and len(items) < q.limit:
+            batch = await self.redis.xrevrange(self.key, text(high), text(low), count=_SCAN_BATCH)
+            rows = cast(list[tuple[bytes, dict[bytes, bytes]]], batch)
+            self.entries_read += len(rows)
+            if self._take(q, rows, items) or len(rows) < _SCAN_BATCH:
+                return
+            high = before(parse_id(rows[-1][0]) or (0, 0))
+
+    async def _fetch(
+        self, q: AuditQuery, key: str, high: Id, low: Id, items: list[AuditEntry]
+    ) -> None:
+        """The entries an index names from `high` down to `low` (both included), fetched by id
+        in pipelined pages; ids no longer in the stream (archived) are skipped."""
+        if high < low:
+            return
+        count = min(_INDEX_BATCH, q.limit - len(items))
+        upper, lower = f"[{lex(high)}", f"[{lex(low)}"
+        while len(items) < q.limit:
+            members = await self.index.members(key, upper, lower, count)
+            pipe = self.redis.pipeline(transaction=False)
+            for i in filter(None, map(parse_id, members)):
+                pipe.xrange(self.key, text(i), text(i))
+            found = [row for rows in await pipe.execute() for row in rows]
+            self.entries_read += len(found)
+            if self._take(q, found, items) or len(members) < count:
+                return
+            upper = below(members[-1])
+            count = min(_INDEX_BATCH, count * 2)
+
+    @staticmethod
+    def _take(
+        q: AuditQuery, rows: list[tuple[bytes, dict[bytes, bytes]]], items: list[AuditEntry]
+    ) -> bool:
+        """Add the rows that match to `items`; True once it holds `limit`."""
+        for raw_id, raw in rows:
+            entry = _entry(raw_id, raw)
+            if _matches(q, entry):
+                items.append(entry)
+                if len(items) == q.limit:
+                    return True
+        return False
 
     async def follow(self, after: str, block_ms: int = 2000) -> AsyncIterator[AuditEntry]:
         """Entries appended after stream id `after` ("0": all of them), as they come, until

@@ -31,6 +31,7 @@ from adapters.chain import GENESIS, Break, ChainEntry, Head, Verifier
 from adapters.files import create_durably
 
 from .audit_chain import FILE_FORMAT, stream_id
+from .audit_index import AuditIndex
 from .settings import AuditConfig
 
 log = logging.getLogger(__name__)
@@ -195,11 +196,16 @@ def _after(entry_id: str) -> str:
 class Archiver:
     """Moves the oldest entries to segment files once the stream holds more than
     `max_entries`: one gateway at a time (a Redis lock), the file durable before the trim,
-    and nothing trimmed at all when the file cannot be written."""
+    and nothing trimmed at all when the file cannot be written. After trimming, the ids below
+    the stream's first entry leave the audit indexes (`AuditIndex.trim`, a bounded number of
+    index keys per run; a pass that stopped there goes on at the next run)."""
 
-    def __init__(self, redis: Redis, stream_key: str, config: AuditConfig) -> None:
+    def __init__(
+        self, redis: Redis, stream_key: str, config: AuditConfig, index: AuditIndex | None = None
+    ) -> None:
         self.redis = redis
         self.stream_key = stream_key
+        self.index = index
         self.lock_key = f"{stream_key}:archive-lock"
         self.config = config
         self.entries = 0  # stream length when last looked at (metric)
@@ -211,7 +217,8 @@ class Archiver:
     async def run_once(self) -> int:
         """Archive what is over the limit now; returns the number of segments written."""
         length = self.entries = int(await self.redis.xlen(self.stream_key))
-        if length <= self.config.max_entries:
+        trim_pending = self.index is not None and self.index.trim_pending
+        if length <= self.config.max_entries and not trim_pending:
             return 0
         token = secrets.token_hex(8)
         if not await self.redis.set(self.lock_key, token, nx=True, px=_LOCK_MS):
@@ -251,6 +258,8 @@ class Archiver:
                 )  # fmt: skip
                 length = self.entries = int(await self.redis.xlen(self.stream_key))
                 await self._extend(keys=[self.lock_key], args=[token, _LOCK_MS])
+            if self.index is not None and (written or self.index.trim_pending):
+                await self.index.trim()
         finally:
             await self._release(keys=[self.lock_key], args=[token])
         return written

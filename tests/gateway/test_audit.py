@@ -5,15 +5,29 @@ it is itself recorded. (The hash chain, archive and CLI: test_audit_chain.py.)""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import generate_latest
+from redis.asyncio import Redis
 
+from gateway.app import redis_client
+from gateway.audit import AuditEvent, AuditLog, AuditQuery
+from gateway.audit_index import lex, parse_id
 from gateway.keys import AUDIT
+from gateway.metrics import Metrics
+from gateway.models import AuditPage
+from gateway.registry import Registry
+from gateway.settings import AuditConfig, Settings
+from gateway.vault import CredentialVault
 from tests.conftest import Headers, TokenFactory
+from tests.gateway.test_audit_chain import camera, change
 
 PROBLEM = "application/problem+json"
 
@@ -459,3 +473,253 @@ async def test_every_read_of_the_trail_is_itself_recorded(
         actor_of(police, "pol-auditor"),
         "1",
     )
+
+
+# -- reading: the indexes ------------------------------------------------------------------------
+
+RARE_ACTOR = "cli:root@host-7"  # any text: index keys carry a digest of the value
+RARE_CAMERA = "police.rare-1"
+
+
+@pytest.fixture
+async def raw(settings: Settings) -> AsyncIterator[Redis]:
+    client = redis_client(settings.redis.url)
+    yield client
+    await client.aclose()
+
+
+def common(n: int, **over: Any) -> AuditEvent:
+    """The bulk of a busy trail: a few actors, cameras in runs of 100, two networks."""
+    base = AuditEvent(
+        actor=f"svc#{n % 7:08x}",
+        role="operator",
+        action="snapshot.get",
+        target=f"governance.cam-{n // 100}",
+        outcome="ok",
+        status=200,
+        network=("governance", "police")[n % 2],
+        detail=f"entry {n}",
+    )
+    return dataclasses.replace(base, **over)
+
+
+async def fill(audit: AuditLog, numbers: range, rare: dict[int, AuditEvent]) -> None:
+    """Common entries, the rare ones at their numbers, appended 1,000 per script call."""
+    events = [rare.get(n) or common(n) for n in numbers]
+    for i in range(0, len(events), 1000):
+        await audit.append_many(events[i : i + 1000])
+
+
+async def answers(audit: AuditLog, q: AuditQuery) -> tuple[AuditPage, int, int]:
+    """The page through the indexes, which must be the scan's; the entries each read."""
+    start = audit.entries_read
+    indexed = await audit.query(q)
+    via_index = audit.entries_read - start
+    scanned = await audit.query(q, use_index=False)
+    assert indexed == scanned, q
+    return indexed, via_index, audit.entries_read - start - via_index
+
+
+async def pages(audit: AuditLog, q: AuditQuery, use_index: bool = True) -> list[list[str]]:
+    out: list[list[str]] = []
+    while True:
+        page = await audit.query(q, use_index=use_index)
+        out.append([e.id for e in page.items])
+        if page.next_cursor is None:
+            return out
+        q = dataclasses.replace(q, cursor=page.next_cursor)
+
+
+def at(entry_id: str) -> datetime:
+    """A `since` that starts at this entry's millisecond."""
+    ms, _ = parse_id(entry_id) or (0, 0)
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+async def test_a_rare_actor_or_camera_is_read_from_the_index_not_the_stream(
+    raw: Redis, settings: Settings, vault: CredentialVault
+) -> None:
+    audit = AuditLog(raw, settings.redis.prefix, vault)
+    rare = {
+        3: common(3, actor=RARE_ACTOR, network="town-hall"),
+        10: common(10, target=RARE_CAMERA, network="police"),
+        5_000: common(5_000, actor=RARE_ACTOR),
+        10_000: common(10_000, target=RARE_CAMERA, network="governance"),
+        12_345: common(12_345, actor=RARE_ACTOR, target=RARE_CAMERA, network="police"),
+        19_990: common(19_990, actor=RARE_ACTOR, network="police"),
+        19_999: common(19_999, target=RARE_CAMERA, network="police"),
+    }
+    await fill(audit, range(20_000), rare)
+    assert await raw.xlen(audit.key) == 20_000
+
+    page, via_index, via_scan = await answers(audit, AuditQuery(actor=RARE_ACTOR))
+    assert [e.detail for e in page.items] == [f"entry {n}" for n in (19_990, 12_345, 5_000, 3)]
+    assert page.next_cursor is None
+    # Before: the scan read the whole stream. After: the four entries, nothing else.
+    assert (via_index, via_scan) == (4, 20_000)
+
+    page, via_index, via_scan = await answers(audit, AuditQuery(camera=RARE_CAMERA))
+    assert [e.detail for e in page.items] == [f"entry {n}" for n in (19_999, 12_345, 10_000, 10)]
+    assert (via_index, via_scan) == (4, 20_000)
+
+    # Several filters: the smallest index is read, the others checked on its entries; a
+    # reader of some networks sees only theirs.
+    both = AuditQuery(actor=RARE_ACTOR, camera=RARE_CAMERA)
+    page, via_index, _ = await answers(audit, both)
+    assert [e.detail for e in page.items] == ["entry 12345"] and via_index == 4
+    police = AuditQuery(camera=RARE_CAMERA, networks=frozenset({"police", "town-hall"}))
+    page, via_index, _ = await answers(audit, police)
+    assert [e.detail for e in page.items] == ["entry 19999", "entry 12345", "entry 10"]
+    page, via_index, _ = await answers(audit, AuditQuery(network="town-hall"))
+    assert [e.detail for e in page.items] == ["entry 3"] and via_index == 1
+    # A reader of one network reads that network's index (half the trail here: as the scan).
+    page, via_index, _ = await answers(
+        audit, AuditQuery(networks=frozenset({"town-hall"}), limit=10)
+    )
+    assert [e.detail for e in page.items] == ["entry 3"] and via_index == 1
+    page, via_index, _ = await answers(audit, AuditQuery(networks=frozenset()))
+    assert page.items == [] and via_index == 0
+    # Common values and no filter at all answer as the scan does.
+    for q in (
+        AuditQuery(actor="svc#00000003", limit=50),
+        AuditQuery(camera="governance.cam-7", network="police", limit=30),
+        AuditQuery(limit=20),
+        AuditQuery(actor="nobody"),
+    ):
+        await answers(audit, q)
+
+    # Paging by cursor and since: the scan's pages, each from a few entries.
+    for q in (
+        AuditQuery(actor=RARE_ACTOR, limit=1),
+        AuditQuery(camera=RARE_CAMERA, limit=3),
+        AuditQuery(actor=RARE_ACTOR, camera=RARE_CAMERA, limit=1),
+    ):
+        start = audit.entries_read
+        walked = await pages(audit, q)
+        assert audit.entries_read - start <= 8
+        assert walked == await pages(audit, q, use_index=False)
+    ids = [e.id for e in (await audit.query(AuditQuery(actor=RARE_ACTOR))).items]
+    assert (await pages(audit, AuditQuery(actor=RARE_ACTOR, limit=1)))[:4] == [[i] for i in ids]
+    for q in (
+        AuditQuery(actor=RARE_ACTOR, since=at(ids[2])),
+        AuditQuery(actor=RARE_ACTOR, since=at(ids[2]), cursor=ids[0], limit=1),
+        AuditQuery(camera=RARE_CAMERA, since=at(ids[1]), limit=2),
+        AuditQuery(camera=RARE_CAMERA, cursor=ids[1]),
+    ):
+        page, via_index, _ = await answers(audit, q)
+        assert page.items and via_index <= 4
+    page, _, _ = await answers(audit, AuditQuery(actor=RARE_ACTOR, since=at(ids[2])))
+    assert [e.id for e in page.items] == ids[:3]
+
+
+async def test_archived_entries_leave_the_index_and_empty_keys_go(
+    raw: Redis, settings: Settings, vault: CredentialVault, tmp_path: Path
+) -> None:
+    config = AuditConfig(max_entries=1_000, segment_entries=500, archive_dir=tmp_path / "a")
+    audit = AuditLog(raw, settings.redis.prefix, vault, config)
+    rare = {n: common(n, actor=RARE_ACTOR) for n in (0, 1, 1_500, 2_999)}
+    await fill(audit, range(3_000), rare)
+    index = audit.index
+    keys_before = await raw.scard(index.keys_key)
+    early = index.key("camera", "governance.cam-0")  # entries 0-99 only
+    assert await raw.zcard(early) == 100 and await raw.zcard(index.key("actor", RARE_ACTOR)) == 4
+
+    async def members() -> int:
+        return sum([await raw.zcard(k) for k in await raw.smembers(index.keys_key)])
+
+    assert await members() == 3 * 3_000  # actor, camera (target), network: each entry in three
+
+    assert await audit.archive() == 4  # 3,000 -> 1,000: entries 0-1,999 in files
+    assert await raw.xlen(audit.key) == 1_000
+    page, via_index, _ = await answers(audit, AuditQuery(actor=RARE_ACTOR))
+    assert [e.detail for e in page.items] == ["entry 2999"] and via_index == 1
+    assert await raw.zcard(index.key("actor", RARE_ACTOR)) == 1
+    assert not await raw.exists(early)
+    assert not await raw.sismember(index.keys_key, early)
+    # Cameras 0-19 were in the archived entries only: 20 keys fewer.
+    assert await raw.scard(index.keys_key) == keys_before - 20
+    assert await members() == 3 * 1_000
+    first = parse_id((await raw.xrange(audit.key, count=1))[0][0]) or (0, 0)
+    for key in await raw.smembers(index.keys_key):  # nothing below the stream's first entry
+        assert not await raw.zrangebylex(key, "-", f"({lex(first)}")
+    # The index is no part of the chain.
+    assert "intact" in await audit.verify(config.archive_dir)  # type: ignore[operator]
+
+
+async def forget_the_indexes(raw: Redis, audit: AuditLog) -> None:
+    """The trail as a gateway from before the indexes left it: no index key at all."""
+    keys = await raw.smembers(audit.index.keys_key)
+    await raw.delete(audit.index.meta_key, audit.index.keys_key, *keys)
+
+
+async def test_entries_from_before_the_indexes_are_scanned_until_the_backfill(
+    raw: Redis, settings: Settings, vault: CredentialVault
+) -> None:
+    audit = AuditLog(raw, settings.redis.prefix, vault)
+    rare = {n: common(n, actor=RARE_ACTOR) for n in (5, 2_500)}
+    await fill(audit, range(3_000), rare)
+    await forget_the_indexes(raw, audit)
+    old = [e.id for e in (await audit.query(AuditQuery(actor=RARE_ACTOR), use_index=False)).items]
+    assert len(old) == 2
+    # No coverage yet: the scan answers.
+    assert await audit.index.coverage() is None
+    page, via_index, via_scan = await answers(audit, AuditQuery(actor=RARE_ACTOR))
+    assert [e.id for e in page.items] == old and via_index == via_scan == 3_000
+
+    # The first append after the upgrade starts the coverage at the end of the stream: the
+    # entries after it come from the index, the older ones are still scanned, none missing.
+    await fill(audit, range(3_000, 4_000), {3_500: common(3_500, actor=RARE_ACTOR)})
+    coverage = await audit.index.coverage()
+    assert coverage is not None and coverage[0] == parse_id(
+        (await raw.xrange(audit.key, "-", "+"))[2_999][0]
+    )
+    page, via_index, via_scan = await answers(audit, AuditQuery(actor=RARE_ACTOR))
+    assert [e.detail for e in page.items] == ["entry 3500", "entry 2500", "entry 5"]
+    assert (via_index, via_scan) == (1 + 3_000, 4_000)  # the new one, then the old part scanned
+    page, via_index, _ = await answers(audit, AuditQuery(actor=RARE_ACTOR, limit=1))
+    assert via_index == 1
+
+    # The gateway's upkeep indexes the older entries, newest first, and moves the coverage's
+    # start back to the beginning: then nothing is scanned.
+    assert await audit.index_upkeep() == (0, 3_000)
+    assert await audit.index.coverage() == ((0, 0), coverage[1])
+    page, via_index, _ = await answers(audit, AuditQuery(actor=RARE_ACTOR))
+    assert [e.detail for e in page.items] == ["entry 3500", "entry 2500", "entry 5"]
+    assert via_index == 3
+    assert await audit.index_upkeep() == (0, 0)  # nothing left to do
+    metrics = Metrics()
+    metrics.watch_audit(audit)
+    text = generate_latest(metrics.registry).decode()
+    assert f"camgw_audit_query_entries_read_total {float(audit.entries_read)}" in text
+
+
+async def test_entries_the_registry_scripts_append_are_indexed_after_them(
+    raw: Redis, settings: Settings, vault: CredentialVault
+) -> None:
+    """upsert.lua and delete.lua append a change's entry without indexing it: queries scan the
+    stream after the coverage until the next batch append or the upkeep indexes them."""
+    audit = AuditLog(raw, settings.redis.prefix, vault)
+    registry = Registry(raw, settings, vault, audit)
+    await fill(audit, range(1_000), {})
+    cam = camera(1, settings)
+    await registry.create(cam, audit=change("alice#00000001", "camera.create", cam))
+    await registry.delete(cam.id, change("alice#00000001", "camera.delete", cam))
+    last = parse_id((await raw.xrevrange(audit.key, count=1))[0][0])
+    coverage = await audit.index.coverage()
+    assert coverage is not None and coverage[1] < (last or (0, 0))
+    q = AuditQuery(camera=cam.id)
+    page, via_index, _ = await answers(audit, q)
+    assert [e.action for e in page.items] == ["camera.delete", "camera.create"]
+    assert via_index == 2  # the two entries after the coverage, scanned
+
+    await audit.append(common(1_000))  # indexes what came before it
+    assert (await audit.index.coverage() or ((0, 0), (0, 0)))[1] > (last or (0, 0))
+    page, via_index, _ = await answers(audit, q)
+    assert [e.action for e in page.items] == ["camera.delete", "camera.create"]
+    assert via_index == 2
+
+    cam2 = camera(2, settings)
+    await registry.create(cam2, audit=change("alice#00000001", "camera.create", cam2))
+    assert await audit.index_upkeep() == (1, 0)
+    page, via_index, _ = await answers(audit, AuditQuery(actor="alice#00000001"))
+    assert [e.target for e in page.items] == [cam2.id, cam.id, cam.id] and via_index == 3
