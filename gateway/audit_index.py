@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from .lua import source
 
 Id = tuple[int, int]  # a stream id: (milliseconds, sequence)
 
@@ -45,13 +46,9 @@ _TRIM_CHUNK = 200  # index keys per trim script call
 _TRIM_BUDGET = 20_000  # index keys per archiver run; the next run goes on from there
 
 
-def _lua(name: str) -> str:
-    return (files("gateway") / "lua" / name).read_text()
-
-
 def script(name: str) -> str:
     """A script of gateway/lua with the index functions before it."""
-    return _lua("audit_index_lib.lua") + "\n" + _lua(name)
+    return source("audit_index_lib.lua") + "\n" + source(name)
 
 
 def parse_id(text: str | bytes) -> Id | None:

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from importlib.resources import files
 
 import orjson
 from redis.asyncio import Redis
@@ -61,6 +60,7 @@ from .errors import (
     Unavailable,
     redis_errors,
 )
+from .lua import source
 from .models import Camera, CameraStatus
 from .policy import Principal
 from .records import camera_ports, device_here
@@ -71,10 +71,6 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.025  # how often a waiting replica looks for the frame another one is fetching
 _MIN_SHARED_TTL_S = 0.25
-
-
-def _lua(name: str) -> str:
-    return (files("gateway") / "lua" / name).read_text()
 
 
 def _claim_reply(reply: list[object]) -> tuple[bytes | None, bool]:
@@ -259,10 +255,10 @@ class SnapshotService:
         self.upstream_fetches = 0
         self._inflight: dict[str, asyncio.Task[Frame]] = {}
         self._owner = secrets.token_hex(8)
-        self._rate = redis.register_script(_lua("rate.lua"))
+        self._rate = redis.register_script(source("rate.lua"))
         self._rates: GroupCommit[str, int] = GroupCommit(self._count, "rate limiter")
-        self._claim = redis.register_script(_lua("snapshot_claim.lua"))
-        self._release = redis.register_script(_lua("snapshot_release.lua"))
+        self._claim = redis.register_script(source("snapshot_claim.lua"))
+        self._release = redis.register_script(source("snapshot_release.lua"))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
