@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.redis_link import RedisLink, connect
+from adapters.threaded import AdapterThread, ThreadedAdapter
 
 from . import events, tasks
 from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
@@ -26,6 +27,7 @@ from .discovery import DiscoveryService
 from .edge import EdgeHub
 from .errors import CamgwError
 from .keys import (
+    ADAPTER_THREAD,
     ADAPTERS,
     AUDIT,
     CATALOG,
@@ -98,10 +100,13 @@ def in_process_adapter(
 
 
 def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
-    """One adapter per configured network: in this process, or its edge adapter's streams."""
+    """One adapter per configured network: its edge adapter's streams, or in this process on
+    the adapters' own loop (adapters/threaded.py: camera reads do not hold the API's loop)."""
     settings, vault, hub = app[SETTINGS], app[VAULT], app[EDGE]
     return {
-        n.id: hub.adapter(n.id) if n.mode == "edge" else in_process_adapter(n, settings, vault)
+        n.id: hub.adapter(n.id)
+        if n.mode == "edge"
+        else ThreadedAdapter(in_process_adapter(n, settings, vault), app[ADAPTER_THREAD])
         for n in settings.networks
     }
 
@@ -216,10 +221,12 @@ async def _edge(app: web.Application) -> AsyncIterator[None]:
 
 def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        thread = app[ADAPTER_THREAD] = AdapterThread()
         adapters = factory(app)
         app[ADAPTERS] = adapters
         yield
         await asyncio.gather(*(a.close() for a in adapters.values()), return_exceptions=True)
+        await asyncio.to_thread(thread.stop)
 
     return ctx
 

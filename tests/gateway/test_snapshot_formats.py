@@ -36,6 +36,7 @@ from multidict import CIMultiDict
 
 from adapters.config import CredentialRef
 from adapters.network import CameraNetworkAdapter
+from adapters.threaded import ThreadedAdapter
 from adapters.simulator.devices import Quirks, SimDevice, SnapshotFormat
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import RtspCamera, RtspSimulator
@@ -133,8 +134,9 @@ class Gateway:
     @property
     def adapter(self) -> CameraNetworkAdapter:
         adapter = self.client.app[ADAPTERS]["governance"]
-        assert isinstance(adapter, CameraNetworkAdapter)
-        return adapter
+        assert isinstance(adapter, ThreadedAdapter)  # on the adapters' own loop
+        assert isinstance(adapter.inner, CameraNetworkAdapter)
+        return adapter.inner
 
     async def token(self, role: str) -> Headers:
         secret, _ = await self.client.app[TOKENS].create(f"fmt-{role}", Role(role), ["*"], "t")
