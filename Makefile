@@ -12,9 +12,11 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # is a file that the package installs (for packages without a command), anything else a command.
 # GStreamer (RTSP camera simulator) is run by Debian's python3, not the venv: gst_rtsp.py.
 # (a wrong guess only costs a redundant apt-get install of an installed package)
+# redis-sentinel: tests/integration/test_sentinel.py runs its own Sentinels (never on 26379); the
+# system Sentinel service the package would start is stopped and disabled when it is installed.
 MULTIARCH  := $(shell /usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("MULTIARCH"))' 2>/dev/null || echo $$(uname -m)-linux-gnu)
 GST_LIB    := /usr/lib/$(MULTIARCH)/gstreamer-1.0
-RUN_DEBS   := redis-server:redis-server ip:iproute2 \
+RUN_DEBS   := redis-server:redis-server redis-sentinel:redis-sentinel ip:iproute2 \
               /usr/lib/python3/dist-packages/gi/__init__.py:python3-gi \
               /usr/lib/$(MULTIARCH)/girepository-1.0/GstRtspServer-1.0.typelib:gir1.2-gst-rtsp-server-1.0 \
               $(GST_LIB)/libgstvideotestsrc.so:gstreamer1.0-plugins-base \
@@ -80,6 +82,10 @@ _apt:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian packages:$(PKGS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PKGS) >/dev/null; \
+	  case " $(PKGS) " in *" redis-sentinel "*) \
+	    echo "stopping the system Sentinel the package starts (port 26379; the tests run their own)"; \
+	    systemctl disable --now redis-sentinel >/dev/null 2>&1 || service redis-sentinel stop >/dev/null 2>&1 || true ;; \
+	  esac; \
 	else \
 	  echo "camgw needs these packages:$(PKGS) (Debian: apt-get install$(PKGS))" >&2; exit 1; \
 	fi

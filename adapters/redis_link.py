@@ -15,35 +15,70 @@
   other than 0), then `PING` as a health check: no `CLIENT SETINFO`, no
   `CLIENT MAINT_NOTIFICATIONS`, so an ACL user needs nothing beyond `+hello +auth +ping`.
 
+Replicated (docs/deployment.md, "Replicated: Redis Sentinel"): `redis+sentinel://` (or
+`rediss+sentinel://`, TLS to the Sentinels and the data nodes alike) names a Sentinel set and
+the service (`sentinel monitor <service> ...`):
+
+    redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/camgw/0
+
+Every new connection asks the Sentinels for the service's primary, so after a failover the
+next connections go to the new primary without a restart; commands in flight on the old one
+fail (the gateway answers 503) and are not retried (a registry write is not idempotent). The
+ACL login (`username`, `password_*`) and the TLS files apply to the data nodes; the Sentinels
+take `sentinel_username` and `sentinel_password_env`/`sentinel_password_file` (a Sentinel's
+`requirepass` or ACL user), or nothing. Redis replication is asynchronous: an acknowledged
+write can be lost in a failover. `replicas_to_ack` with `wait_for_replicas` (WAIT) makes a
+write count as done only once that many replicas have it.
+
 This module does not import the gateway: an edge adapter uses it on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
 import os
+import re
 import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any, NamedTuple, Self
+from urllib.parse import SplitResult, urlsplit
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedSSLConnection,
+)
 from redis.credentials import CredentialProvider
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
     RedisError,
+    ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+Address = tuple[str, int]
 
 POOL_WAIT_S = 5.0  # a caller waits this long for a free connection of the bounded pool
 HEALTH_CHECK_S = 15.0  # an idle connection is PINGed before reuse after this long
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_SCHEMES = ("redis", "rediss", *SENTINEL_SCHEMES)
+_SERVICE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_USER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_MAX_SENTINELS = 16
 
 # What redis-py may send besides the caller's commands, switched off: CLIENT SETINFO and
 # CLIENT MAINT_NOTIFICATIONS (Redis Enterprise maintenance events). Each needs an ACL right
@@ -67,6 +102,27 @@ class RedisLinkError(RedisConnectionError):
     and never holds a password."""
 
 
+class NoPrimary(RedisLinkError, MasterNotFoundError):
+    """No Sentinel of the set names a primary of the service that is up (a failover under way,
+    no Sentinel reachable, a wrong service name, or a refused login). A connection error: the
+    gateway answers 503 and the next connection asks the Sentinels again."""
+
+
+class NotReplicated(RedisError):
+    """A write went to the primary, but fewer than `replicas_to_ack` replicas confirmed it
+    within `ack_timeout_ms`: it may survive a failover or not, so it must not be acknowledged
+    as done (the gateway answers 503; the write itself is not undone)."""
+
+
+class _Target(NamedTuple):
+    """What a valid URL says."""
+
+    scheme: str
+    addresses: tuple[Address, ...]  # the server, or the Sentinels
+    service: str | None  # the Sentinel service; None: a direct link
+    db: int
+
+
 class RedisLink(BaseModel):
     """Where the registry Redis is and how to reach it safely. `[redis]` in the gateway's config
     (`gateway.settings.RedisConfig`) and in an edge adapter's."""
@@ -75,22 +131,37 @@ class RedisLink(BaseModel):
 
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="redis://host:port/db or rediss://host:port/db (TLS); no user, password "
-        "or query in it",
+        description="redis://host:port/db or rediss://host:port/db (TLS); or a Sentinel set: "
+        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS); "
+        "no user, password or query in it",
     )
     prefix: Slug = Field("camgw", description="Key prefix, so several gateways can share a Redis")
     username: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        pattern=_USER,
         description="Redis ACL user (`camgw acl`); none: the default user",
     )
     password_env: str | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        pattern=_ENV,
         description="Environment variable holding the password",
     )
     password_file: Path | None = Field(
         None, description="File holding the password (first line; keep it mode 600)"
+    )
+    sentinel_username: str | None = Field(
+        None,
+        pattern=_USER,
+        description="redis+sentinel://: the Sentinels' ACL user; none: their default user",
+    )
+    sentinel_password_env: str | None = Field(
+        None,
+        pattern=_ENV,
+        description="redis+sentinel://: environment variable holding the Sentinels' password "
+        "(their requirepass, or sentinel_username's); none: the Sentinels ask for none",
+    )
+    sentinel_password_file: Path | None = Field(
+        None, description="redis+sentinel://: file holding the Sentinels' password (first line)"
     )
     ca_file: Path | None = Field(
         None,
@@ -107,7 +178,22 @@ class RedisLink(BaseModel):
         False, description="Allow plain redis:// to a host that is not a loopback address"
     )
     socket_timeout_s: float = Field(5.0, gt=0, le=300, description="One command's reply")
-    connect_timeout_s: float = Field(2.0, gt=0, le=60, description="Opening a connection")
+    connect_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Opening a connection (and a Sentinel's reply)"
+    )
+    replicas_to_ack: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="A registry write counts as done once this many replicas have it (WAIT); "
+        "0: once the primary has it (replication is asynchronous: a failover can lose it)",
+    )
+    ack_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        le=60_000,
+        description="How long a write waits for replicas_to_ack replicas; then 503",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -124,29 +210,7 @@ class RedisLink(BaseModel):
     @field_validator("url")
     @classmethod
     def _url_shape(cls, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise ValueError("not a valid redis:// or rediss:// URL") from None
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError("must start with redis:// or rediss:// (TLS)")
-        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-            raise ValueError(
-                "must not carry a user or password: set `username` and `password_env` or "
-                "`password_file` instead"
-            )
-        if not parts.hostname:
-            raise ValueError("names no host")
-        if parts.query or parts.fragment:
-            raise ValueError(
-                "must not carry options (?...): TLS and timeouts are settings of their own"
-            )
-        if port == 0:
-            raise ValueError("port 0 is not a port to connect to")
-        db = parts.path.strip("/")
-        if db and not (db.isdigit() and int(db) < 1 << 16):
-            raise ValueError("the path must be a database number, e.g. /0")
+        _parse(url)  # raises ValueError, saying what is wrong
         return url
 
     @model_validator(mode="after")
@@ -155,91 +219,248 @@ class RedisLink(BaseModel):
             raise ValueError("give at most one of password_env and password_file")
         if self.username is not None and not self.has_password:
             raise ValueError(f"username {self.username!r} needs password_env or password_file")
+        sentinel_auth = [
+            n
+            for n in ("sentinel_username", "sentinel_password_env", "sentinel_password_file")
+            if getattr(self, n) is not None
+        ]
+        if sentinel_auth and not self.sentinel:
+            raise ValueError(
+                f"{', '.join(sentinel_auth)} need a redis+sentinel:// or rediss+sentinel:// url"
+            )
+        if self.sentinel_password_env is not None and self.sentinel_password_file is not None:
+            raise ValueError("give at most one of sentinel_password_env and sentinel_password_file")
+        if self.sentinel_username is not None and not self.has_sentinel_password:
+            raise ValueError(
+                f"sentinel_username {self.sentinel_username!r} needs sentinel_password_env or "
+                "sentinel_password_file"
+            )
         tls_files = [n for n in ("ca_file", "cert_file", "key_file") if getattr(self, n)]
         if tls_files and not self.tls:
             raise ValueError(f"{', '.join(tls_files)} need a rediss:// url (TLS)")
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
         if not self.tls and not self.loopback and not self.allow_plaintext:
+            remote = next(h for h, _ in self.addresses if not _is_loopback(h))
+            secure = "rediss+sentinel://" if self.sentinel else "rediss://"
             raise ValueError(
-                f"url: plain redis:// to {self.host}, which is not a loopback address, would "
-                "send the password and the registry in clear; use rediss:// (with ca_file), "
-                "or set allow_plaintext = true for a network you trust"
+                f"url: plain {self.scheme}:// to {remote}, which is not a loopback address, "
+                f"would send the password and the registry in clear; use {secure} (with "
+                "ca_file), or set allow_plaintext = true for a network you trust"
+            )
+        if self.replicas_to_ack and self.ack_timeout_ms >= self.socket_timeout_s * 1000:
+            raise ValueError(
+                f"ack_timeout_ms {self.ack_timeout_ms} must be below socket_timeout_s "
+                f"({self.socket_timeout_s:g} s): WAIT answers only after it"
             )
         return self
 
     # -- what the URL says --------------------------------------------------------------------
 
     @property
+    def scheme(self) -> str:
+        return _parse(self.url).scheme
+
+    @property
     def tls(self) -> bool:
-        return self.url.startswith("rediss://")
+        return self.scheme.startswith("rediss")
+
+    @property
+    def sentinel(self) -> bool:
+        """The URL names a Sentinel set (and a service), not a server."""
+        return self.scheme in SENTINEL_SCHEMES
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        """The server's address, or the Sentinels', as the URL gives them."""
+        return _parse(self.url).addresses
+
+    @property
+    def sentinels(self) -> tuple[Address, ...]:
+        """The Sentinels of a Sentinel link; () for a direct one."""
+        return self.addresses if self.sentinel else ()
+
+    @property
+    def service(self) -> str | None:
+        """The Sentinel service (the name in `sentinel monitor`); None for a direct link."""
+        return _parse(self.url).service
 
     @property
     def host(self) -> str:
-        host = urlsplit(self.url).hostname
-        assert host is not None  # validated
-        return host
+        """The server's host; for a Sentinel link, the first Sentinel's."""
+        return self.addresses[0][0]
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 6379
+        """The server's port; for a Sentinel link, the first Sentinel's."""
+        return self.addresses[0][1]
 
     @property
     def shown(self) -> str:
-        """The URL as logs and messages show it: scheme, host, port and database, nothing
-        else (a URL built around validation could still hold a password)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{urlsplit(self.url).scheme}://{host}:{self.port}/{self.db}"
+        """The URL as logs and messages show it: scheme, host(s), port(s), service and
+        database, nothing else (a URL built around validation could still hold a password)."""
+        hosts = ",".join(_host_port(a) for a in self.addresses)
+        service = f"/{self.service}" if self.service else ""
+        return f"{self.scheme}://{hosts}{service}/{self.db}"
 
     @property
     def db(self) -> int:
-        db = urlsplit(self.url).path.strip("/")
-        return int(db) if db else 0
+        return _parse(self.url).db
 
     @property
     def loopback(self) -> bool:
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        """Every address of the URL is a loopback address (a Sentinel link's data nodes are
+        checked when the Sentinels name them)."""
+        return all(_is_loopback(h) for h, _ in self.addresses)
 
     @property
     def has_password(self) -> bool:
         return self.password_env is not None or self.password_file is not None
 
     @property
+    def has_sentinel_password(self) -> bool:
+        return self.sentinel_password_env is not None or self.sentinel_password_file is not None
+
+    @property
     def password_source(self) -> str:
         """Where the password comes from, for messages: never the password."""
-        if self.password_env is not None:
-            return f"password_env {self.password_env}"
-        if self.password_file is not None:
-            return f"password_file {self.password_file}"
-        return "(no password)"
+        return _source("", self.password_env, self.password_file)
+
+    @property
+    def sentinel_password_source(self) -> str:
+        return _source("sentinel_", self.sentinel_password_env, self.sentinel_password_file)
 
     def password(self) -> str | None:
         """The password, read now from its environment variable or file; None without one."""
-        if self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise RedisLinkError(
-                    f"redis password_env {self.password_env}: the variable is not set or empty"
-                )
-            return value
-        if self.password_file is not None:
-            try:
-                lines = self.password_file.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
-                raise RedisLinkError(
-                    f"redis password_file {self.password_file}: cannot read it ({reason})"
-                ) from None
-            value = lines[0].strip() if lines else ""
-            if not value:
-                raise RedisLinkError(f"redis password_file {self.password_file}: it is empty")
-            return value
-        return None
+        return _secret("", self.password_env, self.password_file)
+
+    def sentinel_password(self) -> str | None:
+        """The Sentinels' password, read now; None without one."""
+        return _secret("sentinel_", self.sentinel_password_env, self.sentinel_password_file)
+
+
+def _source(setting: str, env: str | None, file: Path | None) -> str:
+    if env is not None:
+        return f"{setting}password_env {env}"
+    if file is not None:
+        return f"{setting}password_file {file}"
+    return "(no password)"
+
+
+def _secret(setting: str, env: str | None, file: Path | None) -> str | None:
+    """`env`'s value or `file`'s first line; errors name the setting, never a value."""
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise RedisLinkError(
+                f"redis {setting}password_env {env}: the variable is not set or empty"
+            )
+        return value
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+            raise RedisLinkError(
+                f"redis {setting}password_file {file}: cannot read it ({reason})"
+            ) from None
+        value = lines[0].strip() if lines else ""
+        if not value:
+            raise RedisLinkError(f"redis {setting}password_file {file}: it is empty")
+        return value
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_port(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(url: str) -> _Target:
+    """The scheme, address(es), service and database of `url`; ValueError says what is
+    wrong (a URL here has been redacted: it shows no password)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError("not a valid redis:// or rediss:// URL") from None
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(
+            "must start with redis:// or rediss:// (TLS), or redis+sentinel:// or "
+            "rediss+sentinel:// for a Sentinel set"
+        )
+    if "@" in parts.netloc:
+        raise ValueError(
+            "must not carry a user or password: set `username` and `password_env` or "
+            "`password_file` instead"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "must not carry options (?...): TLS and timeouts are settings of their own"
+        )
+    if parts.scheme in SENTINEL_SCHEMES:
+        return _parse_sentinel(parts)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("not a valid redis:// or rediss:// URL") from None
+    if not parts.hostname:
+        raise ValueError("names no host")
+    if port == 0:
+        raise ValueError("port 0 is not a port to connect to")
+    db = parts.path.strip("/")
+    if db and not (db.isdigit() and int(db) < 1 << 16):
+        raise ValueError("the path must be a database number, e.g. /0")
+    return _Target(parts.scheme, ((parts.hostname, port or 6379),), None, int(db or 0))
+
+
+def _parse_sentinel(parts: SplitResult) -> _Target:
+    """`host:port,host:port,.../service[/db]`: every Sentinel with its port (no default: a
+    Sentinel's port is not a data node's), a service name, a database number (0 if none)."""
+    shape = "redis+sentinel://host:port,host:port,.../service/db"
+    addresses: list[Address] = []
+    for item in parts.netloc.split(","):
+        try:
+            one = urlsplit(f"//{item}")
+            host, port, whole = one.hostname, one.port, one.netloc == item
+        except ValueError:
+            host, port, whole = None, None, False
+        if not (item and host and port is not None and whole):
+            raise ValueError(
+                f"sentinel {item!r} is not host:port (the Sentinel's port, e.g. 26379); "
+                f"the url is {shape}"
+            )
+        if port == 0:
+            raise ValueError(f"sentinel {item!r}: port 0 is not a port to connect to")
+        if (host, port) in addresses:
+            raise ValueError(f"sentinel {item!r} is named twice")
+        addresses.append((host, port))
+    if len(addresses) > _MAX_SENTINELS:
+        raise ValueError(f"names {len(addresses)} Sentinels; at most {_MAX_SENTINELS}")
+    segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+    if not segments:
+        raise ValueError(
+            f"names no service: the url is {shape}, the service being the name of "
+            "`sentinel monitor <service> ...`"
+        )
+    if len(segments) > 2:
+        raise ValueError(f"the path must be /service or /service/db ({shape})")
+    service = segments[0]
+    if not re.fullmatch(_SERVICE, service):
+        raise ValueError("the service name must be letters, digits, '.', '_' or '-' (at most 64)")
+    db = segments[1] if len(segments) == 2 else "0"
+    if not (db.isdigit() and int(db) < 1 << 16):
+        raise ValueError(f"the database must be a number, e.g. /{service}/0")
+    return _Target(parts.scheme, tuple(addresses), service, int(db))
 
 
 def _redacted(url: str) -> str:
@@ -260,20 +481,28 @@ def _redacted(url: str) -> str:
 class _LinkCredentials(CredentialProvider):
     """Reads the password for each new connection (a rotated file is picked up)."""
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, sentinel: bool = False) -> None:
         self._link = link
+        self._sentinel = sentinel
 
     def get_credentials(self) -> tuple[str] | tuple[str, str]:
-        password = self._link.password() or ""
-        if self._link.username:
-            return self._link.username, password
-        return (password,)
+        if self._sentinel:
+            user, password = self._link.sentinel_username, self._link.sentinel_password()
+        else:
+            user, password = self._link.username, self._link.password()
+        if user:
+            return user, password or ""
+        return (password or "",)
 
     async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
         return self.get_credentials()
 
     def __repr__(self) -> str:
-        return f"_LinkCredentials({self._link.username!r}, {self._link.password_source})"
+        if self._sentinel:
+            user, source = self._link.sentinel_username, self._link.sentinel_password_source
+        else:
+            user, source = self._link.username, self._link.password_source
+        return f"_LinkCredentials({user!r}, {source})"
 
 
 class _NoKeyPassword(Exception):
@@ -324,36 +553,147 @@ class _VerifiedTLSConnection(SSLConnection):
         self.ssl_context.context = tls_context
 
 
+class _VerifiedSentinelTLSConnection(SentinelManagedSSLConnection):
+    """A data node's TLS connection of a Sentinel link, with our context. Its address is the one
+    the Sentinels announce (`sentinel monitor`, `replica-announce-ip`: usually an IP address),
+    and the server's certificate must name it."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self.ssl_context.context = tls_context
+
+
+class _Sentinels(Sentinel):
+    """redis-py's Sentinel client, asking our clients (bounded pools, our TLS context, the
+    Sentinels' login), with errors that say what each Sentinel answered, and the plain-text rule
+    applied to the primary they name."""
+
+    def __init__(self, link: RedisLink, clients: Sequence[tuple[Address, Redis]]) -> None:
+        super().__init__([])  # type: ignore[no-untyped-call]
+        self.link = link
+        self.sentinels = [client for _, client in clients]  # the one that answered first
+        self._clients = tuple(self.sentinels)  # all of them, to close
+        self._addresses = {id(client): address for address, client in clients}
+
+    async def discover_master(self, service_name: str) -> Address:
+        link, problems = self.link, []
+        # Many connections ask at once: each walks its own copy, and the Sentinel that answered
+        # is moved first without an index another task may have shifted (redis-py's swap can
+        # drop a client from the list, leaving its connections unclosed).
+        for sentinel in list(self.sentinels):
+            at = self._addresses[id(sentinel)]
+            where = f"Sentinel {_host_port(at)}"
+            try:
+                masters = await sentinel.sentinel_masters()
+            except RedisError as exc:
+                problems.append(_sentence(exc, link, where, sentinel=at))
+                continue
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if not state:
+                problems.append(f"{where} monitors no service {service_name}")
+                continue
+            address = (str(state["ip"]), int(state["port"]))
+            if not self.check_master_state(state, service_name):
+                problems.append(
+                    f"{where} sees the primary {_host_port(address)} down (a failover under way?)"
+                )
+                continue
+            if not link.tls and not link.allow_plaintext and not _is_loopback(address[0]):
+                problems.append(
+                    f"{where} names the primary {_host_port(address)}, not a loopback address: "
+                    f"plain {link.scheme}:// would send the password and the registry in clear "
+                    "(use rediss+sentinel://, or allow_plaintext = true)"
+                )
+                continue
+            self.sentinels = [sentinel, *(c for c in self.sentinels if c is not sentinel)]
+            return address
+        raise NoPrimary(
+            f"{link.shown}: no Sentinel names an available primary of service {service_name} "
+            f"({'; '.join(problems)})"
+        )
+
+    async def aclose(self) -> None:
+        results = await asyncio.gather(
+            *(client.aclose() for client in self._clients), return_exceptions=True
+        )
+        if error := next((r for r in results if isinstance(r, BaseException)), None):
+            raise error
+
+
+class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The primary's connections: bounded and blocking like a direct link's; each new one asks
+    the Sentinels where the primary is (idle ones to a former primary are closed when the
+    answer changes). Closing the pool closes the Sentinel clients too."""
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
 def connect(link: RedisLink, *, max_connections: int = 64) -> Redis:
     """A client on a bounded, blocking pool: a burst waits for a connection (up to
     POOL_WAIT_S) instead of failing with "too many connections" or opening hundreds; bounded
     timeouts turn a stalled Redis into an error, never a hang. TLS and ACL login as `link`
     says. Nothing is opened yet; `check` opens a connection and explains a failure. The client
-    owns its pool: `aclose()` closes its connections."""
+    owns its pool: `aclose()` closes its connections.
+
+    A Sentinel link's connections go to the service's primary as the Sentinels name it when
+    each connection opens; a command fails (ConnectionError, or "the previous master is now a
+    slave") when its primary died or was demoted, and is not retried: the next command takes
+    a new connection to the new primary. The Sentinels' connections are bounded the same way,
+    with `connect_timeout_s` for their replies too."""
+    context = tls_context(link) if link.tls else None
     kwargs: dict[str, Any] = {
-        "host": link.host,
-        "port": link.port,
-        "db": link.db,
         "max_connections": max_connections,
         "timeout": POOL_WAIT_S,
         "socket_timeout": link.socket_timeout_s,
         "socket_connect_timeout": link.connect_timeout_s,
         "health_check_interval": HEALTH_CHECK_S,
+        "db": link.db,
         **_QUIET,
     }
     if link.has_password:
         link.password()  # fail now, naming the variable or file, rather than per connection
         kwargs["credential_provider"] = _LinkCredentials(link)
-    if link.tls:
+    if context is not None:
+        kwargs["tls_context"] = context
+    if not link.sentinel:
+        if context is not None:
+            kwargs["connection_class"] = _VerifiedTLSConnection
+        pool = BlockingConnectionPool(host=link.host, port=link.port, **kwargs)
+        return Redis.from_pool(pool)
+    assert link.service is not None  # validated
+    if context is not None:
+        kwargs["connection_class"] = _VerifiedSentinelTLSConnection
+    sentinels = _Sentinels(link, [(a, _sentinel_client(link, a, context)) for a in link.sentinels])
+    return Redis.from_pool(_SentinelPool(link.service, sentinels, **kwargs))  # type: ignore[no-untyped-call]
+
+
+def _sentinel_client(link: RedisLink, address: Address, context: ssl.SSLContext | None) -> Redis:
+    kwargs: dict[str, Any] = {
+        "host": address[0],
+        "port": address[1],
+        "max_connections": 8,
+        "timeout": POOL_WAIT_S,
+        "socket_timeout": link.connect_timeout_s,
+        "socket_connect_timeout": link.connect_timeout_s,
+        "health_check_interval": HEALTH_CHECK_S,
+        **_QUIET,
+    }
+    if link.has_sentinel_password:
+        link.sentinel_password()  # fail now, naming the variable or file
+        kwargs["credential_provider"] = _LinkCredentials(link, sentinel=True)
+    if context is not None:
         kwargs["connection_class"] = _VerifiedTLSConnection
-        kwargs["tls_context"] = tls_context(link)
-    pool = BlockingConnectionPool(**kwargs)
-    return Redis.from_pool(pool)
+        kwargs["tls_context"] = context
+    return Redis.from_pool(BlockingConnectionPool(**kwargs))
 
 
 async def check(client: Redis, link: RedisLink) -> None:
     """One PING through `client`; a failure becomes a RedisLinkError that says which setting
-    to look at (CA, client certificate, user and password, ACL, address)."""
+    to look at (CA, client certificate, user and password, ACL, address, Sentinels)."""
     try:
         await client.ping()
     except RedisLinkError:
@@ -362,31 +702,136 @@ async def check(client: Redis, link: RedisLink) -> None:
         raise RedisLinkError(explain(exc, link)) from None
 
 
+# -- acknowledged by replicas (WAIT) --------------------------------------------------------------
+
+
+async def wait_for_replicas(client: Redis, link: RedisLink) -> int:
+    """WAIT until `link.replicas_to_ack` replicas have every write made so far on `client`'s
+    connection, at most `ack_timeout_ms`; NotReplicated (a RedisError: 503) when fewer did.
+    WAIT counts only the writes of the connection it runs on, so `client` must be the one
+    that wrote, holding one connection: the client `replicated` yields (or `client.client()`).
+    Nothing to do, and 0, when replicas_to_ack is 0. Returns how many replicas confirmed."""
+    if not link.replicas_to_ack:
+        return 0
+    if not client.single_connection_client:
+        raise TypeError(
+            "wait_for_replicas needs the client holding the connection that wrote "
+            "(replicated(...), or queue_wait(...) in the write's pipeline)"
+        )
+    acked = int(await client.wait(link.replicas_to_ack, link.ack_timeout_ms))
+    if short := _short(acked, link):
+        raise short
+    return acked
+
+
+@asynccontextmanager
+async def replicated(client: Redis, link: RedisLink) -> AsyncIterator[Redis]:
+    """`async with replicated(redis, link) as conn: await script(keys=..., args=...,
+    client=conn)`: the writes made through `conn` (one connection) are acknowledged by
+    `replicas_to_ack` replicas when the block ends without an error, else NotReplicated is
+    raised (the writes are not undone: the caller answers 503, not success). A block that
+    raises waits for nothing. With replicas_to_ack = 0: `client` itself, at no cost."""
+    if not link.replicas_to_ack:
+        yield client
+        return
+    async with client.client() as conn:
+        yield conn
+        await wait_for_replicas(conn, link)
+
+
+def queue_wait(pipe: Pipeline, link: RedisLink) -> bool:
+    """For writes sent in one pipeline (transaction=False): WAIT queued after them, on the
+    pipeline's connection. True when queued; then the replies go through `pipeline_acks`."""
+    if not link.replicas_to_ack:
+        return False
+    pipe.wait(link.replicas_to_ack, link.ack_timeout_ms)
+    return True
+
+
+def pipeline_acks(replies: list[Any], link: RedisLink) -> tuple[list[Any], NotReplicated | None]:
+    """The replies of a pipeline given `queue_wait`: its own commands' replies (WAIT's taken
+    off), and None when the replicas confirmed them, else the NotReplicated that each write
+    that succeeded must be answered with instead of success."""
+    if not link.replicas_to_ack:
+        return replies, None
+    *own, acked = replies
+    if isinstance(acked, Exception):
+        return own, NotReplicated(f"WAIT failed: {acked}")
+    return own, _short(int(acked), link)
+
+
+def _short(acked: int, link: RedisLink) -> NotReplicated | None:
+    if acked >= link.replicas_to_ack:
+        return None
+    return NotReplicated(
+        f"the write reached {acked} of the {link.replicas_to_ack} replica(s) replicas_to_ack "
+        f"asks for in {link.ack_timeout_ms} ms; it may be lost in a failover"
+    )
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+
 def explain(exc: BaseException, link: RedisLink) -> str:
     """A sentence for an error met on the link, naming the setting concerned; never a
     password (redis-py's messages hold none, and the URL may not carry one)."""
-    where = f"Redis at {link.host}:{link.port}"
-    user = link.username or "default"
+    if isinstance(exc, NoPrimary):
+        return str(exc)  # says what each Sentinel answered
+    if link.sentinel:
+        hosts = ",".join(_host_port(a) for a in link.sentinels)
+        where = f"the primary of service {link.service} (Sentinels {hosts})"
+    else:
+        where = f"Redis at {link.host}:{link.port}"
+    return _sentence(exc, link, where)
+
+
+def _sentence(
+    exc: BaseException, link: RedisLink, where: str, *, sentinel: Address | None = None
+) -> str:
+    """`explain` for `where`: a server of the link, or the Sentinel at `sentinel` (whose login
+    is the sentinel_* settings)."""
+    if sentinel is not None:
+        user = link.sentinel_username or "default"
+        has_password, source = link.has_sentinel_password, link.sentinel_password_source
+        settings = "sentinel_username and sentinel_password_env or sentinel_password_file"
+        user_setting = "sentinel_username"
+    else:
+        user = link.username or "default"
+        has_password, source = link.has_password, link.password_source
+        settings = "username and password_env or password_file"
+        user_setting = "username"
     text = str(exc)
     if isinstance(exc, NoPermissionError):
         return f"{where}: ACL user {user} may not do this ({text}); see `camgw acl`"
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
-        if not link.has_password:
-            return f"{where} requires a login: set username and password_env or password_file"
+        if not has_password:
+            return f"{where} requires a login: set {settings}"
         return (
-            f"{where} refused the login of ACL user {user} (check username and the password "
-            f"in {link.password_source}; the user may be disabled)"
+            f"{where} refused the login of ACL user {user} (check {user_setting} and the "
+            f"password in {source}; the user may be disabled)"
         )
     if isinstance(exc, RedisTimeoutError):
         hint = " (a plain port, not TLS?)" if link.tls else ""
         return f"{where} did not answer in time{hint}: {text}"
+    if (
+        sentinel is not None
+        and isinstance(exc, ResponseError)
+        and "unknown command" in text.lower()
+    ):
+        return f"{where} is not a Sentinel ({text})"
     if link.tls:
         lowered = text.lower()
         if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
             if "mismatch" in lowered or "doesn't match" in lowered:
+                if sentinel is not None:
+                    named = f"{sentinel[0]}, the Sentinel's host in url"
+                elif link.sentinel:
+                    named = "the address the Sentinels announce for it"
+                else:
+                    named = f"{link.host}, the host of url"
                 return (
-                    f"{where}: TLS refused: the server's certificate does not name "
-                    f"{link.host}, the host of url ({_ssl_detail(text)})"
+                    f"{where}: TLS refused: the server's certificate does not name {named} "
+                    f"({_ssl_detail(text)})"
                 )
             trusted = f"the CA in ca_file {link.ca_file}" if link.ca_file else "a system CA"
             return (
@@ -394,7 +839,7 @@ def explain(exc: BaseException, link: RedisLink) -> str:
                 f"({_ssl_detail(text)})"
             )
         if "wrong version number" in lowered or "record layer failure" in lowered:
-            return f"{where} did not answer TLS: is it a plain port? (url is rediss://)"
+            return f"{where} did not answer TLS: is it a plain port? (url is {link.scheme}://)"
         if any(
             s in lowered
             for s in (
@@ -418,7 +863,14 @@ def explain(exc: BaseException, link: RedisLink) -> str:
                 f"in cert_file {link.cert_file} (is it signed by the server's tls-ca-cert-file?)"
             )
     elif "closed by server" in text.lower() or "connection reset" in text.lower():
-        return f"{where} closed the connection: does it speak only TLS? (url is redis://)"
+        if link.sentinel and sentinel is None:
+            return (
+                f"{where} closed the connection: it went down or was replaced in a failover "
+                f"(or it speaks only TLS: url is {link.scheme}://)"
+            )
+        return f"{where} closed the connection: does it speak only TLS? (url is {link.scheme}://)"
+    if sentinel is not None:
+        return f"{where}: {text}"
     return f"cannot use {where}: {text}"
 
 

@@ -2,7 +2,9 @@
 start their own, on their own port and directory, instead of touching a shared Redis.
 
 Optionally with ACL users (`acl` lines or an `aclfile`) and TLS only (`tls`: `tls-port`,
-`port 0`), as a deployment's registry Redis would run (docs/edge.md, "Redis: TLS and ACLs")."""
+`port 0`), as a deployment's registry Redis would run (docs/edge.md, "Redis: TLS and ACLs"), and
+as a replica (`replicaof`). `SentinelServer` is a redis-sentinel watching such servers
+(docs/deployment.md, "Replicated: Redis Sentinel"); never on 26379, the port of a system's own."""
 
 from __future__ import annotations
 
@@ -18,13 +20,17 @@ from typing import Any, Literal
 import redis
 
 INSTALL_HINT = "redis-server not found: install it (Debian: apt-get install redis-server)"
+SENTINEL_HINT = "redis-sentinel not found: install it (Debian: apt-get install redis-sentinel)"
+SYSTEM_SENTINEL_PORT = 26379  # a system's own Sentinel (Debian's redis-sentinel service): not ours
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port: int = s.getsockname()[1]
+        if port != SYSTEM_SENTINEL_PORT:
+            return port
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class RedisServer:
     # The ACL user and password the readiness probe logs in with. Without them a server whose
     # default user is off counts as ready once it refuses the probe's login.
     auth: tuple[str, str] | None = field(default=None, repr=False)
+    replicaof: tuple[str, int] | None = None  # start as a replica of this primary
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _acl_written: bool = field(default=False, init=False, repr=False)
 
@@ -95,10 +102,15 @@ class RedisServer:
             "--logfile",
             str(self.directory / "redis.log"),
             *self._acl_args(),
+            *(["--replicaof", self.replicaof[0], str(self.replicaof[1])] if self.replicaof else []),
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self.wait_ready(timeout)
         return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
 
     def _listen_args(self) -> list[str]:
         if self.tls is None:
@@ -175,6 +187,165 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown save, no AOF rewrite; what fsync wrote is all there is."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+@dataclass
+class SentinelServer:
+    """A Sentinel child process watching one service (`sentinel monitor <service> <primary>
+    <quorum>`), on its own port and directory: Debian's `redis-sentinel`, else `redis-server
+    --sentinel` (the same program). It finds the replicas and the other Sentinels itself; its
+    config file is its own to rewrite (it records what it learns there).
+
+    Short timings, for tests: the primary is down after `down_after_ms` without an answer;
+    `failover_timeout_ms` bounds a failover's steps. `requirepass`: the Sentinel's own password
+    (also given to its peers); `data_auth`: the ACL user and password it logs in to the data
+    nodes with. With `tls`, it listens on TLS only and talks TLS to the data nodes and its
+    peers (`tls-replication yes`)."""
+
+    directory: Path
+    primary: tuple[str, int]
+    service: str = "camgw"
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 3000
+    port: int = 0
+    host: str = "127.0.0.1"
+    requirepass: str | None = field(default=None, repr=False)
+    data_auth: tuple[str, str] | None = field(default=None, repr=False)
+    tls: ServerTLS | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def start(self, timeout: float = 10.0) -> SentinelServer:
+        sentinel, server = shutil.which("redis-sentinel"), shutil.which("redis-server")
+        if sentinel is None and server is None:
+            raise RuntimeError(SENTINEL_HINT)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port(self.host)
+        if self.port == SYSTEM_SENTINEL_PORT:
+            raise ValueError(f"port {SYSTEM_SENTINEL_PORT} is the system's Sentinel's, not ours")
+        conf = self.directory / "sentinel.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self._config())
+        args = [sentinel, str(conf)] if sentinel else [str(server), str(conf), "--sentinel"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.wait_ready(timeout)
+        return self
+
+    def _config(self) -> str:
+        name, (host, port) = self.service, self.primary
+        lines = [
+            f"bind {self.host}",
+            "daemonize no",
+            "protected-mode no",
+            f"dir {self.directory}",
+            f"logfile {self.directory / 'sentinel.log'}",
+        ]
+        if self.tls is None:
+            lines.append(f"port {self.port}")
+        else:
+            t = self.tls
+            lines += [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {t.cert_file}",
+                f"tls-key-file {t.key_file}",
+                f"tls-ca-cert-file {t.ca_file}",
+                f"tls-auth-clients {t.auth_clients}",
+                "tls-replication yes",
+            ]
+            if t.client_cert_file is not None:
+                lines.append(f"tls-client-cert-file {t.client_cert_file}")
+                if t.client_key_file is not None:
+                    lines.append(f"tls-client-key-file {t.client_key_file}")
+        if self.requirepass is not None:
+            lines += [
+                f"requirepass {self.requirepass}",
+                f"sentinel sentinel-pass {self.requirepass}",
+            ]
+        lines += [
+            f"sentinel monitor {name} {host} {port} {self.quorum}",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {name} 1",
+        ]
+        if self.data_auth is not None:
+            user, password = self.data_auth
+            lines += [f"sentinel auth-user {name} {user}", f"sentinel auth-pass {name} {password}"]
+        return "\n".join(lines) + "\n"
+
+    def client(self) -> redis.Redis:
+        """A client of this Sentinel (its password; TLS without the host name check)."""
+        kwargs: dict[str, Any] = {"host": self.host, "port": self.port, "socket_timeout": 1}
+        if self.requirepass is not None:
+            kwargs["password"] = self.requirepass
+        if self.tls is not None:
+            kwargs |= {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.ca_file),
+                "ssl_check_hostname": False,
+            }
+            if self.tls.client_cert_file is not None:
+                kwargs["ssl_certfile"] = str(self.tls.client_cert_file)
+                if self.tls.client_key_file is not None:
+                    kwargs["ssl_keyfile"] = str(self.tls.client_key_file)
+        return redis.Redis(**kwargs)
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"redis-sentinel exited; see {self.directory / 'sentinel.log'}"
+                    )
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-sentinel on port {self.port} not ready in {timeout}s"
+                    )
+                time.sleep(0.02)
+
+    def state(self) -> dict[str, Any]:
+        """`SENTINEL MASTER <service>`: flags, the primary's address, the replicas and other
+        Sentinels it knows."""
+        with self.client() as client:
+            reply = client.execute_command("SENTINEL MASTER", self.service)
+        return dict(reply) if isinstance(reply, dict) else {}
+
+    def primary_address(self) -> tuple[str, int] | None:
+        """The primary this Sentinel names now."""
+        with self.client() as client:
+            reply = client.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", self.service)
+        if not reply:
+            return None
+        host, port = reply
+        return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
+
+    def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()

@@ -57,7 +57,9 @@ class RedisConfig(RedisLink):
 
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Registry Redis, redis:// or rediss:// (TLS); REDIS_URL wins",
+        description="Registry Redis, redis:// or rediss:// (TLS), or a Sentinel set: "
+        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS; "
+        "docs/deployment.md); REDIS_URL wins",
     )
 
 

@@ -36,12 +36,12 @@ from multidict import CIMultiDict
 
 from adapters.config import CredentialRef
 from adapters.network import CameraNetworkAdapter
-from adapters.threaded import ThreadedAdapter
 from adapters.simulator.devices import Quirks, SimDevice, SnapshotFormat
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import RtspCamera, RtspSimulator
 from adapters.simulator.server import Simulator
 from adapters.simulator.snapshot import camera_hash, read_marker
+from adapters.threaded import ThreadedAdapter
 from gateway.app import create_app
 from gateway.keys import ADAPTERS, TOKENS
 from gateway.models import Role
