@@ -344,16 +344,18 @@ async def test_registry_outage_errors_do_not_leak(
     settings: Settings,
     vault: CredentialVault,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With Redis gone the create fails (503), and the error, its log line and traceback are
-    still free of the password the request carried."""
+    still free of the registry's password and of the camera password the request carried."""
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CAMGW_TEST_REGISTRY_PASSWORD", PASSWORD)
+    link = {
+        "url": f"redis://127.0.0.1:{free_port()}/0",
+        "password_env": "CAMGW_TEST_REGISTRY_PASSWORD",
+    }
     dead = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={"url": f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"}
-            )
-        }
+        update={"redis": settings.redis.model_validate(settings.redis.model_dump() | link)}
     )
     client = await start_client(aiohttp_client, dead, vault)
     api = Api(client, {"Authorization": "Bearer cgw_00000000_x"})
