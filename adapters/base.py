@@ -148,6 +148,9 @@ class Discovered:
     rtsp_only: bool = False
     notes: tuple[str, ...] = ()  # quirks fixed on the way ("snapshot host 0.0.0.0 replaced")
     uri_credentials: UriCredentials | None = None  # found inside a URI the camera returned
+    # Which credentials read it: their keyed fingerprint (`uris.credentials_fingerprint`),
+    # never the credentials; None where unknown (an older edge adapter).
+    credentials_fp: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,8 @@ class Failure:
     endpoint_reference: str | None = None
     ref: str | None = None
     port: int | None = None  # where the device was tried (its device service or RTSP port)
+    # An `auth` failure: the keyed fingerprint of the credentials refused (None: unknown).
+    credentials_fp: str | None = None
 
 
 # -- discovery events ----------------------------------------------------------------------------

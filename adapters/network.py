@@ -52,7 +52,7 @@ from .inventory import parse_host, read_csv_inventory, rtsp_target
 from .onvif import PER_DEVICE_CONNECTIONS, OnvifClient, describe_exception, redact
 from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
-from .uris import UriCredentials, split_credentials, uri_port
+from .uris import UriCredentials, credentials_fingerprint, split_credentials, uri_port
 from .wsdiscovery import endpoints, probe
 
 log = logging.getLogger(__name__)
@@ -407,18 +407,26 @@ class CameraNetworkAdapter:
             reason = f"no complete answer within {round(allowed, 1):g} s"
             return self._failure(target, FailureKind.timeout, reason)
         except AdapterError as exc:
-            return self._failure(target, _failure_kind(exc), str(exc))
+            kind = _failure_kind(exc)
+            refused = self._fingerprint(creds) if kind is FailureKind.auth else None
+            return self._failure(target, kind, str(exc), refused)
         except Exception as exc:  # an answer nobody foresaw (or a bug): this camera's failure
             what = "RTSP DESCRIBE" if target.kind == "rtsp" else "ONVIF"
             reason = f"{what}: unusable answer ({describe_exception(exc)})"
             return self._failure(target, FailureKind.read, reason)
         port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
+        worked = self._fingerprint(creds)
         out = []
         for camera in cameras:
             lat, lon = target.place if target.place else (camera.lat, camera.lon)
-            placed = replace(camera, port=port, lat=lat, lon=lon)
+            placed = replace(camera, port=port, lat=lat, lon=lon, credentials_fp=worked)
             out.append(replace(placed, ref=self.ref(placed, target)))
         return out
+
+    def _fingerprint(self, creds: UriCredentials) -> str:
+        """The credentials' keyed fingerprint: which credentials worked (on a camera read) or
+        were refused (on an `auth` failure), never the credentials themselves."""
+        return credentials_fingerprint(self.spec.ref_key, creds)
 
     def ref(self, camera: Discovered, target: Target) -> str:
         """The camera's opaque, stable key: keyed with this adapter's secret, from the device's
@@ -465,7 +473,9 @@ class CameraNetworkAdapter:
             notes=("RTSP-only camera: no ONVIF, snapshots from the stream",),
         )
 
-    def _failure(self, target: Target, kind: FailureKind, reason: str) -> Failure:
+    def _failure(
+        self, target: Target, kind: FailureKind, reason: str, credentials_fp: str | None = None
+    ) -> Failure:
         reason = redact(reason, self.spec.credentials)  # a camera may echo the password back
         log.warning(
             "camera not read",
@@ -478,7 +488,13 @@ class CameraNetworkAdapter:
         )
         port = uri_port(target.rtsp_uri or "") if target.kind == "rtsp" else target.port
         return Failure(
-            self.network, target.address, kind, reason, target.endpoint_reference, port=port
+            self.network,
+            target.address,
+            kind,
+            reason,
+            target.endpoint_reference,
+            port=port,
+            credentials_fp=credentials_fp,
         )
 
     # -- health -------------------------------------------------------------------------

@@ -363,7 +363,13 @@ class EdgeRunner:
             if reveals(reason, known, self.cfg.export):
                 reason = f"{f.kind.value} (details withheld by the network's policy)"
             return wire.encode(
-                wire.CameraFailed(job=job, ref=f.ref, kind=f.kind.value, reason=reason)
+                wire.CameraFailed(
+                    job=job,
+                    ref=f.ref,
+                    kind=f.kind.value,
+                    reason=reason,
+                    credentials_fp=f.credentials_fp,
+                )
             )
         if isinstance(event, DiscoveryProgress):
             return wire.encode(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
@@ -13,6 +15,18 @@ class UriCredentials:
 
     def __repr__(self) -> str:  # never let a password reach a log through repr()
         return f"UriCredentials(username={self.username!r}, password=***)"
+
+
+FINGERPRINT_HEX = 16  # 64 bits: tells credentials apart, reveals nothing of them
+
+
+def credentials_fingerprint(key: bytes, creds: UriCredentials) -> str:
+    """Which credentials these are, without them: HMAC-SHA256, keyed with the deployment's
+    secret (`AdapterSpec.ref_key`: every process of one deployment computes the same), of
+    the username and the password (NUL between them), truncated. Only ever compared with
+    another fingerprint; never shown, never logged."""
+    message = b"camgw credentials v1\0" + f"{creds.username}\0{creds.password}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX]
 
 
 def has_credentials(uri: str) -> bool:

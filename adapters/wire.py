@@ -28,6 +28,8 @@ Short = Annotated[str, Field(max_length=128)]
 Ref = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$", description="The adapter's camera key")]
 RequestId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Network = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+# Which credentials read (or were refused by) a camera: their keyed fingerprint, never them.
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
 Epoch = Annotated[float, Field(ge=0, le=32_503_680_000)]  # seconds, before the year 3000
 FailureKind = Literal["unreachable", "timeout", "auth", "read", "normalise", "credentials"]
 SnapshotFailureKind = Literal["refused", "unreachable", "timeout", "auth", "protocol", "expired"]
@@ -90,6 +92,8 @@ class CameraInfo(WireModel):
     events: bool = False
     rtsp_only: bool = False
     notes: list[Text] = Field(default_factory=list, max_length=32)
+    # Optional: a message of an adapter from before it decodes as unknown (None).
+    credentials_fp: Fingerprint | None = None
 
 
 # -- gateway -> adapter --------------------------------------------------------------------------
@@ -174,6 +178,7 @@ class CameraFailed(Message):
     ref: Ref | None = None
     kind: FailureKind
     reason: Text
+    credentials_fp: Fingerprint | None = None  # an `auth` failure: the credentials refused
 
 
 class DiscoveryDone(Message):
@@ -371,6 +376,7 @@ def to_info(camera: Discovered) -> CameraInfo:
         events=camera.events,
         rtsp_only=camera.rtsp_only,
         notes=[n[:500] for n in camera.notes[:32]],
+        credentials_fp=camera.credentials_fp,
     )
 
 
@@ -410,6 +416,7 @@ def from_info(network: str, info: CameraInfo) -> Discovered:
         events=info.events,
         rtsp_only=info.rtsp_only,
         notes=tuple(info.notes),
+        credentials_fp=info.credentials_fp,
     )
 
 

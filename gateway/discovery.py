@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -60,9 +60,11 @@ log = logging.getLogger(__name__)
 
 JOB_TTL_S = 7 * 24 * 3600
 MAX_JOB_FAILURES = 1000
+_JOB_REASON_CHARS = 300  # of a failure's reason, in the job
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
+_FP_BATCH = 500  # fingerprints of credentials written per script call
 # Registry writes of discovered cameras in flight at once, all networks together. Well under the
 # Redis pool (64, blocking, 5 s wait): when the event loop is busy enriching hundreds of cameras,
 # each command takes several loop turns, and unbounded writes used to hold every connection long
@@ -73,6 +75,11 @@ _WRITE_CONCURRENCY = 16
 # had no target or no credentials to try it with.
 _NOT_THE_CAMERAS = frozenset({FailureKind.store, FailureKind.targets, FailureKind.credentials})
 _ANSWERED = frozenset({FailureKind.auth, FailureKind.read, FailureKind.normalise})
+# An auth failure with credentials other than those that last read the camera (another process,
+# a stale password) says nothing about the camera: its record is left alone, and the job says so.
+NOT_THE_WORKING_CREDENTIALS = (
+    " (not the credentials that last worked for this camera: record left as it is)"
+)
 
 
 @dataclass
@@ -84,6 +91,9 @@ class NetworkState:
     last_error: str | None = None
     health_runs: int = 0
     task: asyncio.Task[DiscoveryJob] | None = field(default=None, repr=False)
+    # While a job runs: which credentials last read each camera (id -> fingerprint), as read
+    # when it started and kept up to date by its reads (None: unknown, e.g. Redis did not say).
+    worked: dict[str, str] | None = field(default=None, repr=False)
 
 
 class DiscoveryService:
@@ -105,6 +115,11 @@ class DiscoveryService:
         self.state = {n: NetworkState() for n in adapters}
         self.tracker = StatusTracker()
         self._write_gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+        # Which credentials read each camera (network, id, fingerprint), where that changed:
+        # written in batches of _FP_BATCH and when a job ends, so that a first discovery of
+        # thousands of cameras pays a few script calls, not one per camera.
+        self._fps: dict[tuple[str, str], str] = {}  # (network, id) -> fingerprint
+        self._fps_writing: set[asyncio.Task[None]] = set()
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -156,6 +171,7 @@ class DiscoveryService:
         await self._save(job)
         saver = _ProgressSaver(self, job, started)
         stores: set[asyncio.Task[None]] = set()
+        state.worked = await self._worked_credentials(job.network)
         try:
             async for event in adapter.discover(job.id, job.actor):
                 if isinstance(event, CameraRead):
@@ -174,9 +190,11 @@ class DiscoveryService:
                     raise _RunFailed(event.error)
                 saver.tick()
             await asyncio.gather(*stores)
+            await self._settle_fingerprints()  # which credentials read them, before "done"
             job.state = "done"
         except Exception as exc:  # the adapter broke: this network's job fails, nothing else
             await asyncio.gather(*stores, return_exceptions=True)
+            await self._settle_fingerprints()  # of the cameras stored all the same
             log.warning(
                 "discovery failed",
                 extra={"network": job.network, "job": job.id, "error": str(exc)[:300]},
@@ -185,6 +203,7 @@ class DiscoveryService:
             job.state = "failed"
             job.error = str(exc)[:500] if isinstance(exc, _RunFailed) else _describe(exc)
             state.last_error = job.error
+        state.worked = None
         job.finished_at = datetime.now(UTC)
         job.elapsed_s = round(time.monotonic() - started, 2)
         await saver.settle()
@@ -216,8 +235,10 @@ class DiscoveryService:
             await self._failed(job, problem)
 
     async def _failed(self, job: DiscoveryJob, failure: Failure) -> None:
-        _add_failure(job, failure)
-        await self.apply_failure(failure)
+        try:
+            failure = await self.apply_failure(failure)
+        finally:
+            _add_failure(job, failure)
 
     async def _audit(self, job: DiscoveryJob, action: str, outcome: str, detail: str) -> None:
         with contextlib.suppress(CamgwError):
@@ -249,8 +270,18 @@ class DiscoveryService:
 
     # -- writing what was found ---------------------------------------------------------
 
+    async def _worked_credentials(self, network: str) -> dict[str, str] | None:
+        """Which credentials last read each camera of the network (id -> fingerprint), read
+        once when a job starts: a camera read with the same ones costs no write, nor a read.
+        None when Redis does not answer (each camera read then writes its own)."""
+        try:
+            return await self.registry.all_worked_credentials(network)
+        except CamgwError:
+            return None
+
     async def apply(self, d: Discovered) -> Failure | None:
-        """Create or refresh the record of a discovered camera; admin-owned fields survive."""
+        """Create or refresh the record of a discovered camera; admin-owned fields survive.
+        Which credentials read it is remembered, in a batch, when that changed."""
         now = datetime.now(UTC)
         # A record registered by address alone is the device's first camera (or its only).
         bare = identity.bare_site(d.network, d.address) if d.channel_index == 1 else None
@@ -278,6 +309,13 @@ class DiscoveryService:
             return _store_failure(d, str(exc))
         except CamgwError as exc:
             return _store_failure(d, exc.detail)
+        fp = d.credentials_fp
+        state = self.state.get(d.network)
+        worked = state.worked if state is not None else None
+        if fp is not None and (worked is None or worked.get(cam_id) != fp):
+            self._remember(d.network, cam_id, fp)
+            if worked is not None:
+                worked[cam_id] = fp
         self.tracker.reset(cam_id)
         if found.displaced is not None:
             await self._displaced(found.displaced, cam_id, now)
@@ -338,17 +376,66 @@ class DiscoveryService:
             return
         raise Conflict(f"camera {cam_id} kept changing during discovery")
 
-    async def apply_failure(self, f: Failure) -> None:
+    def _remember(self, network: str, cam_id: str, fp: str) -> None:
+        """`fp` read the camera just stored: written with the next batch."""
+        self._fps[network, cam_id] = fp
+        if len(self._fps) >= _FP_BATCH:
+            self._write_fingerprints()
+
+    def _write_fingerprints(self) -> None:
+        """The fingerprints gathered so far, written in the background."""
+        batch = [(network, cam_id, fp) for (network, cam_id), fp in self._fps.items()]
+        self._fps = {}
+        if batch:
+            task = asyncio.create_task(self._store_fingerprints(batch))
+            self._fps_writing.add(task)
+            task.add_done_callback(self._fps_writing.discard)
+
+    async def _settle_fingerprints(self) -> None:
+        """Every fingerprint gathered written (a job ends after those of its cameras). Never
+        raises (`_store_fingerprints` logs what failed)."""
+        self._write_fingerprints()
+        await asyncio.gather(*self._fps_writing)
+
+    async def _store_fingerprints(self, batch: list[tuple[str, str, str]]) -> None:
+        """The records are stored: fingerprints that could not be are logged, never a camera's
+        failure nor the job's (the next read writes them again)."""
+        try:
+            await self.registry.remember_credentials(batch)
+        except Exception as exc:  # CamgwError (Redis unavailable) or anything unforeseen
+            log.warning(
+                "which credentials read the cameras was not stored",
+                extra={"network": batch[0][0], "cameras": len(batch), "error": _describe(exc)},
+            )
+
+    async def apply_failure(self, f: Failure) -> Failure:
         """A known camera that could not be read: offline if it did not answer, degraded if it
-        answered but refused or garbled (the dashboard shows last_error either way)."""
+        answered but refused or garbled (the dashboard shows last_error either way).
+
+        Credentials refused degrade the camera only when they are those that last read it (the
+        camera's password changed, its account is gone) or when none ever did (or the adapter
+        does not say which were refused). Others (another process's, a stale password) leave
+        the record as it is; the failure returned then says so, for the job."""
         keys = identity.keys(
             f.network, f.address, f.port, ref=f.ref, endpoint_reference=f.endpoint_reference
         )
         cam_id = (await self.registry.find(keys, identity.bare_site(f.network, f.address))).id
         if cam_id is None:
-            return
+            return f
         if f.kind in _NOT_THE_CAMERAS:
-            return  # nothing was learnt about the camera itself
+            return f  # nothing was learnt about the camera itself
+        if f.kind is FailureKind.auth and f.credentials_fp is not None:
+            worked = self._fps.get((f.network, cam_id))  # read here, not yet written
+            if worked is None:
+                worked = await self.registry.worked_credentials(f.network, cam_id)
+            if worked is not None and worked != f.credentials_fp:
+                log.warning(
+                    "credentials refused are not those that last worked for the camera; "
+                    "its record is left as it is",
+                    extra={"network": f.network, "camera": cam_id, "reason": f.reason[:300]},
+                )
+                room = _JOB_REASON_CHARS - len(NOT_THE_WORKING_CREDENTIALS)
+                return replace(f, reason=f.reason[:room] + NOT_THE_WORKING_CREDENTIALS)
         reachable = f.kind in _ANSWERED  # not timeout, unreachable
         now = datetime.now(UTC)
 
@@ -374,6 +461,7 @@ class DiscoveryService:
 
         with contextlib.suppress(CamgwError):
             await self._write(cam_id, build)
+        return f
 
     # -- health -------------------------------------------------------------------------
 
@@ -470,7 +558,9 @@ def _add_failure(job: DiscoveryJob, f: Failure) -> None:
         job.failures_dropped += 1
         return
     where = f.address or (f"ref {f.ref}" if f.ref else "")
-    job.failures.append(JobFailure(address=where, step=f.kind.value, reason=f.reason[:300]))
+    job.failures.append(
+        JobFailure(address=where, step=f.kind.value, reason=f.reason[:_JOB_REASON_CHARS])
+    )
     job.progress.failed += 1
 
 

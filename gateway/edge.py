@@ -448,7 +448,17 @@ def to_event(
         return CameraRead(wire.from_info(network, message.camera))
     if isinstance(message, wire.CameraFailed):
         kind = FailureKind(message.kind)
-        return CameraFailed(Failure(network, None, kind, message.reason, None, message.ref))
+        return CameraFailed(
+            Failure(
+                network,
+                None,
+                kind,
+                message.reason,
+                None,
+                message.ref,
+                credentials_fp=message.credentials_fp,
+            )
+        )
     if isinstance(message, wire.DiscoveryProgress):
         return DiscoveryProgress(message.found, message.ignored, dict(message.ignored_by_reason))
     return DiscoveryDone(message.error if message.state == "failed" else None)

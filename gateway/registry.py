@@ -12,6 +12,9 @@ Layout (prefix `camgw`):
     camgw:claims                    hash id -> the site and identities its record claimed
     camgw:version                   bumped by every change; list bodies are cached per version
     camgw:netversion                hash network -> its own version (bumped with its changes)
+    camgw:credfp:{network}          hash id -> the keyed fingerprint of the credentials that
+                                    last read the camera (discovery.py; never served, never
+                                    the credentials); removed with the record
     camgw:events                    pub/sub: "version N" after each change, "tokens" on revocation
 
 Every write is one Lua script, so a crash (even SIGKILL between commands) never leaves an index
@@ -46,6 +49,7 @@ from .vault import CredentialVault
 _MGET_CHUNK = 1000
 _PIPELINE_CHUNK = 200  # about 20 ms of event-loop CPU per chunk (arguments, packing)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
+_FP_CHUNK = 500  # fingerprints remembered per script call
 
 
 def _lua(name: str) -> str:
@@ -99,6 +103,9 @@ class Keys:
     def events(self) -> str:
         return f"{self.prefix}:events"
 
+    def credfp(self, network: str) -> str:
+        return f"{self.prefix}:credfp:{network}"
+
 
 @dataclass(frozen=True, slots=True)
 class Found:
@@ -136,6 +143,7 @@ class Registry:
         self.id_key = vault.derive("camgw camera ids v1")  # generated ids nobody can predict
         self._upsert = redis.register_script(_lua("upsert.lua"))
         self._delete = redis.register_script(_lua("delete.lua"))
+        self._remember = redis.register_script(_lua("credfp.lua"))
 
     async def version(self) -> int:
         with redis_errors():
@@ -149,6 +157,32 @@ class Registry:
     async def get(self, cam_id: str) -> Camera | None:
         raw = await self.get_raw(cam_id)
         return Camera.model_validate_json(raw) if raw else None
+
+    async def all_worked_credentials(self, network: str) -> dict[str, str]:
+        """id -> the fingerprint of the credentials that last read the camera, for every camera
+        of the network that has one (one call: a discovery reads them when it starts)."""
+        with redis_errors():
+            raw = await self.redis.hgetall(self.keys.credfp(network))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def worked_credentials(self, network: str, cam_id: str) -> str | None:
+        """The fingerprint of the credentials that last read the camera (None: none ever did,
+        as far as the registry knows)."""
+        with redis_errors():
+            fp = await self.redis.hget(self.keys.credfp(network), cam_id)
+        return _text(fp) if fp else None
+
+    async def remember_credentials(self, items: list[tuple[str, str, str]]) -> list[int]:
+        """(network, id, fingerprint) of cameras just read: kept for those whose record still
+        exists (one deleted meanwhile leaves none). Returns, per item, 1 if kept, else 0."""
+        out: list[int] = []
+        with redis_errors():
+            for start in range(0, len(items), _FP_CHUNK):
+                chunk = items[start : start + _FP_CHUNK]
+                args = [self.keys.prefix, *(x for item in chunk for x in item)]
+                kept = await self._remember(keys=[], args=args)
+                out.extend(int(k) for k in kept)
+        return out
 
     async def find(self, keys: identity.Keys, bare: str | None = None) -> Found:
         """The camera a discovered device (or one of its channels) is: by identity (its
@@ -414,6 +448,10 @@ class Registry:
             for cam_id in map(_text, await self.redis.hkeys(self.keys.claims)):
                 if not await self.redis.exists(self.keys.cam(cam_id)):
                     problems.append(f"{self.keys.claims}[{cam_id}] -> nothing")
+            async for key in self.redis.scan_iter(self.keys.credfp("*")):
+                for cam_id in map(_text, await self.redis.hkeys(key)):
+                    if not await self.redis.exists(self.keys.cam(cam_id)):
+                        problems.append(f"{_text(key)}[{cam_id}] -> nothing")
         return problems
 
 

@@ -1,4 +1,5 @@
--- Remove one camera record, its indexes and its credentials, atomically.
+-- Remove one camera record, its indexes, its credentials and the fingerprint of the credentials
+-- that last read it (hash <prefix>:credfp:<network>, credfp.lua), atomically.
 -- KEYS: 1 record, 2 all-ids set, 3 site map, 4 version counter, 5 credential key,
 --       6 identity map, 7 claims (id -> the site and identities the record claimed)
 -- ARGV: 1 prefix, 2 id, 3 expected audit chain head, 4 the head after the entry,
@@ -62,6 +63,7 @@ if type(o.serial) == 'string' and type(o.mac) == 'string' then
 end
 redis.call('SREM', KEYS[2], id)
 redis.call('DEL', KEYS[1], KEYS[5])
+redis.call('HDEL', prefix .. ':credfp:' .. o.network, id)
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', o.network, 1)
 if audited then

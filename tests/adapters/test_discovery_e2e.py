@@ -46,12 +46,14 @@ from adapters.simulator.devices import (
 )
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.server import Simulator, build_devices
-from adapters.uris import UriCredentials
+from adapters.uris import UriCredentials, credentials_fingerprint
 from adapters.wsdiscovery import probe
 
 NETWORK = "governance"
 PASSWORD = "e2e-Adapter-pw-7Qx"
 GOVERNANCE = ipaddress.ip_network("127.1.0.0/16")
+# Which credentials read a camera (or were refused): `make_adapter`'s, keyed with its ref_key (b"").
+FINGERPRINT = credentials_fingerprint(b"", UriCredentials("admin", PASSWORD))
 MIB = 1 << 20
 
 
@@ -231,6 +233,8 @@ def test_every_quirk_ends_in_a_record_or_an_attributed_error(quirky: QuirkRun) -
     for f in run.failures.values():
         assert f.network == NETWORK and f.reason and f.kind in {"timeout", "auth"}
         assert PASSWORD not in f.reason and PASSWORD not in repr(f)
+        # The credentials refused are named by their fingerprint, on an auth failure only.
+        assert f.credentials_fp == (FINGERPRINT if f.kind == "auth" else None)
     # Offline: silent on WS-Discovery, so not found (and never reported as a failure).
     assert dev["offline"].address not in run.records | run.failures
 
@@ -250,6 +254,7 @@ def test_what_a_quirky_camera_says_about_itself(quirky: QuirkRun, role: str) -> 
         assert "@" not in uri and PASSWORD not in uri, uri
     assert PASSWORD not in repr(d)
     assert d.uri_credentials is None  # nothing but the network's own credentials seen
+    assert d.credentials_fp == FINGERPRINT and PASSWORD not in FINGERPRINT
 
 
 def test_clock_skew_is_compensated_and_reported(quirky: QuirkRun) -> None:
@@ -638,4 +643,7 @@ async def test_rtsp_only_cameras_from_a_csv_inventory(tmp_path: Path) -> None:
     assert refused.kind == "auth" and PASSWORD not in refused.reason
     gone = run.failures[offline_rtsp]
     assert gone.kind == "unreachable" and offline_rtsp in gone.reason
+    # Which credentials read each camera, or were refused (RTSP as ONVIF); none when unanswered.
+    assert {r.credentials_fp for r in run.records.values()} == {FINGERPRINT}
+    assert (refused.credentials_fp, gone.credentials_fp) == (FINGERPRINT, None)
     assert set(run.failures) == {refused_rtsp.address, offline_rtsp}

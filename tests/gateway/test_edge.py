@@ -27,18 +27,28 @@ from aiohttp.test_utils import TestClient
 
 from adapters import wire
 from adapters.audit_log import check as check_log
-from adapters.base import CameraTimeout, Discovered, Profile, Target
+from adapters.base import (
+    CameraFailed,
+    CameraTimeout,
+    Discovered,
+    Failure,
+    FailureKind,
+    Profile,
+    Target,
+)
 from adapters.config import CredentialRef, DiscoveryConfig
 from adapters.export import ExportPolicy
 from adapters.redis_link import RedisLink, connect
-from adapters.remote import LOG_PURPOSE, EdgeRunner
+from adapters.remote import LOG_PURPOSE, REF_PURPOSE, EdgeRunner
 from adapters.remote_config import AdapterConfig, ConfigError, load_adapter_config
 from adapters.simulator.devices import Quirks, SimDevice
 from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.server import Simulator, build_devices
+from adapters.uris import UriCredentials, credentials_fingerprint
 from adapters.vault import CredentialVault, create_key_file, load_key
 from gateway.app import create_app
-from gateway.keys import DISCOVERY, EDGE, REDIS, TOKENS
+from gateway.edge import to_event
+from gateway.keys import DISCOVERY, EDGE, REDIS, REGISTRY, TOKENS
 from gateway.models import Role
 from gateway.settings import Settings
 from tests.conftest import Headers
@@ -246,6 +256,25 @@ async def test_discovery_through_the_edge_shares_only_what_the_owner_allows(edge
     # The adapter's own log says what it answered, and its chain is intact.
     verdict = check_log(edge.config.state_dir / "log", edge.vault.derive(LOG_PURPOSE))
     assert verdict.ok, verdict.sentence
+
+
+async def test_which_credentials_read_a_camera_crosses_the_edge(edge: Edge) -> None:
+    """The adapter's fingerprint of the credentials that read each camera reaches the
+    registry (keyed with the adapter's own secret); one of credentials refused is carried too."""
+    await edge.discover()
+    fp = credentials_fingerprint(edge.vault.derive(REF_PURPOSE), UriCredentials("admin", PASSWORD))
+    registry = edge.client.app[REGISTRY]
+    cams = await edge.cameras()
+    assert len(cams) == 3
+    for cam in cams:
+        assert await registry.worked_credentials("police", cam["id"]) == fp
+    refused = Failure("police", None, FailureKind.auth, "refused", ref="cd" * 16, credentials_fp=fp)
+    out = edge.runs[-1]._outgoing("job-1", CameraFailed(refused))
+    assert out is not None
+    message, _ = wire.decode_from_adapter({k.encode(): v for k, v in out.items()})
+    assert isinstance(message, wire.CameraFailed)
+    event = to_event("police", message)
+    assert isinstance(event, CameraFailed) and event.failure.credentials_fp == fp
 
 
 async def test_an_adapter_killed_mid_discovery_loses_no_camera(edge: Edge) -> None:
