@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from adapters.redis_link import replicated
 from adapters.uris import UriCredentials
 
 from . import identity
@@ -398,7 +399,10 @@ class Registry:
 
         async def send(chain: list[str], entries: list[list[str]]) -> int:
             tail = [*chain, *entries[0]] if entries else []
-            return int(await script(keys=keys, args=[*args, *tail]))
+            # With [redis] replicas_to_ack, the write is acknowledged only once that many
+            # replicas have it (WAIT on the connection that wrote; else NotReplicated: a 503).
+            async with replicated(self.redis, self.settings.redis) as conn:
+                return int(await script(keys=keys, args=[*args, *tail], client=conn))
 
         if audit is None:
             return await send([], [])

@@ -28,7 +28,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.redis_link import (
@@ -415,23 +414,6 @@ def sentinel_settings(link: RedisLink) -> Settings:
     return Settings.model_validate(data)
 
 
-class _Replicated:
-    """A registry script run as `Registry` will once `replicated` is wired into its write path
-    (docs/deployment.md): the script and WAIT on one connection. Passes through a call that
-    names its client (a pipeline, or a connection already pinned)."""
-
-    def __init__(self, script: AsyncScript, link: RedisLink) -> None:
-        self.script, self.link = script, link
-
-    async def __call__(
-        self, keys: list[Any] | None = None, args: list[Any] | None = None, client: Any = None
-    ) -> Any:
-        if client is not None:
-            return await self.script(keys=keys, args=args, client=client)
-        async with replicated(self.script.registered_client, self.link) as conn:  # type: ignore[arg-type]
-            return await self.script(keys=keys, args=args, client=conn)
-
-
 @dataclass
 class Run:
     acked: set[str] = field(default_factory=set)  # 201
@@ -600,8 +582,6 @@ async def test_the_gateway_follows_a_failover_without_a_restart(
     link = RedisLink(url=nodes.url(), prefix=PREFIX, replicas_to_ack=replicas_to_ack)
     client = await aiohttp_client(create_app(sentinel_settings(link), CredentialVault(b"s" * 32)))
     registry, hub, catalog = client.app[REGISTRY], client.app[EDGE], client.app[CATALOG]
-    if replicas_to_ack:
-        registry._upsert = _Replicated(registry._upsert, link)  # type: ignore[assignment]
     secret, _ = await client.app[TOKENS].create("loader", Role.admin, ["*"], "tests")
     headers = {"Authorization": f"Bearer {secret}"}
     edge_adapter(link)
