@@ -6,7 +6,6 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from adapters.base import NetworkAdapter
-from adapters.threaded import AdapterThread
 
 from .audit import AuditLog
 from .auth import TokenStore
@@ -31,7 +30,6 @@ METRICS = web.AppKey("metrics", Metrics)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SNAPSHOTS = web.AppKey("snapshots", SnapshotService)
 ADAPTERS = web.AppKey("adapters", dict[str, NetworkAdapter])
-ADAPTER_THREAD = web.AppKey("adapter_thread", AdapterThread)  # in-process adapters' own loop
 EDGE = web.AppKey("edge", EdgeHub)
 
 QUERY_CACHE = web.AppKey("query_cache", dict[tuple[object, str], object])

@@ -41,7 +41,6 @@ from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import RtspCamera, RtspSimulator
 from adapters.simulator.server import Simulator
 from adapters.simulator.snapshot import camera_hash, read_marker
-from adapters.threaded import ThreadedAdapter
 from gateway.app import create_app
 from gateway.keys import ADAPTERS, TOKENS
 from gateway.models import Role
@@ -134,9 +133,8 @@ class Gateway:
     @property
     def adapter(self) -> CameraNetworkAdapter:
         adapter = self.client.app[ADAPTERS]["governance"]
-        assert isinstance(adapter, ThreadedAdapter)  # on the adapters' own loop
-        assert isinstance(adapter.inner, CameraNetworkAdapter)
-        return adapter.inner
+        assert isinstance(adapter, CameraNetworkAdapter)
+        return adapter
 
     async def token(self, role: str) -> Headers:
         secret, _ = await self.client.app[TOKENS].create(f"fmt-{role}", Role(role), ["*"], "t")
