@@ -3,6 +3,12 @@
 Each network's adapter runs on its own: a network whose adapter fails (or hangs) leaves the
 others' discovery and the API untouched. Jobs are kept in Redis (`<prefix>:job:{id}`, a week)
 so any gateway sharing the Redis can report them.
+
+Replicas share the work (docs/deployment.md, "Replicas"): a network's discovery runs under
+the lease `discover:{network}` and its health rounds under `health:{network}`, so one replica
+at a time does each; their writes carry the lease's fence and are refused once it has passed
+on. When each is next due is kept in Redis (gateway/schedule.py), and so are the status streaks
+(gateway/status.py): every replica shows the same status for a camera.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -34,7 +40,8 @@ from adapters.base import (
 from . import identity
 from .audit import AuditEvent, AuditLog
 from .catalog import Catalog
-from .errors import CamgwError, Conflict, field_errors, redis_errors
+from .errors import CamgwError, Conflict, StaleLease, field_errors, redis_errors
+from .lease import Fence, LeaseLost, Leases
 from .models import (
     AdapterState,
     Camera,
@@ -52,8 +59,9 @@ from .records import (
     merge_discovered,
 )
 from .registry import CredentialChange, Registry
+from .schedule import Schedule
 from .settings import Settings
-from .status import StatusTracker
+from .status import Streak, Streaks, observe
 from .tasks import stop
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,7 @@ _WRITE_CONCURRENCY = 16
 # had no target or no credentials to try it with.
 _NOT_THE_CAMERAS = frozenset({FailureKind.store, FailureKind.targets, FailureKind.credentials})
 _ANSWERED = frozenset({FailureKind.auth, FailureKind.read, FailureKind.normalise})
+_POLL_S = 1.0  # how often a job run by another replica is read while waiting for it
 # An auth failure with credentials other than those that last read the camera (another process,
 # a stale password) says nothing about the camera: its record is left alone, and the job says so.
 NOT_THE_WORKING_CREDENTIALS = (
@@ -91,6 +100,9 @@ class NetworkState:
     last_error: str | None = None
     health_runs: int = 0
     task: asyncio.Task[DiscoveryJob] | None = field(default=None, repr=False)
+    fence: Fence | None = field(default=None, repr=False)  # the running job's lease
+    refused: str | None = field(default=None, repr=False)  # a write of the job's: StaleLease
+    starting: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # While a job runs: which credentials last read each camera (id -> fingerprint), as read
     # when it started and kept up to date by its reads (None: unknown, e.g. Redis did not say).
     worked: dict[str, str] | None = field(default=None, repr=False)
@@ -105,6 +117,10 @@ class DiscoveryService:
         catalog: Catalog,
         audit: AuditLog,
         adapters: dict[str, NetworkAdapter],
+        *,
+        leases: Leases | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -113,39 +129,94 @@ class DiscoveryService:
         self.audit = audit
         self.adapters = adapters
         self.state = {n: NetworkState() for n in adapters}
-        self.tracker = StatusTracker()
+        prefix = registry.keys.prefix
+        self.leases = leases or Leases(redis, prefix)
+        self.schedule = Schedule(redis, prefix)
+        self.streaks = Streaks(redis, prefix)
+        self._clock, self._sleep = clock, sleep
         self._write_gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
         # Which credentials read each camera (network, id, fingerprint), where that changed:
         # written in batches of _FP_BATCH and when a job ends, so that a first discovery of
         # thousands of cameras pays a few script calls, not one per camera.
         self._fps: dict[tuple[str, str], str] = {}  # (network, id) -> fingerprint
+        self._read_afresh: dict[str, set[str]] = {}  # network -> ids: streaks start again
         self._fps_writing: set[asyncio.Task[None]] = set()
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def start(self, network: str, actor: str) -> DiscoveryJob:
-        """Start a discovery job, or return the one already running for this network."""
+    async def start(self, network: str, actor: str) -> DiscoveryJob:
+        """Start a discovery job, or return the one already running for this network (here,
+        or on the replica that holds the network's discovery lease)."""
         state = self.state[network]
-        if state.running is not None:
-            return state.running
-        job = DiscoveryJob(
-            id=f"job-{secrets.token_hex(6)}",
-            network=network,
-            state="running",
-            actor=actor,
-            started_at=datetime.now(UTC),
-            progress=JobProgress(),
-        )
-        state.running = job
-        state.task = asyncio.create_task(self._run(job), name=f"discover-{network}")
-        return job
+        async with state.starting:
+            if state.running is not None:
+                return state.running
+            fence = await self.leases.acquire(_lease("discover", network))
+            if fence is None:
+                return await self._running_elsewhere(network)
+            await self._abandoned(network)
+            job = DiscoveryJob(
+                id=f"job-{secrets.token_hex(6)}",
+                network=network,
+                state="running",
+                actor=actor,
+                started_at=datetime.now(UTC),
+                progress=JobProgress(),
+            )
+            state.running = job
+            with contextlib.suppress(CamgwError), redis_errors():
+                await self.redis.set(self._running_key(network), job.id, ex=JOB_TTL_S)
+            state.task = asyncio.create_task(self._run_leased(job), name=f"discover-{network}")
+            return job
 
     async def run(self, network: str, actor: str) -> DiscoveryJob:
         """Start (or join) a job and wait for it to finish."""
-        self.start(network, actor)
-        task = self.state[network].task
-        assert task is not None
-        return await asyncio.shield(task)
+        return await self.finished(await self.start(network, actor))
+
+    async def finished(self, job: DiscoveryJob) -> DiscoveryJob:
+        """`job` once it has ended: awaited here, or read from Redis while another replica
+        runs it (a job whose record has gone is returned as last seen)."""
+        state = self.state[job.network]
+        if state.running is not None and state.running.id == job.id and state.task is not None:
+            return await asyncio.shield(state.task)
+        if state.last is not None and state.last.id == job.id:
+            return state.last
+        while job.state == "running":
+            await self._sleep(_POLL_S)
+            job = await self.job(job.id) or job
+        return job
+
+    async def _running_elsewhere(self, network: str) -> DiscoveryJob:
+        """The job of the replica that holds the network's discovery lease."""
+        with redis_errors():
+            job_id = await self.redis.get(self._running_key(network))
+        job = await self.job(_text(job_id)) if job_id else None
+        if job is None or job.state != "running":
+            holder = await self.leases.holder_of(_lease("discover", network))
+            raise Conflict(
+                f"a discovery of network {network} is starting on replica {holder}; "
+                "retry in a moment"
+            )
+        return job
+
+    async def _abandoned(self, network: str) -> None:
+        """A job that a replica left running when it lost the lease (it died, hung or lost
+        Redis) is recorded as failed: this replica now holds the lease."""
+        with contextlib.suppress(CamgwError), redis_errors():
+            job_id = await self.redis.get(self._running_key(network))
+            job = await self.job(_text(job_id)) if job_id else None
+            if job is not None and job.state == "running":
+                job.state = "failed"
+                job.error = "abandoned: the replica running it stopped renewing its lease"
+                job.finished_at = datetime.now(UTC)
+                await self._save(job)
+                log.warning(
+                    "discovery job abandoned by its replica",
+                    extra={"network": network, "job": job.id},
+                )
+
+    def _running_key(self, network: str) -> str:
+        return f"{self.registry.keys.prefix}:discovery:running:{network}"
 
     async def job(self, job_id: str) -> DiscoveryJob | None:
         for state in self.state.values():
@@ -162,6 +233,30 @@ class DiscoveryService:
         # A Redis blip must not kill the job itself.
         with contextlib.suppress(CamgwError), redis_errors():
             await self.redis.set(self._job_key(job.id), job.model_dump_json(), ex=JOB_TTL_S)
+
+    async def _run_leased(self, job: DiscoveryJob) -> DiscoveryJob:
+        """The job, under the network's discovery lease (renewed while it runs). Losing the
+        lease stops it here (another replica runs the network's discovery); the next due time
+        moves on only when it ends while the lease is held."""
+        state = self.state[job.network]
+        try:
+            async with self.leases.held(_lease("discover", job.network)) as fence:
+                if fence is None:
+                    raise LeaseLost("the discovery lease was taken by another replica")
+                state.fence = fence
+                job = await self._run(job)
+                await self._scheduled_next(job.network, "discovery")
+                return job
+        except LeaseLost as exc:
+            job.state, job.error = "failed", f"{exc}; stopped here, another replica goes on"
+            job.elapsed_s = round((datetime.now(UTC) - job.started_at).total_seconds(), 2)
+            state.last_error = job.error
+            return await self._end(job)
+        finally:
+            state.fence, state.refused = None, None
+            with contextlib.suppress(CamgwError), redis_errors():
+                if _text(await self.redis.get(self._running_key(job.network)) or b"") == job.id:
+                    await self.redis.delete(self._running_key(job.network))
 
     async def _run(self, job: DiscoveryJob) -> DiscoveryJob:
         state = self.state[job.network]
@@ -189,9 +284,14 @@ class DiscoveryService:
                 elif event.error is not None:
                     raise _RunFailed(event.error)
                 saver.tick()
+                _check_lease(state, job.network)
             await asyncio.gather(*stores)
+            _check_lease(state, job.network)
             await self._settle_fingerprints()  # which credentials read them, before "done"
             job.state = "done"
+        except LeaseLost:
+            await asyncio.gather(*stores, return_exceptions=True)
+            raise
         except Exception as exc:  # the adapter broke: this network's job fails, nothing else
             await asyncio.gather(*stores, return_exceptions=True)
             await self._settle_fingerprints()  # of the cameras stored all the same
@@ -203,10 +303,15 @@ class DiscoveryService:
             job.state = "failed"
             job.error = str(exc)[:500] if isinstance(exc, _RunFailed) else _describe(exc)
             state.last_error = job.error
-        state.worked = None
-        job.finished_at = datetime.now(UTC)
         job.elapsed_s = round(time.monotonic() - started, 2)
         await saver.settle()
+        return await self._end(job)
+
+    async def _end(self, job: DiscoveryJob) -> DiscoveryJob:
+        """The job is over (done, failed, or stopped by a lost lease): recorded and audited."""
+        state = self.state[job.network]
+        state.worked = None
+        job.finished_at = datetime.now(UTC)
         state.running, state.last = None, job
         await self._save(job)
         await self._audit(
@@ -222,6 +327,9 @@ class DiscoveryService:
         """One camera read: its record created or refreshed, or its failure in the job."""
         try:
             problem = await self.apply(d)
+        except StaleLease as exc:  # the lease passed on: this camera's failure, and the job stops
+            self.state[d.network].refused = exc.detail
+            problem = _store_failure(d, exc.detail)
         except CamgwError as exc:  # e.g. Redis unavailable: this camera, not the job
             problem = _store_failure(d, exc.detail)
         except Exception as exc:  # anything else about one camera is still that camera's
@@ -307,6 +415,8 @@ class DiscoveryService:
             )
         except NetworkMismatch as exc:
             return _store_failure(d, str(exc))
+        except StaleLease:
+            raise  # the job's business: it stops
         except CamgwError as exc:
             return _store_failure(d, exc.detail)
         fp = d.credentials_fp
@@ -316,12 +426,14 @@ class DiscoveryService:
             self._remember(d.network, cam_id, fp)
             if worked is not None:
                 worked[cam_id] = fp
-        self.tracker.reset(cam_id)
+        self._read_afresh.setdefault(d.network, set()).add(cam_id)
+        if len(self._read_afresh[d.network]) >= _FP_BATCH:
+            self._write_fingerprints()
         if found.displaced is not None:
-            await self._displaced(found.displaced, cam_id, now)
+            await self._displaced(found.displaced, cam_id, now, d.network)
         return None
 
-    async def _displaced(self, cam_id: str, successor: str, now: datetime) -> None:
+    async def _displaced(self, cam_id: str, successor: str, now: datetime, network: str) -> None:
         """A device with an identity of its own answers where this camera did: the camera no
         longer answers there (it keeps its record, name and history; offline until found)."""
         error = f"no longer answering at its address: another device (camera {successor}) does"
@@ -334,7 +446,7 @@ class DiscoveryService:
 
         with contextlib.suppress(CamgwError):
             await self._write(cam_id, build)
-        self.tracker.reset(cam_id)
+        self._read_afresh.setdefault(network, set()).add(cam_id)
 
     async def _write(
         self,
@@ -346,12 +458,15 @@ class DiscoveryService:
         takeover: bool = False,
     ) -> None:
         """Read-modify-write with the record's revision; re-applied if someone else wrote.
-        `takeover`: a new record may take its site from a displaced one."""
+        `takeover`: a new record may take its site from a displaced one. Written under the
+        network's discovery lease while a job runs (StaleLease once it has passed on)."""
         for _ in range(_WRITE_RETRIES):
             old = await self.registry.get(cam_id)
             new = build(old)
             if new is None:
                 return
+            state = self.state.get(new.network)
+            fence = state.fence if state is not None else None
             creds = d.uri_credentials if d else None
             try:
                 if old is None:
@@ -365,9 +480,11 @@ class DiscoveryService:
                         status=200,
                         detail=str(new.address),
                     )
-                    version = await self.registry.create(new, creds, audit, takeover=takeover)
+                    version = await self.registry.create(
+                        new, creds, audit, takeover=takeover, fence=fence
+                    )
                 else:
-                    version = await self.registry.replace(new, old.rev, change, creds)
+                    version = await self.registry.replace(new, old.rev, change, creds, fence=fence)
             except Conflict as exc:
                 if exc.extra.get("field") in ("rev", "id"):
                     continue  # concurrent write (or a create race): read again
@@ -383,13 +500,25 @@ class DiscoveryService:
             self._write_fingerprints()
 
     def _write_fingerprints(self) -> None:
-        """The fingerprints gathered so far, written in the background."""
+        """The fingerprints gathered so far, and the cameras read afresh (their status streaks
+        start again), written in the background."""
         batch = [(network, cam_id, fp) for (network, cam_id), fp in self._fps.items()]
-        self._fps = {}
-        if batch:
-            task = asyncio.create_task(self._store_fingerprints(batch))
+        afresh, self._fps, self._read_afresh = self._read_afresh, {}, {}
+        writes = [self._store_fingerprints(batch)] if batch else []
+        writes += [self._forget_streaks(net, ids) for net, ids in afresh.items() if ids]
+        for write in writes:
+            task = asyncio.create_task(write)
             self._fps_writing.add(task)
             task.add_done_callback(self._fps_writing.discard)
+
+    async def _forget_streaks(self, network: str, ids: set[str]) -> None:
+        try:
+            await self.streaks.save(network, {}, gone=ids)
+        except CamgwError as exc:  # the next health rounds count on from the old streaks
+            log.warning(
+                "status streaks of cameras read afresh not reset",
+                extra={"network": network, "cameras": len(ids), "error": exc.detail},
+            )
 
     async def _settle_fingerprints(self) -> None:
         """Every fingerprint gathered written (a job ends after those of its cameras). Never
@@ -438,15 +567,19 @@ class DiscoveryService:
                 return replace(f, reason=f.reason[:room] + NOT_THE_WORKING_CREDENTIALS)
         reachable = f.kind in _ANSWERED  # not timeout, unreachable
         now = datetime.now(UTC)
+        streak = Streak()
+        if not reachable:
+            with contextlib.suppress(CamgwError):
+                streak = (await self.streaks.load(f.network, [cam_id]))[cam_id]
+        kept: list[Streak] = []
 
         def build(old: Camera | None) -> Camera | None:
             if old is None:
                 return None
-            status = (
-                CameraStatus.degraded
-                if reachable
-                else self.tracker.observe(old.id, old.status, ok=False)
-            )
+            status = CameraStatus.degraded
+            if not reachable:
+                status, after = observe(streak, old.status, ok=False)
+                kept[:] = [after]
             error = f"{f.kind.value}: {f.reason}"[:500]
             if old.status is status and old.last_error == error:
                 return None
@@ -461,12 +594,16 @@ class DiscoveryService:
 
         with contextlib.suppress(CamgwError):
             await self._write(cam_id, build)
+            if kept and kept[0] != streak:
+                await self.streaks.save(f.network, {cam_id: kept[0]})
         return f
 
     # -- health -------------------------------------------------------------------------
 
-    async def health_round(self, network: str) -> int:
-        """Probe every camera of the network once; returns how many records changed."""
+    async def health_round(self, network: str, fence: Fence | None = None) -> int:
+        """Probe every camera of the network once; returns how many records changed. Status
+        follows the streaks kept in Redis (every replica counts on from the same ones); with
+        `fence`, written under the network's health lease (StaleLease once it has passed)."""
         cams = await self.catalog.cameras(network)
         edge = self.settings.network_by_id[network].mode == "edge"
         targets = {c.id: t for c in cams if (t := _probe_target(c, edge)) is not None}
@@ -474,6 +611,8 @@ class DiscoveryService:
             return 0
         results = await self.adapters[network].probe(list(targets.values()))
         by_key = {r.key: r for r in results}
+        streaks = await self.streaks.load(network, list(targets))
+        moved: dict[str, Streak] = {}
         changed = 0
         now = datetime.now(UTC)
         for cam in cams:
@@ -481,24 +620,45 @@ class DiscoveryService:
             result = by_key.get(target.ref or target.address) if target else None
             if result is None:
                 continue
-            status = self.tracker.observe(cam.id, cam.status, result.ok)
-            seen_due = cam.last_seen is None or now - cam.last_seen >= LAST_SEEN_RESOLUTION
-            if status is cam.status and not (result.ok and seen_due):
-                continue
-            update = {"status": status, "updated_at": now, "rev": cam.rev + 1}
-            if result.ok:
-                update["last_seen"] = now
-                if cam.status is CameraStatus.offline:
-                    update["last_error"] = None
-            else:
-                update["last_error"] = f"health: {result.error}"[:500]
-            changed += 1
-            new = cam.model_copy(update=update)
-            with contextlib.suppress(CamgwError):
-                version = await self.registry.replace(new, cam.rev)
-                self.catalog.note_version(version)
+            status, streak = observe(streaks[cam.id], cam.status, result.ok)
+            if streak != streaks[cam.id]:
+                moved[cam.id] = streak
+            if await self._probed(cam, status, result.ok, result.error, now, fence):
+                changed += 1
+        await self.streaks.save(network, moved)
         self.state[network].health_runs += 1
         return changed
+
+    async def _probed(
+        self,
+        cam: Camera,
+        status: CameraStatus,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        fence: Fence | None,
+    ) -> bool:
+        """One camera's probe written to its record where that changes what it shows."""
+        seen_due = cam.last_seen is None or now - cam.last_seen >= LAST_SEEN_RESOLUTION
+        if status is cam.status and not (ok and seen_due):
+            return False
+        update: dict[str, object] = {"status": status, "updated_at": now, "rev": cam.rev + 1}
+        if ok:
+            update["last_seen"] = now
+            if cam.status is CameraStatus.offline:
+                update["last_error"] = None
+        else:
+            update["last_error"] = f"health: {error}"[:500]
+        try:
+            version = await self.registry.replace(
+                cam.model_copy(update=update), cam.rev, fence=fence
+            )
+        except StaleLease:
+            raise
+        except CamgwError:
+            return True  # counted as changed: the next round writes it again
+        self.catalog.note_version(version)
+        return True
 
     async def background(self) -> AsyncIterator[None]:
         """Cleanup-context body: health and scheduled discovery per network, each isolated."""
@@ -509,27 +669,70 @@ class DiscoveryService:
         await stop(*tasks, *(s.task for s in self.state.values()))
 
     async def _network_loop(self, network: str) -> None:
-        cfg = self.settings.network_by_id[network].discovery
-        next_discovery = time.monotonic() if cfg.schedule_s > 0 else float("inf")
-        next_health = (
-            time.monotonic() + cfg.health_interval_s if cfg.health_interval_s else float("inf")
-        )
         while True:
-            now = time.monotonic()
             try:
-                if now >= next_discovery:
-                    next_discovery = now + cfg.schedule_s
-                    await self.run(network, "scheduler")
-                if now >= next_health:
-                    next_health = now + cfg.health_interval_s
-                    if self.state[network].running is None:
-                        await self.health_round(network)
+                wait = await self.tick(network)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one network's trouble never ends the loop, nor others
                 log.exception("network loop error", extra={"network": network})
                 self.state[network].last_error = f"{type(exc).__name__}: {exc}"[:500]
-            await asyncio.sleep(max(0.05, min(next_discovery, next_health) - time.monotonic()))
+                wait = self.leases.ttl_s / 3
+            await self._sleep(wait)
+
+    async def tick(self, network: str) -> float:
+        """Do the network's scheduled work that is due, where this replica can take its
+        lease; returns the seconds until it should look again. Another replica's work is
+        looked at again within a third of the lease's TTL, so that a replica that died with
+        the lease is replaced soon after the lease expires."""
+        cfg = self.settings.network_by_id[network].discovery
+        every = {"discovery": float(cfg.schedule_s), "health": float(cfg.health_interval_s)}
+        if not any(every.values()):
+            return 3600.0
+        due = await self.schedule.due(network, self._clock(), every)
+        if due.discovery is not None and due.discovery <= self._clock():
+            holder = await self.leases.holder_of(_lease("discover", network))
+            if holder in (None, self.leases.holder):  # else another replica runs it
+                await self.run(network, "scheduler")
+        if due.health is not None and due.health <= self._clock():
+            await self._leased_health(network)
+        due = await self.schedule.due(network, self._clock(), every)
+        soonest = min(t for t in (due.discovery, due.health) if t is not None)
+        return min(max(0.05, soonest - self._clock()), self.leases.ttl_s / 3)
+
+    async def _leased_health(self, network: str) -> None:
+        """A health round, if this replica takes the lease and it is still due then (another
+        replica may have just done it); skipped, and moved on, while a discovery runs."""
+        name = _lease("health", network)
+        async with self.leases.held(name) as fence:
+            if fence is None:
+                return
+            every = float(self.settings.network_by_id[network].discovery.health_interval_s)
+            due = await self.schedule.due(network, self._clock(), {"discovery": 0, "health": every})
+            if due.health is None or due.health > self._clock():
+                return
+            if await self.leases.holder_of(_lease("discover", network)) is None:
+                await self.health_round(network, fence)
+            await self.schedule.next(network, "health", self._clock() + every)
+
+    async def _scheduled_next(self, network: str, work: str) -> None:
+        every = self.settings.network_by_id[network].discovery.schedule_s
+        if every > 0:
+            with contextlib.suppress(CamgwError):
+                await self.schedule.next(network, work, self._clock() + every)
+
+
+def _check_lease(state: NetworkState, network: str) -> None:
+    if state.refused is not None:
+        raise LeaseLost(f"lease discover:{network} lost ({state.refused})")
+
+
+def _lease(work: str, network: str) -> str:
+    return f"{work}:{network}"
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _probe_target(cam: Camera, edge: bool = False) -> Target | None:

@@ -101,6 +101,13 @@ class Conflict(CamgwError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class StaleLease(Conflict):
+    """A write made under a lease that has since passed to another replica (gateway/lease.py):
+    refused, so a paused holder cannot overwrite what its successor wrote."""
+
+    slug, title = "stale-lease", "Lease passed to another replica"
+
+
 class PayloadTooLarge(CamgwError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import enum
 from dataclasses import dataclass
-from importlib.resources import files
 
 import orjson
 from redis.asyncio import Redis
@@ -41,7 +40,17 @@ from adapters.uris import UriCredentials
 from . import identity
 from .audit import AuditEvent, AuditLog
 from .audit_chain import Head, Position, head_error, must_wait
-from .errors import Conflict, FieldError, Invalid, NotFound, Unavailable, redis_errors
+from .errors import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    StaleLease,
+    Unavailable,
+    redis_errors,
+)
+from .lease import Fence
+from .lua import source
 from .models import Camera
 from .records import check_camera, input_field
 from .settings import Settings
@@ -51,10 +60,6 @@ _MGET_CHUNK = 1000
 _PIPELINE_CHUNK = 200  # about 20 ms of event-loop CPU per chunk (arguments, packing)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
 _FP_CHUNK = 500  # fingerprints remembered per script call
-
-
-def _lua(name: str) -> str:
-    return (files("gateway") / "lua" / name).read_text()
 
 
 class CredentialChange(enum.Enum):
@@ -142,9 +147,9 @@ class Registry:
         self.keys = Keys(settings.redis.prefix)
         self._vault = vault
         self.id_key = vault.derive("camgw camera ids v1")  # generated ids nobody can predict
-        self._upsert = redis.register_script(_lua("upsert.lua"))
-        self._delete = redis.register_script(_lua("delete.lua"))
-        self._remember = redis.register_script(_lua("credfp.lua"))
+        self._upsert = redis.register_script(source("upsert.lua"))
+        self._delete = redis.register_script(source("delete.lua"))
+        self._remember = redis.register_script(source("credfp.lua"))
 
     async def version(self) -> int:
         with redis_errors():
@@ -254,12 +259,14 @@ class Registry:
         audit: AuditEvent | None = None,
         *,
         takeover: bool = False,
+        fence: Fence | None = None,
     ) -> int:
         """`takeover`: the camera takes its site from a device that no longer answers there
-        (discovery, after `find` said so)."""
+        (discovery, after `find` said so). `fence`: written under that lease, refused
+        (StaleLease) once it has passed to another replica."""
         self.check(camera, creds)
         change = CredentialChange.set if creds else CredentialChange.keep
-        args = self._upsert_args(camera, "create", None, change, creds, takeover)
+        args = self._upsert_args(camera, "create", None, change, creds, takeover, fence)
         return await self._run(self._upsert, camera, args, audit)
 
     async def create_many(
@@ -349,11 +356,13 @@ class Registry:
         change: CredentialChange = CredentialChange.keep,
         creds: UriCredentials | None = None,
         audit: AuditEvent | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> int:
         self.check(camera, creds)
         if change is CredentialChange.keep and not camera.has_credentials:
             change = CredentialChange.clear  # the stored credentials follow the record's flag
-        args = self._upsert_args(camera, "update", expected_rev, change, creds)
+        args = self._upsert_args(camera, "update", expected_rev, change, creds, fence=fence)
         return await self._run(self._upsert, camera, args, audit)
 
     async def delete(self, cam_id: str, audit: AuditEvent | None = None) -> int:
@@ -416,9 +425,13 @@ class Registry:
         change: CredentialChange,
         creds: UriCredentials | None,
         takeover: bool = False,
+        fence: Fence | None = None,
     ) -> list[str | bytes]:
         sealed = self._vault.seal(camera.id, creds) if creds else b""
         claims = identity.of_camera(camera)
+        script_claims: dict[str, object] = {"idents": claims.identities, "takeover": takeover}
+        if fence is not None:
+            script_claims["fence"] = [fence.key, fence.value]
         return [
             self.keys.prefix,
             camera.id,
@@ -432,7 +445,7 @@ class Registry:
             claims.site or "",
             change.value,
             sealed,
-            orjson.dumps({"idents": claims.identities, "takeover": takeover}),
+            orjson.dumps(script_claims),
         ]
 
     async def integrity_problems(self) -> list[str]:
@@ -478,6 +491,11 @@ def _translate(exc: Exception, camera: Camera) -> Exception:
         return Conflict(f"camera {camera.id} changed meanwhile; retry", field="rev")
     if message.startswith("NOTFOUND"):
         return NotFound(f"camera {camera.id} not found")
+    if message.startswith("FENCE"):
+        return StaleLease(
+            f"camera {camera.id} not written: this replica's lease has passed to another "
+            f"(fence now {message.split(' ', 1)[1]})"
+        )
     return exc
 
 

@@ -3,9 +3,8 @@ lucky answer does not flip it back.
 
 `Streaks` keeps them in Redis (`camgw:streaks:{network}`, hash camera id -> "ok fail"), so that
 whichever replica holds a network's health lease (gateway/lease.py) counts on from where the
-last one stopped. Health rounds still use `StatusTracker` (one process's memory) until they run
-under the lease (docs/deployment.md, "Replicas"). Streaks are capped at what the rules need,
-so a camera whose state is settled costs no write.
+last one stopped, and every replica shows the same status. Streaks are capped at what the rules
+need, so a camera whose state is settled costs no write.
 """
 
 from __future__ import annotations
@@ -94,17 +93,3 @@ class Streaks:
         """After a full read (discovery) the camera's state is known afresh."""
         with redis_errors():
             await self.redis.hdel(self.key(network), cam_id)
-
-
-class StatusTracker:
-    """In-memory streaks (one process): being replaced by `Streaks` in Redis."""
-
-    def __init__(self) -> None:
-        self.streaks: dict[str, Streak] = {}
-
-    def observe(self, cam_id: str, current: CameraStatus, ok: bool) -> CameraStatus:
-        status, self.streaks[cam_id] = observe(self.streaks.get(cam_id, Streak()), current, ok)
-        return status
-
-    def reset(self, cam_id: str) -> None:
-        self.streaks.pop(cam_id, None)

@@ -21,7 +21,7 @@ async def start_discovery(request: web.Request) -> web.StreamResponse:
         request[NETWORK] = network  # a refusal is that network's auditor's business
     if network not in service.adapters or not who.sees(network):
         raise NotFound(f"network {network[:64]} not found")
-    job = service.start(network, who.actor)
+    job = await service.start(network, who.actor)
     location = request.app.router["job_get"].url_for(id=job.id)
     return json_response(job, status=202, headers={"Location": str(location)})
 

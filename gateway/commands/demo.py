@@ -96,7 +96,7 @@ def _prepare(
         tokens = await demo_tokens(app[TOKENS], settings)
         write_token_file(state.tokens_file, tokens)
         for network in sorted({c.network for c in fleet}):
-            app[DISCOVERY].start(network, "demo")
+            await app[DISCOVERY].start(network, "demo")
         base = state.api_url
         lines = [
             "",

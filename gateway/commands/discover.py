@@ -51,9 +51,9 @@ def discover(args: argparse.Namespace, ctx: Context) -> int:
             settings, client, registry, Catalog(registry, settings), audit, adapters
         )
         try:
-            job = service.start(args.network, cli_actor())
-            task = service.state[args.network].task
-            assert task is not None
+            job = await service.start(args.network, cli_actor())
+            # Run here, or (a gateway holds the network's discovery lease) followed there.
+            task = asyncio.ensure_future(service.finished(job))
             while not task.done():
                 _progress_bar(job)
                 await asyncio.wait([task], timeout=0.2)

@@ -5,11 +5,14 @@
 -- ARGV: 1 prefix, 2 id, 3 record json, 4 mode (create|update), 5 expected rev ('' = any),
 --       6 network, 7 status, 8 category, 9 department, 10 site key ('' = address withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
---       13 claims json {"idents": [...], "takeover": bool} (gateway/identity.py computes them),
+--       13 claims json {"idents": [...], "takeover": bool, "fence": [counter key, value]}
+--          (gateway/identity.py computes the claims; a fence is carried by writes made under a
+--          lease, gateway/lease.py),
 --       14 expected audit chain head, 15 the head after the entry, 16 writer id (turn claim),
 --       17.. the sealed audit entry's field/value pairs (none: no entry, 14 to 16 unused)
 -- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
--- network never changes), ADDRESS <holder>, IDENTITY <holder>, HEAD <current chain head> (the
+-- network never changes), ADDRESS <holder>, IDENTITY <holder>, FENCE <current> (the writer's
+-- lease has passed to another holder since it was taken), HEAD <current chain head> (the
 -- entry was sealed after another head: the gateway seals again and retries), WAIT <head>
 -- (another writer has the chain's next turn; retry in a moment) (see audit_batch.lua).
 -- Every check comes before the first write, the chain head last: a refused script changed
@@ -27,6 +30,11 @@ if audited then
     local head = redis.call('GET', prefix .. ':audit:head') or ('0 ' .. string.rep('0', 64))
     return redis.error_reply('WAIT ' .. head)
   end
+end
+local claims = cjson.decode(ARGV[13])
+if claims.fence then
+  local current = redis.call('GET', claims.fence[1]) or '0'
+  if current ~= tostring(claims.fence[2]) then return redis.error_reply('FENCE ' .. current) end
 end
 local old = redis.call('GET', KEYS[1])
 if old and mode == 'create' then return redis.error_reply('EXISTS') end
@@ -60,7 +68,6 @@ prev = (prev and cjson.decode(prev)) or (o and legacy(o)) or {site = '', idents 
 -- One camera per site. A create, or a camera that moved, claims its site (a discovery write
 -- may take it over from a device that no longer answers there); a record that keeps its site
 -- while another camera holds it (it was displaced) keeps its place without the key.
-local claims = cjson.decode(ARGV[13])
 local site = ARGV[10] ~= '' and ARGV[10] or nil
 local holder = site and redis.call('HGET', KEYS[3], site)
 local claim_site = site
