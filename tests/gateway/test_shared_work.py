@@ -27,7 +27,6 @@ from adapters.base import (
     HealthResult,
     Target,
 )
-from gateway.app import redis_client
 from gateway.audit import AuditLog
 from gateway.catalog import Catalog
 from gateway.discovery import DiscoveryService
@@ -101,13 +100,6 @@ class Replica:
 
 
 Make = Callable[..., Replica]
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = redis_client(settings.redis)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio import Redis
 
 from gateway.models import CameraStatus as S
-from gateway.redis_server import RedisServer
 from gateway.status import Streak, Streaks, observe
 
 
@@ -32,14 +28,6 @@ def test_a_settled_camera_keeps_the_same_streak() -> None:
     for _ in range(5):
         _, streak = observe(streak, S.online, True)
     assert streak == Streak(2, 0)  # capped: nothing to write round after round
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_streaks_in_redis_carry_over_to_another_replica(redis: Redis) -> None:
