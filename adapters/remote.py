@@ -24,7 +24,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from . import wire
+from . import tasks, wire
 from .audit_log import LOG_PURPOSE, AdapterLog, AdapterLogError, LogEvent, Outcome
 from .base import (
     AdapterError,
@@ -176,10 +176,9 @@ class EdgeRunner:
         try:
             await self._read_inbox()
         finally:
-            beat.cancel()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(beat, *self._tasks, return_exceptions=True)
+            # A heartbeat's XADD may swallow one cancel (tasks.stop says how): never gather
+            # after a single cancel, or a stopping adapter can hang here for good.
+            await tasks.stop(beat, *self._tasks)
             await self.adapter.close()
             await self.log.close()
 

@@ -12,11 +12,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from adapters import tasks
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.redis_link import RedisLink, connect
+from adapters.threaded import AdapterThread, ThreadedAdapter
 
-from . import events, tasks
+from . import events
 from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
@@ -60,6 +62,7 @@ ENDPOINTS: list[Endpoint] = [
 ]
 
 AdapterFactory = Callable[[web.Application], dict[str, NetworkAdapter]]
+_CLOSE_S = 10.0  # an adapter's close (its sessions, streams) at shutdown
 REF_PURPOSE = "camgw camera refs v1"  # keys in-process cameras' refs (an edge adapter has its own)
 
 
@@ -98,14 +101,19 @@ def in_process_adapter(
 
 
 def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
-    """One adapter per configured network: in this process, or its edge adapter's streams.
-    (adapters/threaded.py can run in-process adapters on a loop of their own; not wired while
-    an intermittent hang at app cleanup with it is open: see docs/discovery.md.)"""
+    """One adapter per configured network: its edge adapter's streams, or in this process on
+    the adapters' own loop and thread (reading cameras is CPU work that would otherwise delay
+    every request on the API's loop: adapters/threaded.py, docs/discovery.md)."""
     settings, vault, hub = app[SETTINGS], app[VAULT], app[EDGE]
-    return {
-        n.id: hub.adapter(n.id) if n.mode == "edge" else in_process_adapter(n, settings, vault)
-        for n in settings.networks
-    }
+    thread: AdapterThread | None = None
+    adapters: dict[str, NetworkAdapter] = {}
+    for n in settings.networks:
+        if n.mode == "edge":
+            adapters[n.id] = hub.adapter(n.id)
+            continue
+        thread = thread or AdapterThread()
+        adapters[n.id] = ThreadedAdapter(in_process_adapter(n, settings, vault), thread)
+    return adapters
 
 
 def create_app(
@@ -221,7 +229,13 @@ def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncItera
         adapters = factory(app)
         app[ADAPTERS] = adapters
         yield
-        await asyncio.gather(*(a.close() for a in adapters.values()), return_exceptions=True)
+        closing = [asyncio.create_task(a.close(), name=f"close-{n}") for n, a in adapters.items()]
+        if closing:
+            await asyncio.wait(closing, timeout=_CLOSE_S)
+        await tasks.stop(*closing)  # those still closing after _CLOSE_S: cancelled, logged
+        threads = {a.thread for a in adapters.values() if isinstance(a, ThreadedAdapter)}
+        for thread in threads:
+            await asyncio.to_thread(thread.stop)
 
     return ctx
 

@@ -36,6 +36,7 @@ from adapters.base import (
     NetworkAdapter,
     Target,
 )
+from adapters.tasks import stop
 
 from . import identity
 from .audit import AuditEvent, AuditLog
@@ -62,7 +63,6 @@ from .registry import CredentialChange, Registry
 from .schedule import Schedule
 from .settings import Settings
 from .status import Streak, Streaks, observe
-from .tasks import stop
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters import wire
+from adapters import tasks, wire
 from adapters.base import (
     AdapterError,
     AdapterUnavailable,
@@ -143,9 +143,7 @@ class EdgeHub:
             self._tasks.append(asyncio.create_task(self._measure_depths(), name="edge-depths"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await tasks.stop(*self._tasks)  # a Redis read may swallow one cancel: see tasks.stop
         self._tasks.clear()
 
     async def _groups(self, network: str) -> None:

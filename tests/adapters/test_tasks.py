@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway import tasks
+from adapters import tasks
 
 
 async def test_a_task_that_swallows_cancellation_is_left_behind_and_named(
@@ -24,7 +24,7 @@ async def test_a_task_that_swallows_cancellation_is_left_behind_and_named(
 
     task = asyncio.create_task(stubborn(), name="stubborn-one")
     await asyncio.sleep(0)  # inside its loop
-    with caplog.at_level(logging.ERROR, logger="gateway.tasks"):
+    with caplog.at_level(logging.ERROR, logger="adapters.tasks"):
         stopped = await tasks.stop(task, give_up_s=0.3)
     assert stopped is False and not task.done()
     (record,) = caplog.records

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters import wire
+from adapters import tasks, wire
 from adapters.audit_log import check as check_log
 from adapters.base import (
     CameraFailed,
@@ -98,8 +98,7 @@ class Edge:
     async def stop(self) -> None:
         """As if the adapter's machine lost power: whatever it was doing stays pending."""
         assert self.runner is not None
-        self.runner.cancel()
-        await asyncio.gather(self.runner, return_exceptions=True)
+        await tasks.stop(self.runner)
         await self.runs[-1].redis.aclose()
         self.runner = None
 

@@ -41,6 +41,7 @@ from adapters.simulator.fleet import FleetCamera
 from adapters.simulator.rtsp_server import RtspCamera, RtspSimulator
 from adapters.simulator.server import Simulator
 from adapters.simulator.snapshot import camera_hash, read_marker
+from adapters.threaded import ThreadedAdapter
 from gateway.app import create_app
 from gateway.keys import ADAPTERS, TOKENS
 from gateway.models import Role
@@ -133,8 +134,9 @@ class Gateway:
     @property
     def adapter(self) -> CameraNetworkAdapter:
         adapter = self.client.app[ADAPTERS]["governance"]
-        assert isinstance(adapter, CameraNetworkAdapter)
-        return adapter
+        assert isinstance(adapter, ThreadedAdapter)  # in-process, on the adapters' thread
+        assert isinstance(adapter.inner, CameraNetworkAdapter)
+        return adapter.inner
 
     async def token(self, role: str) -> Headers:
         secret, _ = await self.client.app[TOKENS].create(f"fmt-{role}", Role(role), ["*"], "t")

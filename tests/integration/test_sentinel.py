@@ -45,6 +45,7 @@ from adapters.redis_link import (
 )
 from adapters.remote import EdgeRunner
 from adapters.remote_config import AdapterConfig
+from adapters.tasks import stop
 from adapters.vault import CredentialVault as AdapterVault
 from adapters.vault import create_key_file, load_key
 from gateway.acl import gateway_user, password_hash
@@ -487,8 +488,7 @@ async def edge_adapter(tmp_path: Path) -> AsyncIterator[Callable[[RedisLink], Ed
 
     yield start
     for task, runner in tasks:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop(task)  # a heartbeat's XADD may swallow one cancel (adapters/tasks.py)
         await runner.redis.aclose()
 
 
