@@ -98,7 +98,9 @@ class NetworkState:
     running: DiscoveryJob | None = None
     last: DiscoveryJob | None = None
     last_error: str | None = None
-    health_runs: int = 0
+    health_runs: int = 0  # by this replica (so are the two below)
+    health_probes: int = 0  # cameras probed
+    health_last_s: float = 0.0  # how long the last round took
     task: asyncio.Task[DiscoveryJob] | None = field(default=None, repr=False)
     fence: Fence | None = field(default=None, repr=False)  # the running job's lease
     refused: str | None = field(default=None, repr=False)  # a write of the job's: StaleLease
@@ -604,6 +606,7 @@ class DiscoveryService:
         """Probe every camera of the network once; returns how many records changed. Status
         follows the streaks kept in Redis (every replica counts on from the same ones); with
         `fence`, written under the network's health lease (StaleLease once it has passed)."""
+        started = time.monotonic()
         cams = await self.catalog.cameras(network)
         edge = self.settings.network_by_id[network].mode == "edge"
         targets = {c.id: t for c in cams if (t := _probe_target(c, edge)) is not None}
@@ -626,7 +629,10 @@ class DiscoveryService:
             if await self._probed(cam, status, result.ok, result.error, now, fence):
                 changed += 1
         await self.streaks.save(network, moved)
-        self.state[network].health_runs += 1
+        state = self.state[network]
+        state.health_runs += 1
+        state.health_probes += len(targets)
+        state.health_last_s = time.monotonic() - started
         return changed
 
     async def _probed(

@@ -109,6 +109,9 @@ class Keys:
     def events(self) -> str:
         return f"{self.prefix}:events"
 
+    def status_history(self, network: str) -> str:
+        return f"{self.prefix}:history:status:{network}"
+
     def credfp(self, network: str) -> str:
         return f"{self.prefix}:credfp:{network}"
 
@@ -429,7 +432,12 @@ class Registry:
     ) -> list[str | bytes]:
         sealed = self._vault.seal(camera.id, creds) if creds else b""
         claims = identity.of_camera(camera)
-        script_claims: dict[str, object] = {"idents": claims.identities, "takeover": takeover}
+        history = self.settings.history
+        script_claims: dict[str, object] = {
+            "idents": claims.identities,
+            "takeover": takeover,
+            "history": [history.status_days * 86_400_000, history.status_max_entries],
+        }
         if fence is not None:
             script_claims["fence"] = [fence.key, fence.value]
         return [

@@ -67,6 +67,22 @@ class SecretsConfig(Strict):
     key_file: Path = Field(Path("var/camgw.key"), description="Credential key; CAMGW_KEY_FILE wins")
 
 
+class HistoryConfig(Strict):
+    """Each camera's status changes, kept per network (`<prefix>:history:status:<network>`,
+    written by the same script as the change): availability and the outage report read them."""
+
+    status_days: int = Field(
+        100, ge=1, le=3660, description="Days of status changes kept (at least 90 for a quarter)"
+    )
+    status_max_entries: int = Field(
+        2_000_000,
+        ge=1000,
+        le=100_000_000,
+        description="Status changes kept per network at most, whatever their age (a cap on "
+        "the memory a flapping fleet can take: about 150 bytes each)",
+    )
+
+
 class AuditConfig(Strict):
     """The audit stream in Redis holds the newest `max_entries`; older entries are archived to
     files of `segment_entries` before they are trimmed (docs/security.md, "Audit")."""
@@ -216,6 +232,7 @@ class Settings(Strict):
     redis: RedisConfig = RedisConfig()
     secrets: SecretsConfig = SecretsConfig()
     audit: AuditConfig = AuditConfig()
+    history: HistoryConfig = HistoryConfig()
     snapshots: SnapshotSettings = SnapshotSettings()
     edge: EdgeSettings = EdgeSettings()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)

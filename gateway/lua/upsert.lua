@@ -5,9 +5,10 @@
 -- ARGV: 1 prefix, 2 id, 3 record json, 4 mode (create|update), 5 expected rev ('' = any),
 --       6 network, 7 status, 8 category, 9 department, 10 site key ('' = address withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
---       13 claims json {"idents": [...], "takeover": bool, "fence": [counter key, value]}
---          (gateway/identity.py computes the claims; a fence is carried by writes made under a
---          lease, gateway/lease.py),
+--       13 claims json {"idents": [...], "takeover": bool, "fence": [counter key, value],
+--          "history": [retention ms, max entries]} (gateway/identity.py computes the claims;
+--          a fence is carried by writes made under a lease, gateway/lease.py; with "history",
+--          a change of status is added to <prefix>:history:status:<network>),
 --       14 expected audit chain head, 15 the head after the entry, 16 writer id (turn claim),
 --       17.. the sealed audit entry's field/value pairs (none: no entry, 14 to 16 unused)
 -- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
@@ -121,6 +122,19 @@ for _, key in ipairs(new_idents) do redis.call('HSET', KEYS[6], key, id) end
 redis.call('HSET', KEYS[7], id, cjson.encode({site = site or '', idents = new_idents}))
 if ARGV[11] == 'set' then redis.call('SET', KEYS[5], ARGV[12]) end
 if ARGV[11] == 'clear' then redis.call('DEL', KEYS[5]) end
+
+-- The status history: one entry per change (a create is a change from nothing), trimmed by
+-- age (MINID, server time) and by count. `at` is the record's updated_at (the writer's clock).
+if claims.history and ((not o) or o.status ~= ARGV[7]) then
+  local rec = cjson.decode(ARGV[3])
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local hkey = prefix .. ':history:status:' .. ARGV[6]
+  local err = type(rec.last_error) == 'string' and rec.last_error or ''
+  redis.call('XADD', hkey, 'MINID', '~', tostring(now_ms - claims.history[1]), '*',
+    'id', id, 'from', o and o.status or '', 'to', ARGV[7], 'at', rec.updated_at, 'error', err)
+  redis.call('XTRIM', hkey, 'MAXLEN', '~', claims.history[2])
+end
 
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', ARGV[6], 1)
