@@ -30,6 +30,24 @@ take `sentinel_username` and `sentinel_password_env`/`sentinel_password_file` (a
 write can be lost in a failover. `replicas_to_ack` with `wait_for_replicas` (WAIT) makes a
 write count as done only once that many replicas have it.
 
+District (docs/deployment.md, "District: Redis Cluster"): `redis+cluster://` (or
+`rediss+cluster://`, TLS to every node) names seed nodes of a Redis Cluster:
+
+    redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379/0
+
+A registry's write and its audit entry are one Lua script, which must find all its keys on one
+node: so every key of a registry must be in one hash slot, and on a cluster the prefix must be a
+hash tag, `{town-a}` (refused at load otherwise, naming `prefix`). A district spreads over the
+masters by running one registry (one prefix) per town. Since a registry is one slot, the client
+is a plain one whose connections all go to the master that serves that slot, as the cluster
+names it (CLUSTER SLOTS, asked of the seed nodes) when a connection opens: scripts, pipelines,
+MULTI, pub/sub, blocking stream reads and WAIT behave as on one server. A reply that the slot
+is elsewhere (MOVED: a failover or a resharding moved it; ASK, TRYAGAIN: it is being moved;
+CLUSTERDOWN) fails the command with SlotMoved, a connection error (503), not retried, and the
+next connection goes to the master the cluster names then. redis-py's RedisCluster is not used:
+it sends a script without KEYS (and WAIT) to a random node, has no single-connection client
+for WAIT, and retries a write on a connection error.
+
 This module does not import the gateway: an edge adapter uses it on its own.
 """
 
@@ -41,6 +59,7 @@ import ipaddress
 import os
 import re
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,37 +67,54 @@ from typing import Annotated, Any, NamedTuple, Self
 from urllib.parse import SplitResult, urlsplit
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.connection import SSLConnection
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.sentinel import (
     MasterNotFoundError,
     Sentinel,
     SentinelConnectionPool,
     SentinelManagedSSLConnection,
 )
+from redis.crc import key_slot
 from redis.credentials import CredentialProvider
 from redis.exceptions import (
+    AskError,
     AuthenticationError,
+    ClusterDownError,
+    MovedError,
     NoPermissionError,
     RedisError,
     ResponseError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+# A key prefix: a slug, or a slug in braces, a hash tag: every key of the registry then hashes
+# to one cluster slot, that of the name in braces.
+Prefix = Annotated[str, Field(pattern=r"^(\{[a-z0-9][a-z0-9-]{0,31}\}|[a-z0-9][a-z0-9-]{0,31})$")]
 Address = tuple[str, int]
 
 POOL_WAIT_S = 5.0  # a caller waits this long for a free connection of the bounded pool
 HEALTH_CHECK_S = 15.0  # an idle connection is PINGed before reuse after this long
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-_SCHEMES = ("redis", "rediss", *SENTINEL_SCHEMES)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_SCHEMES = ("redis", "rediss", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)
 _SERVICE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _USER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _MAX_SENTINELS = 16
+_MAX_SEEDS = 16
 
 # What redis-py may send besides the caller's commands, switched off: CLIENT SETINFO and
 # CLIENT MAINT_NOTIFICATIONS (Redis Enterprise maintenance events). Each needs an ACL right
@@ -108,6 +144,24 @@ class NoPrimary(RedisLinkError, MasterNotFoundError):
     gateway answers 503 and the next connection asks the Sentinels again."""
 
 
+class NoSlotOwner(RedisLinkError):
+    """No seed node of a cluster link names a master for the registry's slot that may be used
+    (none reachable, a refused login, not a cluster, the slot served by nobody). A connection
+    error: the gateway answers 503 and the next connection asks the seed nodes again."""
+
+
+class SlotMoved(RedisConnectionError):
+    """The node a connection is on does not serve the registry's slot (any more): MOVED (moved
+    by a failover or a resharding), ASK or TRYAGAIN (being moved), CLUSTERDOWN. The command was
+    not run. A connection error: the gateway answers 503; the connection is closed, and the next
+    one goes to the master the cluster names then."""
+
+
+class OutsideSlot(ResponseError):
+    """A command touched a key in another slot than the registry's (a key not under the
+    prefix): a bug, not a cluster event. Never retried."""
+
+
 class NotReplicated(RedisError):
     """A write went to the primary, but fewer than `replicas_to_ack` replicas confirmed it
     within `ack_timeout_ms`: it may survive a failover or not, so it must not be acknowledged
@@ -132,10 +186,15 @@ class RedisLink(BaseModel):
     url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="redis://host:port/db or rediss://host:port/db (TLS); or a Sentinel set: "
-        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS); "
-        "no user, password or query in it",
+        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS); or "
+        "a cluster's seed nodes: redis+cluster://host:port,host:port,... (rediss+cluster:// "
+        "with TLS); no user, password or query in it",
     )
-    prefix: Slug = Field("camgw", description="Key prefix, so several gateways can share a Redis")
+    prefix: Prefix = Field(
+        "camgw",
+        description="Key prefix, so several registries can share a Redis; on a cluster a hash "
+        "tag, {name}, so that all the registry's keys are in one slot",
+    )
     username: str | None = Field(
         None,
         pattern=_USER,
@@ -213,6 +272,20 @@ class RedisLink(BaseModel):
         _parse(url)  # raises ValueError, saying what is wrong
         return url
 
+    @field_validator("prefix")
+    @classmethod
+    def _one_slot(cls, prefix: str, info: ValidationInfo) -> str:
+        """On a cluster, every key of the registry in one slot: the prefix is a hash tag."""
+        url = info.data.get("url")  # absent when the url itself was refused
+        if isinstance(url, str) and _parse(url).scheme in CLUSTER_SCHEMES and prefix[0] != "{":
+            raise ValueError(
+                f"{prefix!r} is not a hash tag, and url is a Redis Cluster: each registry write "
+                "and its audit entry are one script, so all the registry's keys must be in one "
+                f'slot; write prefix = "{{{prefix}}}" (a district: one prefix per town, e.g. '
+                f'"{{{prefix}-north}}", spreads the towns over the masters)'
+            )
+        return prefix
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.password_env is not None and self.password_file is not None:
@@ -242,7 +315,7 @@ class RedisLink(BaseModel):
             raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
         if not self.tls and not self.loopback and not self.allow_plaintext:
             remote = next(h for h, _ in self.addresses if not _is_loopback(h))
-            secure = "rediss+sentinel://" if self.sentinel else "rediss://"
+            secure = f"rediss{self.scheme.removeprefix('redis')}://"  # the scheme with TLS
             raise ValueError(
                 f"url: plain {self.scheme}:// to {remote}, which is not a loopback address, "
                 f"would send the password and the registry in clear; use {secure} (with "
@@ -271,9 +344,25 @@ class RedisLink(BaseModel):
         return self.scheme in SENTINEL_SCHEMES
 
     @property
+    def cluster(self) -> bool:
+        """The URL names seed nodes of a Redis Cluster."""
+        return self.scheme in CLUSTER_SCHEMES
+
+    @property
     def addresses(self) -> tuple[Address, ...]:
-        """The server's address, or the Sentinels', as the URL gives them."""
+        """The server's address, the Sentinels', or a cluster's seed nodes', as the URL gives
+        them."""
         return _parse(self.url).addresses
+
+    @property
+    def seeds(self) -> tuple[Address, ...]:
+        """The seed nodes of a cluster link; () for another."""
+        return self.addresses if self.cluster else ()
+
+    @property
+    def slot(self) -> int:
+        """The cluster slot of the registry's keys (their hash tag's, if the prefix is one)."""
+        return int(key_slot(f"{self.prefix}:".encode()))
 
     @property
     def sentinels(self) -> tuple[Address, ...]:
@@ -287,7 +376,8 @@ class RedisLink(BaseModel):
 
     @property
     def host(self) -> str:
-        """The server's host; for a Sentinel link, the first Sentinel's."""
+        """The server's host; for a Sentinel link, the first Sentinel's; for a cluster link, the
+        first seed node's."""
         return self.addresses[0][0]
 
     @property
@@ -309,8 +399,8 @@ class RedisLink(BaseModel):
 
     @property
     def loopback(self) -> bool:
-        """Every address of the URL is a loopback address (a Sentinel link's data nodes are
-        checked when the Sentinels name them)."""
+        """Every address of the URL is a loopback address (a Sentinel link's data nodes, and
+        the master a cluster names, are checked when named)."""
         return all(_is_loopback(h) for h, _ in self.addresses)
 
     @property
@@ -395,8 +485,9 @@ def _parse(url: str) -> _Target:
         raise ValueError("not a valid redis:// or rediss:// URL") from None
     if parts.scheme not in _SCHEMES:
         raise ValueError(
-            "must start with redis:// or rediss:// (TLS), or redis+sentinel:// or "
-            "rediss+sentinel:// for a Sentinel set"
+            "must start with redis:// or rediss:// (TLS), redis+sentinel:// or "
+            "rediss+sentinel:// for a Sentinel set, or redis+cluster:// or rediss+cluster:// "
+            "for a Redis Cluster"
         )
     if "@" in parts.netloc:
         raise ValueError(
@@ -409,6 +500,8 @@ def _parse(url: str) -> _Target:
         )
     if parts.scheme in SENTINEL_SCHEMES:
         return _parse_sentinel(parts)
+    if parts.scheme in CLUSTER_SCHEMES:
+        return _parse_cluster(parts)
     try:
         port = parts.port
     except ValueError:
@@ -427,23 +520,7 @@ def _parse_sentinel(parts: SplitResult) -> _Target:
     """`host:port,host:port,.../service[/db]`: every Sentinel with its port (no default: a
     Sentinel's port is not a data node's), a service name, a database number (0 if none)."""
     shape = "redis+sentinel://host:port,host:port,.../service/db"
-    addresses: list[Address] = []
-    for item in parts.netloc.split(","):
-        try:
-            one = urlsplit(f"//{item}")
-            host, port, whole = one.hostname, one.port, one.netloc == item
-        except ValueError:
-            host, port, whole = None, None, False
-        if not (item and host and port is not None and whole):
-            raise ValueError(
-                f"sentinel {item!r} is not host:port (the Sentinel's port, e.g. 26379); "
-                f"the url is {shape}"
-            )
-        if port == 0:
-            raise ValueError(f"sentinel {item!r}: port 0 is not a port to connect to")
-        if (host, port) in addresses:
-            raise ValueError(f"sentinel {item!r} is named twice")
-        addresses.append((host, port))
+    addresses = _address_list(parts.netloc, "sentinel", "the Sentinel's port, e.g. 26379", shape)
     if len(addresses) > _MAX_SENTINELS:
         raise ValueError(f"names {len(addresses)} Sentinels; at most {_MAX_SENTINELS}")
     segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
@@ -461,6 +538,37 @@ def _parse_sentinel(parts: SplitResult) -> _Target:
     if not (db.isdigit() and int(db) < 1 << 16):
         raise ValueError(f"the database must be a number, e.g. /{service}/0")
     return _Target(parts.scheme, tuple(addresses), service, int(db))
+
+
+def _parse_cluster(parts: SplitResult) -> _Target:
+    """`host:port,host:port,...[/0]`: seed nodes of the cluster, each with its port; any node
+    will do, several in case one is down. A cluster has one database, 0."""
+    shape = "redis+cluster://host:port,host:port,.../0"
+    addresses = _address_list(parts.netloc, "node", "a cluster node's port, e.g. 6379", shape)
+    if len(addresses) > _MAX_SEEDS:
+        raise ValueError(f"names {len(addresses)} seed nodes; at most {_MAX_SEEDS}")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has only database 0: the url is {shape}")
+    return _Target(parts.scheme, addresses, None, 0)
+
+
+def _address_list(netloc: str, noun: str, port_hint: str, shape: str) -> tuple[Address, ...]:
+    """`host:port,host:port,...`, each with its port (no default), none twice."""
+    addresses: list[Address] = []
+    for item in netloc.split(","):
+        try:
+            one = urlsplit(f"//{item}")
+            host, port, whole = one.hostname, one.port, one.netloc == item
+        except ValueError:
+            host, port, whole = None, None, False
+        if not (item and host and port is not None and whole):
+            raise ValueError(f"{noun} {item!r} is not host:port ({port_hint}); the url is {shape}")
+        if port == 0:
+            raise ValueError(f"{noun} {item!r}: port 0 is not a port to connect to")
+        if (host, port) in addresses:
+            raise ValueError(f"{noun} {item!r} is named twice")
+        addresses.append((host, port))
+    return tuple(addresses)
 
 
 def _redacted(url: str) -> str:
@@ -632,6 +740,201 @@ class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
             await self.sentinel_manager.aclose()
 
 
+class _Seeds:
+    """The seed nodes of a cluster link (the URL's), asked which master serves the registry's
+    slot (CLUSTER SLOTS); errors say what each node answered, and the plain-text rule applies to
+    the master they name."""
+
+    def __init__(self, link: RedisLink, clients: Sequence[tuple[Address, Redis]]) -> None:
+        self.link = link
+        self._clients = list(clients)  # the node that answered last goes first
+
+    async def master(self) -> Address:
+        link, slot, problems = self.link, self.link.slot, []
+        for at, client in list(self._clients):
+            where = f"cluster node {_host_port(at)}"
+            try:
+                reply = await client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+            except RedisError as exc:
+                if "cluster support disabled" in str(exc):
+                    problems.append(
+                        f"{where} is not a cluster node (cluster-enabled no): for a single "
+                        "server the url is redis:// (or rediss://)"
+                    )
+                else:
+                    problems.append(_sentence(exc, link, where))
+                continue
+            address = _slot_master(reply, slot, at[0])
+            if address is None:
+                problems.append(f"{where} names no master for slot {slot}")
+                continue
+            if not link.tls and not link.allow_plaintext and not _is_loopback(address[0]):
+                problems.append(
+                    f"{where} names the master {_host_port(address)}, not a loopback address: "
+                    f"plain {link.scheme}:// would send the password and the registry in clear "
+                    "(use rediss+cluster://, or allow_plaintext = true)"
+                )
+                continue
+            self._clients = [(at, client), *(c for c in self._clients if c[1] is not client)]
+            return address
+        raise NoSlotOwner(
+            f"{link.shown}: no seed node names a master for slot {slot} of prefix "
+            f"{link.prefix} ({'; '.join(problems)})"
+        )
+
+    async def aclose(self) -> None:
+        results = await asyncio.gather(
+            *(client.aclose() for _, client in self._clients), return_exceptions=True
+        )
+        if error := next((r for r in results if isinstance(r, BaseException)), None):
+            raise error
+
+
+def _slot_master(reply: Any, slot: int, seed_host: str) -> Address | None:
+    """The master serving `slot` in a CLUSTER SLOTS reply (`[[first, last, [host, port, id,
+    ...], replica, ...], ...]`); a node that does not know its own address says "" (the seed's,
+    then: it is the node asked)."""
+    for first, last, master, *_ in reply or ():
+        if int(first) <= slot <= int(last):
+            host, port = master[0], int(master[1])
+            host = (host.decode() if isinstance(host, bytes) else str(host)) or seed_host
+            return None if host == "?" else (host, port)
+    return None
+
+
+class _SlotPool(BlockingConnectionPool):
+    """A cluster link's connections, bounded and blocking like a direct link's, all to the
+    master serving the registry's slot. The seed nodes are asked which master that is when a
+    connection opens and none is known, or the one known no longer answers or said MOVED; when
+    the answer changes, idle connections to the former master are closed (and busy ones when
+    they come back). Closing the pool closes the seed nodes' clients too."""
+
+    def __init__(self, link: RedisLink, seeds: _Seeds, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.connection_kwargs["slot_pool"] = weakref.proxy(self)
+        self.link = link
+        self.seeds = seeds
+        self._master: Address | None = None  # where new connections go; None: ask
+        self._known: Address | None = None  # the master named last
+        self._asking = asyncio.Lock()  # connections opening at once share one answer
+
+    def __repr__(self) -> str:
+        return f"<_SlotPool {self.link.shown} slot {self.link.slot} at {self._known}>"
+
+    async def master(self, stale: Address | None = None) -> Address:
+        """The master serving the slot: the one known, unless it is `stale` (it did not answer);
+        else the seed nodes' answer."""
+        async with self._asking:
+            if self._master is None or self._master == stale:
+                address = await self.seeds.master()
+                self._master = address
+                if address != self._known:
+                    former, self._known = self._known, address
+                    if former is not None:
+                        await self.disconnect(inuse_connections=False)
+            return self._master
+
+    def forget(self, address: Address) -> None:
+        """`address` said the slot is elsewhere (or the cluster is down): ask again."""
+        if self._master == address:
+            self._master = None
+
+    async def release(self, connection: Any) -> None:
+        at = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self._known is not None and at != self._known:
+            await connection.disconnect()  # to a former master: reconnects to the new one
+        await super().release(connection)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.seeds.aclose()
+
+
+class _SlotConnection(Connection):
+    """A connection to the master its pool names when it opens (again, once, if that master
+    does not answer: a failover). A reply that the slot is elsewhere closes it and fails the
+    command with SlotMoved (the command did not run); one about another slot is OutsideSlot."""
+
+    def __init__(self, *, slot_pool: _SlotPool, **kwargs: Any) -> None:
+        self.slot_pool = slot_pool
+        super().__init__(**kwargs)
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self.is_connected:
+            return
+        address = await self.slot_pool.master()
+        try:
+            await self._open(address, check_health)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            fresh = await self.slot_pool.master(stale=address)
+            if fresh == address:
+                raise
+            await self._open(fresh, check_health)
+
+    async def _open(self, address: Address, check_health: bool) -> None:
+        self.host, self.port = address
+        await super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - redis-py's signature
+        *,
+        disconnect_on_error: bool = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        try:
+            return await super().read_response(
+                disable_decoding,
+                timeout,
+                disconnect_on_error=disconnect_on_error,
+                push_request=push_request,
+            )
+        except (AskError, TryAgainError, ClusterDownError) as exc:  # MovedError is an AskError
+            raise await self._elsewhere(exc) from None
+
+    async def _elsewhere(self, exc: ResponseError) -> RedisError:
+        link = self.slot_pool.link
+        slot = getattr(exc, "slot_id", link.slot)
+        if slot != link.slot:
+            return OutsideSlot(
+                f"a command touched slot {slot}, not slot {link.slot} where every key of prefix "
+                f"{link.prefix} is ({exc}): a key outside the prefix"
+            )
+        at = (self.host, self.port)
+        await self.disconnect()
+        if isinstance(exc, MovedError | ClusterDownError):
+            self.slot_pool.forget(at)
+        kind = next(n for t, n in _REDIRECTS if isinstance(exc, t))  # redis-py drops the word
+        return SlotMoved(
+            f"{_host_port(at)} does not serve slot {slot} (prefix {link.prefix}) now: {kind} "
+            f"{exc}; the next connection goes to the master the cluster names"
+        )
+
+
+_REDIRECTS: tuple[tuple[type[ResponseError], str], ...] = (
+    (MovedError, "MOVED"),  # before AskError, its base class
+    (AskError, "ASK"),
+    (TryAgainError, "TRYAGAIN"),
+    (ClusterDownError, "CLUSTERDOWN"),
+)
+
+
+class _SlotTLSConnection(_SlotConnection, SSLConnection):
+    """`_SlotConnection` over TLS with our context; the master's certificate must name the
+    address the cluster announces for it (`cluster-announce-ip`, usually an IP address)."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ssl_context.context = tls_context
+
+
 def connect(link: RedisLink, *, max_connections: int = 64) -> Redis:
     """A client on a bounded, blocking pool: a burst waits for a connection (up to
     POOL_WAIT_S) instead of failing with "too many connections" or opening hundreds; bounded
@@ -643,7 +946,11 @@ def connect(link: RedisLink, *, max_connections: int = 64) -> Redis:
     each connection opens; a command fails (ConnectionError, or "the previous master is now a
     slave") when its primary died or was demoted, and is not retried: the next command takes
     a new connection to the new primary. The Sentinels' connections are bounded the same way,
-    with `connect_timeout_s` for their replies too."""
+    with `connect_timeout_s` for their replies too.
+
+    A cluster link's connections go to the master serving the registry's slot, as the seed
+    nodes name it (the module's docstring): the same rules, MOVED being one more way of saying
+    that the master changed."""
     context = tls_context(link) if link.tls else None
     kwargs: dict[str, Any] = {
         "max_connections": max_connections,
@@ -659,6 +966,10 @@ def connect(link: RedisLink, *, max_connections: int = 64) -> Redis:
         kwargs["credential_provider"] = _LinkCredentials(link)
     if context is not None:
         kwargs["tls_context"] = context
+    if link.cluster:
+        kwargs["connection_class"] = _SlotTLSConnection if context is not None else _SlotConnection
+        seeds = _Seeds(link, [(a, _side_client(link, a, context)) for a in link.seeds])
+        return Redis.from_pool(_SlotPool(link, seeds, **kwargs))
     if not link.sentinel:
         if context is not None:
             kwargs["connection_class"] = _VerifiedTLSConnection
@@ -667,11 +978,15 @@ def connect(link: RedisLink, *, max_connections: int = 64) -> Redis:
     assert link.service is not None  # validated
     if context is not None:
         kwargs["connection_class"] = _VerifiedSentinelTLSConnection
-    sentinels = _Sentinels(link, [(a, _sentinel_client(link, a, context)) for a in link.sentinels])
-    return Redis.from_pool(_SentinelPool(link.service, sentinels, **kwargs))  # type: ignore[no-untyped-call]
+    sentinels = [(a, _side_client(link, a, context, sentinel=True)) for a in link.sentinels]
+    return Redis.from_pool(_SentinelPool(link.service, _Sentinels(link, sentinels), **kwargs))  # type: ignore[no-untyped-call]
 
 
-def _sentinel_client(link: RedisLink, address: Address, context: ssl.SSLContext | None) -> Redis:
+def _side_client(
+    link: RedisLink, address: Address, context: ssl.SSLContext | None, *, sentinel: bool = False
+) -> Redis:
+    """A small client asked where the data is: a Sentinel (its own login), or a cluster's seed
+    node (the data nodes' login)."""
     kwargs: dict[str, Any] = {
         "host": address[0],
         "port": address[1],
@@ -682,9 +997,11 @@ def _sentinel_client(link: RedisLink, address: Address, context: ssl.SSLContext 
         "health_check_interval": HEALTH_CHECK_S,
         **_QUIET,
     }
-    if link.has_sentinel_password:
+    if sentinel and link.has_sentinel_password:
         link.sentinel_password()  # fail now, naming the variable or file
         kwargs["credential_provider"] = _LinkCredentials(link, sentinel=True)
+    elif not sentinel and link.has_password:
+        kwargs["credential_provider"] = _LinkCredentials(link)
     if context is not None:
         kwargs["connection_class"] = _VerifiedTLSConnection
         kwargs["tls_context"] = context
@@ -775,11 +1092,14 @@ def _short(acked: int, link: RedisLink) -> NotReplicated | None:
 def explain(exc: BaseException, link: RedisLink) -> str:
     """A sentence for an error met on the link, naming the setting concerned; never a
     password (redis-py's messages hold none, and the URL may not carry one)."""
-    if isinstance(exc, NoPrimary):
-        return str(exc)  # says what each Sentinel answered
+    if isinstance(exc, NoPrimary | NoSlotOwner):
+        return str(exc)  # says what each Sentinel, or seed node, answered
     if link.sentinel:
         hosts = ",".join(_host_port(a) for a in link.sentinels)
         where = f"the primary of service {link.service} (Sentinels {hosts})"
+    elif link.cluster:
+        hosts = ",".join(_host_port(a) for a in link.seeds)
+        where = f"the master of slot {link.slot} (prefix {link.prefix}; cluster nodes {hosts})"
     else:
         where = f"Redis at {link.host}:{link.port}"
     return _sentence(exc, link, where)
@@ -827,6 +1147,8 @@ def _sentence(
                     named = f"{sentinel[0]}, the Sentinel's host in url"
                 elif link.sentinel:
                     named = "the address the Sentinels announce for it"
+                elif link.cluster:
+                    named = "the address it was reached at (in url, or announced by the cluster)"
                 else:
                     named = f"{link.host}, the host of url"
                 return (

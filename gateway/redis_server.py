@@ -3,8 +3,10 @@ start their own, on their own port and directory, instead of touching a shared R
 
 Optionally with ACL users (`acl` lines or an `aclfile`) and TLS only (`tls`: `tls-port`,
 `port 0`), as a deployment's registry Redis would run (docs/edge.md, "Redis: TLS and ACLs"), and
-as a replica (`replicaof`). `SentinelServer` is a redis-sentinel watching such servers
-(docs/deployment.md, "Replicated: Redis Sentinel"); never on 26379, the port of a system's own."""
+as a replica (`replicaof`), or as a cluster node (`cluster_node_timeout_ms`). `SentinelServer` is
+a redis-sentinel watching such servers (docs/deployment.md, "Replicated: Redis Sentinel"); never on
+26379, the port of a system's own. `ClusterServer` is a Redis Cluster of such nodes, masters and
+replicas, joined by CLUSTER MEET (docs/deployment.md, "District: Redis Cluster")."""
 
 from __future__ import annotations
 
@@ -63,6 +65,10 @@ class RedisServer:
     # default user is off counts as ready once it refuses the probe's login.
     auth: tuple[str, str] | None = field(default=None, repr=False)
     replicaof: tuple[str, int] | None = None  # start as a replica of this primary
+    # A cluster node (`cluster-enabled yes`) with this node timeout; its bus on `bus_port`
+    # (picked free when 0; not port + 10000, which may be taken or beyond 65535).
+    cluster_node_timeout_ms: int | None = None
+    bus_port: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _acl_written: bool = field(default=False, init=False, repr=False)
 
@@ -103,6 +109,7 @@ class RedisServer:
             str(self.directory / "redis.log"),
             *self._acl_args(),
             *(["--replicaof", self.replicaof[0], str(self.replicaof[1])] if self.replicaof else []),
+            *self._cluster_args(),
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self.wait_ready(timeout)
@@ -129,6 +136,47 @@ class RedisServer:
             str(t.ca_file),
             "--tls-auth-clients",
             t.auth_clients,
+        ]
+
+    def _cluster_args(self) -> list[str]:
+        if self.cluster_node_timeout_ms is None:
+            return []
+        if self.replicaof is not None:
+            raise ValueError("a cluster node is made a replica by CLUSTER REPLICATE, not replicaof")
+        if not self.bus_port:
+            self.bus_port = free_port(self.host if self.netns is None else "127.0.0.1")
+        return [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(self.directory / "nodes.conf"),
+            "--cluster-node-timeout",
+            str(self.cluster_node_timeout_ms),
+            "--cluster-port",
+            str(self.bus_port),
+            # A replica's first sync at once, not after diskless sync's 5 s wait for others.
+            "--repl-diskless-sync-delay",
+            "0",
+            *self._cluster_tls_args(),
+        ]
+
+    def _cluster_tls_args(self) -> list[str]:
+        """TLS on the cluster bus and for replication too. The bus is always mutual TLS, whatever
+        `tls-auth-clients` says: a node connects with `client_cert_file` (a certificate for
+        client authentication; the server's is for server authentication only)."""
+        if self.tls is None:
+            return []
+        if self.tls.client_cert_file is None or self.tls.client_key_file is None:
+            raise ValueError("a TLS cluster node needs client_cert_file and client_key_file")
+        return [
+            "--tls-cluster",
+            "yes",
+            "--tls-replication",
+            "yes",
+            "--tls-client-cert-file",
+            str(self.tls.client_cert_file),
+            "--tls-client-key-file",
+            str(self.tls.client_key_file),
         ]
 
     def _acl_args(self) -> list[str]:
@@ -360,3 +408,180 @@ class SentinelServer:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class ClusterServer:
+    """A Redis Cluster of `masters` masters with `replicas` replicas each, every node a
+    `RedisServer` child process (`cluster_node_timeout_ms`) on its own ports and directory
+    under `directory`. The masters share the 16384 slots in equal ranges; the nodes are joined
+    by CLUSTER MEET and the replicas attached by CLUSTER REPLICATE (what `redis-cli --cluster
+    create` does, without its one-second polls). Started when every node says cluster_state:ok,
+    knows every other node and agrees on who serves every slot, and every replica is linked.
+
+    Needs Redis 7 (CLUSTER ADDSLOTSRANGE, `cluster-port`). Short timings, for tests: a master
+    is failed after `node_timeout_ms` without an answer, and its replica takes over
+    (`cluster-node-timeout`). `tls`: TLS only, for clients, the cluster
+    bus and replication alike (`tls-cluster yes`, `tls-replication yes`)."""
+
+    directory: Path
+    masters: int = 3
+    replicas: int = 0  # per master
+    node_timeout_ms: int = 1000
+    host: str = "127.0.0.1"
+    tls: ServerTLS | None = None
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    def start(self, timeout: float = 20.0) -> ClusterServer:
+        if self.masters < 1 or self.replicas < 0:
+            raise ValueError("a cluster needs at least one master")
+        try:
+            for i in range(self.masters * (1 + self.replicas)):
+                node = RedisServer(
+                    self.directory / f"node-{i}",
+                    appendonly=False,
+                    host=self.host,
+                    tls=self.tls,
+                    cluster_node_timeout_ms=self.node_timeout_ms,
+                )
+                self.nodes.append(node)
+                node.start(timeout)
+            self._join(time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def primaries(self) -> list[RedisServer]:
+        """The masters as started (a failover may have changed who is master since)."""
+        return self.nodes[: self.masters]
+
+    def url(self, scheme: str = "redis+cluster") -> str:
+        """The cluster's URL naming every master as a seed node."""
+        hosts = ",".join(f"{n.host}:{n.port}" for n in self.primaries)
+        return f"{scheme}://{hosts}/0"
+
+    def client(self, node: RedisServer) -> redis.Redis:
+        return redis.Redis(**node.client_kwargs())
+
+    def _join(self, deadline: float) -> None:
+        clients = [self.client(n) for n in self.nodes]
+        try:
+            ids = [str(_text(_command(c, "CLUSTER MYID"))) for c in clients]
+            share, rest = divmod(CLUSTER_SLOTS, self.masters)
+            first = 0
+            for i, client in enumerate(clients[: self.masters]):
+                last = first + share + (1 if i < rest else 0) - 1
+                _command(client, "CLUSTER ADDSLOTSRANGE", first, last)
+                _command(client, "CLUSTER SET-CONFIG-EPOCH", i + 1)
+                first = last + 1
+            seed = self.nodes[0]
+            for client in clients[1:]:
+                _command(client, "CLUSTER MEET", seed.host, seed.port, seed.bus_port)
+            self._until(
+                deadline,
+                "every node knows every other",
+                lambda: all(
+                    int(_info(c).get("cluster_known_nodes", 0)) == len(clients) for c in clients
+                ),
+            )
+            for i, client in enumerate(clients[self.masters :]):
+                _command(client, "CLUSTER REPLICATE", ids[i % self.masters])
+            self._until(
+                deadline,
+                "cluster_state:ok, slots agreed, replicas linked",
+                lambda: all(self._settled(c, ids[: self.masters]) for c in clients),
+            )
+        finally:
+            for client in clients:
+                client.close()
+
+    def _settled(self, client: redis.Redis, masters: list[str]) -> bool:
+        if _info(client).get("cluster_state") != "ok":
+            return False
+        nodes = _text(_command(client, "CLUSTER", "NODES"))
+        served = 0
+        replicas = 0
+        for line in str(nodes).splitlines():
+            fields = line.split()
+            flags, link = fields[2].split(","), fields[7]
+            if "master" in flags and fields[0] in masters:
+                for item in fields[8:]:
+                    if "-" in item and not item.startswith("["):
+                        first, last = item.split("-")
+                        served += int(last) - int(first) + 1
+                    elif item.isdigit():
+                        served += 1
+            elif "slave" in flags and fields[3] in masters and link == "connected":
+                replicas += 1
+        if served != CLUSTER_SLOTS or replicas != self.masters * self.replicas:
+            return False
+        role = _command(client, "ROLE")
+        if _text(role[0]) == "slave":
+            return bool(_text(role[3]) == "connected")
+        return True
+
+    @staticmethod
+    def _until(deadline: float, what: str, check: Any) -> None:
+        while not check():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not come up: not {what}")
+            time.sleep(0.05)
+
+    def slot(self, key: str) -> int:
+        """The slot of `key` (its hash tag's, when it has one)."""
+        with self.client(self.nodes[0]) as client:
+            return int(_command(client, "CLUSTER KEYSLOT", key))
+
+    def master_of(self, key: str) -> RedisServer:
+        """The node serving `key`'s slot now, as the first node that answers says."""
+        slot = self.slot(key)
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            try:
+                with self.client(node) as client:
+                    for first, last, (host, port, *_), *_ in _command(client, "CLUSTER", "SLOTS"):
+                        if int(first) <= slot <= int(last):
+                            address = (str(_text(host)), int(port))
+                            return next(n for n in self.nodes if n.address == address)
+            except redis.exceptions.RedisError:
+                continue
+        raise RuntimeError(f"no node of the cluster answers for slot {slot}")
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        """The nodes that say they replicate `master` now (ROLE)."""
+        found = []
+        for node in self.nodes:
+            if node.proc is None or node is master:
+                continue
+            with self.client(node) as client:
+                role = _command(client, "ROLE")
+            if _text(role[0]) == "slave" and int(role[2]) == master.port:
+                found.append(node)
+        return found
+
+    def kill(self, node: RedisServer) -> None:
+        node.kill()
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _info(client: redis.Redis) -> dict[str, str]:
+    """CLUSTER INFO as a dict of strings."""
+    text = str(_text(_command(client, "CLUSTER", "INFO")))
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def _command(client: redis.Redis, *args: Any) -> Any:
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]

@@ -55,6 +55,14 @@ def acl(args: argparse.Namespace, ctx: Context) -> int:
     if not args.apply:
         return 0
     link: RedisLink = settings.redis
+    if link.cluster:
+        print(
+            "camgw: --apply on a cluster would reach one node, but a cluster's ACL users are each "
+            "node's own: add the lines above to the ACL file of every node, masters and "
+            "replicas (docs/deployment.md, District: Redis Cluster)",
+            file=sys.stderr,
+        )
+        return 2
     if args.admin_user or args.admin_password_env or args.admin_password_file:
         try:
             link = RedisLink.model_validate(
