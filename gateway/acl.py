@@ -36,6 +36,9 @@ ADAPTER_USER = "camgw-adapter-{network}"
 # CLIENT MAINT_NOTIFICATIONS off): HELLO 3 AUTH <user> <password>, then PING as health check.
 # HELLO and AUTH are allowed to every user anyway; they are named so the rule says it.
 CONNECT = ("hello", "auth", "ping")
+# On a cluster (redis+cluster://) a connection first asks a seed node which master serves the
+# registry's slot (adapters.redis_link).
+CLUSTER_CONNECT = ("cluster|slots",)
 
 ADAPTER_INBOX = ("xreadgroup", "xack", "xautoclaim", "xpending", "xinfo")
 ADAPTER_OUTBOX = ("xadd",)
@@ -51,6 +54,8 @@ GATEWAY_COMMANDS = (
     "incr",
     "expire",
     "pexpire",
+    # the server's clock: the status history's age (gateway/lua/upsert.lua)
+    "time",
     # hashes: tokens, site, identity and claims maps, per-network versions, rate counters
     "hget",
     "hmget",
@@ -60,6 +65,10 @@ GATEWAY_COMMANDS = (
     "hsetnx",
     "hdel",
     "hincrby",
+    # lists: each camera's lifecycle changes (gateway/lua/upsert.lua)
+    "lpush",
+    "ltrim",
+    "lrange",
     # sets: the indexes
     "sadd",
     "srem",
@@ -127,11 +136,13 @@ def _commands(names: Iterable[str]) -> list[str]:
     return [f"+{n}" for n in names]
 
 
-def _connect(db: int) -> list[str]:
-    return _commands((*CONNECT, "select") if db else CONNECT)
+def _connect(db: int, cluster: bool = False) -> list[str]:
+    return _commands(
+        (*CONNECT, *(("select",) if db else ()), *(CLUSTER_CONNECT if cluster else ()))
+    )
 
 
-def adapter_user(prefix: str, network: str, db: int = 0) -> AclUser:
+def adapter_user(prefix: str, network: str, db: int = 0, *, cluster: bool = False) -> AclUser:
     """Its inbox and outbox, each with its own commands; nothing else."""
     inbox = " ".join((f"(%RW~{wire.inbox(prefix, network)}", "-@all", *_commands(ADAPTER_INBOX)))
     outbox = " ".join((f"(%W~{wire.outbox(prefix, network)}", "-@all", *_commands(ADAPTER_OUTBOX)))
@@ -141,14 +152,14 @@ def adapter_user(prefix: str, network: str, db: int = 0) -> AclUser:
             "resetkeys",
             "resetchannels",
             "-@all",
-            *_connect(db),
+            *_connect(db, cluster),
             f"{inbox})",
             f"{outbox})",
         ),
     )
 
 
-def gateway_user(prefix: str, db: int = 0) -> AclUser:
+def gateway_user(prefix: str, db: int = 0, *, cluster: bool = False) -> AclUser:
     """Every key and channel under the prefix; the commands the gateway calls."""
     return AclUser(
         GATEWAY_USER,
@@ -158,7 +169,7 @@ def gateway_user(prefix: str, db: int = 0) -> AclUser:
             "resetchannels",
             f"&{prefix}:*",
             "-@all",
-            *_connect(db),
+            *_connect(db, cluster),
             *_commands(GATEWAY_COMMANDS),
         ),
     )
@@ -166,13 +177,14 @@ def gateway_user(prefix: str, db: int = 0) -> AclUser:
 
 def users_for(settings: Settings, all_networks: bool = False) -> list[AclUser]:
     """The gateway's user, then one per network with `mode = "edge"` (every network with
-    `all_networks`). Prefix and database come from `[redis]`; prefixes and network ids are
-    slugs, so no glob character can widen a pattern."""
+    `all_networks`). Prefix, database and whether it is a cluster come from `[redis]`;
+    prefixes and network ids are slugs (a prefix maybe in braces, which are no glob
+    characters), so no glob character can widen a pattern."""
     link = settings.redis
     networks = [n.id for n in settings.networks if all_networks or n.mode == "edge"]
     return [
-        gateway_user(link.prefix, link.db),
-        *(adapter_user(link.prefix, n, link.db) for n in networks),
+        gateway_user(link.prefix, link.db, cluster=link.cluster),
+        *(adapter_user(link.prefix, n, link.db, cluster=link.cluster) for n in networks),
     ]
 
 

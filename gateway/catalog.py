@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import logging
 import time
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .models import (
     Camera,
     CameraStatus,
     InventoryRow,
+    Lifecycle,
     NetworkInfo,
     Summary,
     SummaryCell,
@@ -51,6 +53,8 @@ _MAX_STALE_S = 5.0  # ... but never a snapshot older than this: then the rebuild
 _BUILD_IN_THREAD = 20_000  # cameras from which a response body is built off the event loop
 _QUIET_S = 5.0  # no registry change for this long: a full garbage collection may run
 _GZIP_MIN_BYTES = 1024
+# Bounds of the rebuild-duration histogram (camgw_catalog_rebuild_seconds): ~1 s at 100,000.
+REBUILD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class Entry:
     category: str
     department: str
     carrier: str
+    lifecycle: str
     haystack: str  # lower-cased text that `q` searches (admins)
     shared_haystack: str  # the same from the shared record: no match on an unshared field
     full: bytes  # the stored record (admins)
@@ -145,12 +150,28 @@ def _size(body: Body) -> int:
     return len(body.data) + (len(body.gz) if body.gz is not None else 0)
 
 
+@dataclass(slots=True)
+class RebuildStats:
+    """How long catalog rebuilds took (load every record, build the entries): counts per
+    REBUILD_BUCKETS bound (then +Inf), their sum, and the last one."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(REBUILD_BUCKETS) + 1))
+    total_s: float = 0.0
+    last_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(REBUILD_BUCKETS, seconds)] += 1
+        self.total_s += seconds
+        self.last_s = seconds
+
+
 @dataclass(frozen=True, slots=True)
 class ListQuery:
     network: str | None = None
     status: str | None = None
     category: str | None = None
     department: str | None = None
+    lifecycle: str | None = None  # None: every state but decommissioned
     q: str | None = None
     limit: int = 1000
     cursor: str | None = None
@@ -170,6 +191,7 @@ class Catalog:
     clock: Callable[[], float] = time.monotonic  # injectable, for tests
     _parsed: dict[str, Camera] = field(default_factory=dict)
     builds: int = 0
+    rebuilds: RebuildStats = field(default_factory=RebuildStats)
 
     def __post_init__(self) -> None:
         self._bodies = BodyCache(self.settings.server.body_cache_bytes)
@@ -235,6 +257,7 @@ class Catalog:
         self._bodies, self._parsed = BodyCache(self.settings.server.body_cache_bytes), {}
         self._built_at = self.clock()
         self._rebuild_s = self._built_at - started
+        self.rebuilds.observe(self._rebuild_s)
         # Freeing 100,000 old entries takes tens of milliseconds: not on the event loop.
         await asyncio.to_thread(old.clear)
 
@@ -370,6 +393,7 @@ def _entries(
                 category=d["category"],
                 department=d["department"],
                 carrier=d["carrier"],
+                lifecycle=d.get("lifecycle") or Lifecycle.in_service.value,
                 haystack=_haystack(d),
                 shared_haystack=_haystack({k: v for k, v in d.items() if k in allowed}),
                 full=raw,
@@ -407,8 +431,19 @@ def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...], full: bool) -> bo
         and (q.status is None or (e.status == q.status and e.sees("status", full)))
         and (q.category is None or (e.category == q.category and e.sees("category", full)))
         and (q.department is None or (e.department == q.department and e.sees("department", full)))
+        and _in_lifecycle(e, q.lifecycle, full)
         and (q.q is None or q.q.lower() in haystack)
     )
+
+
+_RETIRED = Lifecycle.decommissioned.value
+
+
+def _in_lifecycle(e: Entry, wanted: str | None, full: bool) -> bool:
+    """Decommissioned cameras are kept, and listed only when asked for by name."""
+    if wanted is None:
+        return e.lifecycle != _RETIRED
+    return e.lifecycle == wanted and e.sees("lifecycle", full)
 
 
 def encode_cursor(cam_id: str) -> str:

@@ -44,6 +44,7 @@ from .catalog import Catalog
 from .errors import CamgwError, Conflict, StaleLease, field_errors, redis_errors
 from .lease import Fence, LeaseLost, Leases
 from .models import (
+    NOT_PROBED,
     AdapterState,
     Camera,
     CameraStatus,
@@ -609,7 +610,11 @@ class DiscoveryService:
         started = time.monotonic()
         cams = await self.catalog.cameras(network)
         edge = self.settings.network_by_id[network].mode == "edge"
-        targets = {c.id: t for c in cams if (t := _probe_target(c, edge)) is not None}
+        targets = {
+            c.id: t
+            for c in cams
+            if c.lifecycle not in NOT_PROBED and (t := _probe_target(c, edge)) is not None
+        }
         if not targets:
             return 0
         results = await self.adapters[network].probe(list(targets.values()))

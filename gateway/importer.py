@@ -39,7 +39,14 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from .errors import CamgwError, Conflict, FieldError, Invalid, field_path
-from .models import CameraCreate, ImportFieldError, ImportResult, ImportRowError, Location
+from .models import (
+    CameraCreate,
+    ImportFieldError,
+    ImportResult,
+    ImportRowError,
+    Lifecycle,
+    Location,
+)
 from .records import id_problem
 from .settings import CategoryConfig, NetworkConfig, Settings
 
@@ -91,6 +98,17 @@ HEADER_ALIASES: dict[str, str | None] = {
     "stream_uri": "stream_uri",
     "snapshot_uri": "snapshot_uri",
     "tags": "tags",
+    "lifecycle": "lifecycle",
+    "生命周期": "lifecycle",
+    "建设状态": "lifecycle",
+    "maintenance organisation": "maintenance.organisation",
+    "维护单位": "maintenance.organisation",
+    "maintenance contact": "maintenance.contact",
+    "维护联系人": "maintenance.contact",
+    "maintenance phone": "maintenance.phone",
+    "维护电话": "maintenance.phone",
+    "maintenance confirmed on": "maintenance.confirmed_on",
+    "维护信息确认日期": "maintenance.confirmed_on",
     # Columns of the resource table that describe a group, not a camera.
     "cameras": None,
     "数量": None,
@@ -315,6 +333,26 @@ def _layout(header: list[str], fields: list[str | None]) -> Layout:
     return Layout(lang, columns)
 
 
+# Lifecycle states as an inventory table writes them.
+LIFECYCLE_ZH = {
+    "规划": "planned",
+    "计划": "planned",
+    "待建设": "planned",
+    "在建": "under-construction",
+    "建设中": "under-construction",
+    "在用": "in-service",
+    "运行": "in-service",
+    "维修": "under-repair",
+    "维修中": "under-repair",
+    "停用": "decommissioned",
+    "已停用": "decommissioned",
+    "报废": "decommissioned",
+}
+# Each state by its first name above (a report's choices, in the file's language).
+_LIFECYCLE_NAMES = [next(k for k, v in LIFECYCLE_ZH.items() if v == s.value) for s in Lifecycle]
+_TO_BE_BUILT = "待建设"  # a network cell naming it (综治网(待建设)): the group is not built yet
+
+
 def _value_aliases(settings: Settings) -> dict[str, dict[str, str]]:
     """Chinese (and display) names accepted for configured ids and names."""
     net = {}
@@ -330,6 +368,7 @@ def _value_aliases(settings: Settings) -> dict[str, dict[str, str]]:
         carrier[c.carrier_zh] = c.carrier
     drop = {""}
     return {
+        "lifecycle": LIFECYCLE_ZH,
         "network": {k: v for k, v in net.items() if k not in drop},
         "category": {k: v for k, v in cat.items() if k not in drop},
         "department": {k: v for k, v in dept.items() if k not in drop},
@@ -346,6 +385,11 @@ def _row_dict(
         if field is None or value == "":
             continue
         data[field] = aliases.get(field, {}).get(value, value)
+        if field == "network" and _TO_BE_BUILT in value:
+            data.setdefault("lifecycle", "planned")
+    contact = {k.split(".", 1)[1]: data.pop(k) for k in list(data) if k.startswith("maintenance.")}
+    if contact:
+        data["maintenance"] = contact
     lat, lon, where = data.pop("lat", None), data.pop("lon", None), data.pop("location", None)
     if lat is not None or lon is not None:
         data["location"] = {"lat": lat, "lon": lon, **({"address": where} if where else {})}
@@ -586,6 +630,10 @@ class Reporter:
             return self._say(row, path, None, "required")
         if top in _ENUMERATED:
             return self._unknown(row, top, value)
+        if top == "lifecycle":
+            names = _LIFECYCLE_NAMES if row.layout.lang == "zh" else [s.value for s in Lifecycle]
+            choices = _LIST_SEPARATOR[row.layout.lang].join(names)
+            return self._say(row, path, value, "unknown", choices=choices)
         if kind == "string_type":
             return self._say(row, path, value, "text")
         if kind in ("string_too_long", "too_long") and ctx.get("field_type") != "List":

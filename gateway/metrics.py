@@ -17,7 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .audit import AuditLog
-from .catalog import Catalog
+from .catalog import REBUILD_BUCKETS, Catalog
 from .edge import EdgeHub
 from .loop_monitor import LoopDelay
 
@@ -184,7 +184,7 @@ class _CatalogCollector(Collector):
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         cams = GaugeMetricFamily(
             "camgw_cameras",
             "Registered cameras by network and status",
@@ -204,6 +204,17 @@ class _CatalogCollector(Collector):
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds
         )
+        rebuilds = self.catalog.rebuilds
+        rebuild_hist = HistogramMetricFamily(
+            "camgw_catalog_rebuild_seconds",
+            "How long each catalog rebuild took (every record loaded from Redis, entries built)",
+        )
+        cumulative, running = [], 0
+        for bound, n in zip((*REBUILD_BUCKETS, float("inf")), rebuilds.counts, strict=True):
+            running += n
+            cumulative.append(("+Inf" if bound == float("inf") else str(bound), running))
+        rebuild_hist.add_metric([], cumulative, rebuilds.total_s)
+        yield rebuild_hist
         bodies = self.catalog.bodies
         yield GaugeMetricFamily(
             "camgw_body_cache_bytes",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal, cast
@@ -27,6 +27,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     create_model,
+    field_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
@@ -197,6 +198,22 @@ class CameraStatus(StrEnum):
     unknown = "unknown"
 
 
+class Lifecycle(StrEnum):
+    """Where a camera is in its project's life (docs/lifecycle.md). Admin-owned: discovery never
+    changes it, and a decommissioned camera is kept (its history with it), not deleted."""
+
+    planned = "planned"
+    under_construction = "under-construction"
+    in_service = "in-service"
+    under_repair = "under-repair"
+    decommissioned = "decommissioned"
+
+
+# Lifecycle states whose cameras are not expected to answer (not probed, no address needed).
+NOT_BUILT = frozenset({Lifecycle.planned, Lifecycle.under_construction})
+NOT_PROBED = NOT_BUILT | {Lifecycle.decommissioned}
+
+
 class CameraSource(StrEnum):
     discovered = "discovered"
     registered = "registered"
@@ -283,7 +300,34 @@ class CameraCredentials(Model):
 
 
 # Fields an admin owns: discovery fills them only when they are empty, never overwrites them.
-ADMIN_FIELDS = ("name", "category", "department", "carrier", "project", "location", "tags")
+ADMIN_FIELDS = (
+    "name",
+    "category",
+    "department",
+    "carrier",
+    "project",
+    "location",
+    "tags",
+    "lifecycle",
+    "lifecycle_since",
+    "maintenance",
+)
+
+
+Phone = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=32, pattern=r"^\+?[0-9][0-9 ()\-]*[0-9]$"),
+]
+
+
+class Maintenance(Model):
+    """Who fixes the camera: an organisation, a person or role there, a phone number, and the
+    day someone last confirmed it (contacts change before projects finish)."""
+
+    organisation: Text100 = ""
+    contact: Text100 = Field("", description="A person or a role (duty desk, team)")
+    phone: Phone | None = None
+    confirmed_on: date | None = Field(None, description="When the contact was last confirmed")
 
 
 class Camera(Model):
@@ -296,10 +340,15 @@ class Camera(Model):
     department: Text100 = ""
     carrier: Text100 = ""
     project: Text200 = ""
+    lifecycle: Lifecycle = Lifecycle.in_service
+    lifecycle_since: datetime | None = Field(None, description="When it entered that state")
+    maintenance: Maintenance | None = Field(
+        None, description="Its own maintenance contact (else its category's and carrier's)"
+    )
     location: Location | None = None
     address: IpAddress | None = Field(
-        description="The camera's IP address on its network; absent only where an edge "
-        "network's owner withholds it"
+        description="The camera's IP address on its network; absent where an edge network's "
+        "owner withholds it, and for a camera not built yet (planned, under construction)"
     )
     vendor: Text100 | None = None
     model: Text100 | None = None
@@ -342,6 +391,19 @@ class Camera(Model):
     rev: int = Field(1, ge=1, description="Bumped on every change to this record")
 
 
+class LifecycleChange(Model):
+    previous: Lifecycle | None = Field(description="None: the state the camera was created in")
+    state: Lifecycle
+    at: datetime
+    actor: str = Field(description="Who made the change (an audited actor)")
+
+
+class LifecycleHistory(Model):
+    id: CameraId
+    lifecycle: Lifecycle
+    changes: list[LifecycleChange] = Field(description="Newest first (the newest 1,000 kept)")
+
+
 def _with_rules(info: FieldInfo) -> Any:
     """A field's type with its constraints and validators (a FieldInfo keeps them apart)."""
     annotation = cast(Any, info.annotation)
@@ -370,6 +432,20 @@ ALWAYS_SHARED = ("id", "network")
 class CameraCreate(Model):
     """What an admin sends to register a camera (also one row of an import)."""
 
+    # The document's side of `_address_once_built`: an address, unless not built yet.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["address"], "properties": {"address": {"not": {"type": "null"}}}},
+                {
+                    "required": ["lifecycle"],
+                    "properties": {"lifecycle": {"enum": [*sorted(s.value for s in NOT_BUILT)]}},
+                },
+            ]
+        },
+    )
+
     id: CameraId | None = Field(
         None,
         description="Stable id, beginning with the network's id and a dot (`police.gate-3`): "
@@ -381,14 +457,31 @@ class CameraCreate(Model):
     department: Text100 | None = Field(None, description="Defaults to the category's")
     carrier: Text100 | None = Field(None, description="Defaults to the category's")
     project: Text200 | None = Field(None, description="Defaults to the category's")
+    lifecycle: Lifecycle = Lifecycle.in_service
+    maintenance: Maintenance | None = None
     location: Location | None = None
-    address: IpAddress
+    address: IpAddress | None = Field(
+        None,
+        validate_default=True,
+        description="Required, except for a camera not built yet (planned, under construction)",
+    )
     vendor: Text100 | None = None
     model: Text100 | None = None
     stream_uri: CleanUri | None = None
     snapshot_uri: CleanUri | None = None
     credentials: CameraCredentials | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+
+    @field_validator("address")
+    @classmethod
+    def _address_once_built(cls, value: Any, info: ValidationInfo) -> Any:
+        lifecycle = info.data.get("lifecycle", Lifecycle.in_service)
+        if value is None and lifecycle not in NOT_BUILT:
+            raise ValueError(
+                f"required for a camera that is built (lifecycle {lifecycle.value}); only "
+                "planned and under-construction cameras may have none yet"
+            )
+        return value
 
 
 def _never_null(schema: dict[str, Any]) -> None:
@@ -415,6 +508,8 @@ class CameraPatch(Model):
     department: Text100 | None = None
     carrier: Text100 | None = None
     project: Text200 | None = None
+    lifecycle: Lifecycle | None = _never_null_field()
+    maintenance: Maintenance | None = None
     location: Location | None = None
     address: IpAddress | None = _never_null_field()
     stream_uri: CleanUri | None = None
@@ -481,6 +576,9 @@ class CameraQuery(Model):
     status: CameraStatus | None = None
     category: Slug | None = None
     department: QueryText100 | None = Field(None, description="Compared after trimming spaces")
+    lifecycle: Lifecycle | None = Field(
+        None, description="Left out: every state but decommissioned (kept, listed when asked for)"
+    )
     q: QueryText100 | None = Field(None, description="Compared after trimming spaces")
     limit: QueryInt = Field(1000, ge=1, le=10_000, description="Page size")
     cursor: Annotated[str, Field(max_length=200, pattern=_LIST_CURSOR)] | None = Field(

@@ -19,6 +19,7 @@ class Permission(StrEnum):
     read_metrics = "read metrics"
     snapshot = "request snapshots"
     discover = "start discovery"
+    read_history = "read camera histories"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -41,11 +42,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.read_metrics,
             Permission.snapshot,
             Permission.discover,
+            Permission.read_history,
         }
     ),
     # Separation of duties: auditors read the trail, not the cameras; admins do not read the trail.
+    # Both read a camera's lifecycle history (who changed what, when; no picture, no address).
     Role.auditor: frozenset(
-        {Permission.read_audit, Permission.read_networks, Permission.read_metrics}
+        {
+            Permission.read_audit,
+            Permission.read_networks,
+            Permission.read_metrics,
+            Permission.read_history,
+        }
     ),
 }
 

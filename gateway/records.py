@@ -21,6 +21,7 @@ from adapters.uris import uri_port
 from .errors import FieldError
 from .models import (
     ADMIN_FIELDS,
+    NOT_BUILT,
     Camera,
     CameraCreate,
     CameraPatch,
@@ -68,6 +69,7 @@ def new_camera(
         profiles=profiles,
         source=source,
         has_credentials=body.credentials is not None,
+        lifecycle_since=now,
         created_at=now,
         updated_at=now,
     )
@@ -82,9 +84,11 @@ def apply_patch(camera: Camera, patch: CameraPatch, now: datetime) -> Camera:
     changes: dict[str, Any] = {
         k: getattr(patch, k) for k in patch.model_fields_set if k not in _INPUT_ONLY
     }
-    for required in ("name", "category", "address"):
+    for required in ("name", "category", "address", "lifecycle"):
         if required in changes and changes[required] is None:
             changes.pop(required)  # checked by `patch_errors`; never store a hole
+    if changes.get("lifecycle", camera.lifecycle) != camera.lifecycle:
+        changes["lifecycle_since"] = now
     for text in ("department", "carrier", "project"):
         if text in changes and changes[text] is None:
             changes[text] = ""
@@ -266,8 +270,15 @@ def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
     elif category.network not in (None, camera.network):
         errors.append(FieldError("category", f"belongs to network {category.network!r}"))
     if camera.address is None:
-        if network.mode != "edge":  # only an edge network's owner may withhold it
-            errors.append(FieldError("address", f"is required on network {network.id!r}"))
+        # Only an edge network's owner may withhold it; a camera not built yet has none.
+        if network.mode != "edge" and camera.lifecycle not in NOT_BUILT:
+            errors.append(
+                FieldError(
+                    "address",
+                    f"is required on network {network.id!r} once a camera is built "
+                    f"(lifecycle {camera.lifecycle.value})",
+                )
+            )
     elif not network.contains(camera.address):
         errors.append(FieldError("address", f"is outside the CIDRs of network {network.id!r}"))
     ports = camera_ports(camera, network.access.camera_ports)

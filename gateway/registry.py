@@ -51,7 +51,7 @@ from .errors import (
 )
 from .lease import Fence
 from .lua import source
-from .models import Camera
+from .models import Camera, LifecycleChange
 from .records import check_camera, input_field
 from .settings import Settings
 from .vault import CredentialVault
@@ -111,6 +111,9 @@ class Keys:
 
     def status_history(self, network: str) -> str:
         return f"{self.prefix}:history:status:{network}"
+
+    def lifecycle(self, cam_id: str) -> str:
+        return f"{self.prefix}:lifecycle:{cam_id}"
 
     def credfp(self, network: str) -> str:
         return f"{self.prefix}:credfp:{network}"
@@ -269,7 +272,7 @@ class Registry:
         (StaleLease) once it has passed to another replica."""
         self.check(camera, creds)
         change = CredentialChange.set if creds else CredentialChange.keep
-        args = self._upsert_args(camera, "create", None, change, creds, takeover, fence)
+        args = self._upsert_args(camera, "create", None, change, creds, takeover, fence, audit)
         return await self._run(self._upsert, camera, args, audit)
 
     async def create_many(
@@ -365,7 +368,9 @@ class Registry:
         self.check(camera, creds)
         if change is CredentialChange.keep and not camera.has_credentials:
             change = CredentialChange.clear  # the stored credentials follow the record's flag
-        args = self._upsert_args(camera, "update", expected_rev, change, creds, fence=fence)
+        args = self._upsert_args(
+            camera, "update", expected_rev, change, creds, fence=fence, audit=audit
+        )
         return await self._run(self._upsert, camera, args, audit)
 
     async def delete(self, cam_id: str, audit: AuditEvent | None = None) -> int:
@@ -375,6 +380,20 @@ class Registry:
         if version == 0:
             raise NotFound(f"camera {cam_id} not found")
         return version
+
+    async def lifecycle_changes(self, cam_id: str, limit: int = 1000) -> list[LifecycleChange]:
+        """The camera's lifecycle changes, newest first (written by upsert.lua)."""
+        with redis_errors():
+            raw = await self.redis.lrange(self.keys.lifecycle(cam_id), 0, limit - 1)
+        out = []
+        for item in raw:
+            d = orjson.loads(item)
+            out.append(
+                LifecycleChange(
+                    previous=d["from"] or None, state=d["to"], at=d["at"], actor=d["actor"]
+                )
+            )
+        return out
 
     async def credentials(self, cam_id: str) -> UriCredentials | None:
         with redis_errors():
@@ -429,6 +448,7 @@ class Registry:
         creds: UriCredentials | None,
         takeover: bool = False,
         fence: Fence | None = None,
+        audit: AuditEvent | None = None,
     ) -> list[str | bytes]:
         sealed = self._vault.seal(camera.id, creds) if creds else b""
         claims = identity.of_camera(camera)
@@ -437,6 +457,9 @@ class Registry:
             "idents": claims.identities,
             "takeover": takeover,
             "history": [history.status_days * 86_400_000, history.status_max_entries],
+            # A change of lifecycle is kept with who made it (the audited actor).
+            "lifecycle": camera.lifecycle.value,
+            "actor": audit.actor if audit else "",
         }
         if fence is not None:
             script_claims["fence"] = [fence.key, fence.value]

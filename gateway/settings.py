@@ -57,9 +57,10 @@ class RedisConfig(RedisLink):
 
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Registry Redis, redis:// or rediss:// (TLS), or a Sentinel set: "
-        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS; "
-        "docs/deployment.md); REDIS_URL wins",
+        description="Registry Redis, redis:// or rediss:// (TLS), a Sentinel set: "
+        "redis+sentinel://host:port,host:port,.../service/db (rediss+sentinel:// with TLS), "
+        "or a cluster: redis+cluster://host:port,host:port,... (rediss+cluster:// with TLS; "
+        "the prefix a hash tag, {name}); docs/deployment.md; REDIS_URL wins",
     )
 
 
@@ -148,6 +149,8 @@ DASHBOARD_FIELDS = (
     "created_at",
     "updated_at",
     "rev",
+    "lifecycle",
+    "lifecycle_since",
 )
 
 

@@ -41,6 +41,8 @@ from ..models import (
     CameraQuery,
     CameraSource,
     ImportResult,
+    Lifecycle,
+    LifecycleHistory,
     SharedCamera,
 )
 from ..policy import Permission, Principal
@@ -91,6 +93,7 @@ def _list_query(request: web.Request) -> ListQuery:
         status=params.status.value if params.status else None,
         category=params.category,
         department=params.department,
+        lifecycle=params.lifecycle.value if params.lifecycle else None,
         q=params.q,
         limit=params.limit,
         cursor=params.cursor,
@@ -255,6 +258,14 @@ def _row_network(row: Row, known: Mapping[str, object]) -> str:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+async def get_lifecycle(request: web.Request) -> web.StreamResponse:
+    who = request[PRINCIPAL]
+    _, data = await _visible_raw(request, who, "camera.lifecycle.get")
+    changes = await request.app[REGISTRY].lifecycle_changes(data["id"])
+    lifecycle = data.get("lifecycle") or Lifecycle.in_service.value
+    return json_response(LifecycleHistory(id=data["id"], lifecycle=lifecycle, changes=changes))
+
+
 async def _visible_raw(
     request: web.Request, who: Principal, action: str
 ) -> tuple[bytes, dict[str, Any]]:
@@ -394,6 +405,18 @@ ENDPOINTS = [
         path_params=CameraPath,
         status=204,
         audit_failures=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/cameras/{id}/lifecycle",
+        get_lifecycle,
+        "A camera's lifecycle changes, with when and who (admins and auditors)",
+        "camera.lifecycle.get",
+        Permission.read_history,
+        network=camera_network,
+        path_params=CameraPath,
+        response=LifecycleHistory,
         errors=(404,),
     ),
 ]

@@ -6,9 +6,11 @@
 --       6 network, 7 status, 8 category, 9 department, 10 site key ('' = address withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
 --       13 claims json {"idents": [...], "takeover": bool, "fence": [counter key, value],
---          "history": [retention ms, max entries]} (gateway/identity.py computes the claims;
---          a fence is carried by writes made under a lease, gateway/lease.py; with "history",
---          a change of status is added to <prefix>:history:status:<network>),
+--          "history": [retention ms, max entries], "lifecycle": state, "actor": who}
+--          (gateway/identity.py computes the claims; a fence is carried by writes made under
+--          a lease, gateway/lease.py; with "history", a change of status is added to
+--          <prefix>:history:status:<network>; a change of lifecycle, with the actor, to the
+--          list <prefix>:lifecycle:<id>),
 --       14 expected audit chain head, 15 the head after the entry, 16 writer id (turn claim),
 --       17.. the sealed audit entry's field/value pairs (none: no entry, 14 to 16 unused)
 -- Returns the new registry version, or an error: EXISTS, NOTFOUND, CONFLICT, NETWORK (a record's
@@ -134,6 +136,17 @@ if claims.history and ((not o) or o.status ~= ARGV[7]) then
   redis.call('XADD', hkey, 'MINID', '~', tostring(now_ms - claims.history[1]), '*',
     'id', id, 'from', o and o.status or '', 'to', ARGV[7], 'at', rec.updated_at, 'error', err)
   redis.call('XTRIM', hkey, 'MAXLEN', '~', claims.history[2])
+end
+-- Lifecycle changes are few (a project's steps): each camera keeps its own, newest first, with
+-- who made them (the newest 1,000; kept after a delete, for the auditors).
+local lifecycle_was = o and (o.lifecycle or 'in-service') or ''
+if claims.lifecycle and claims.lifecycle ~= lifecycle_was then
+  local rec = cjson.decode(ARGV[3])
+  local lkey = prefix .. ':lifecycle:' .. id
+  redis.call('LPUSH', lkey, cjson.encode({
+    from = lifecycle_was, to = claims.lifecycle, at = rec.updated_at, actor = claims.actor or ''
+  }))
+  redis.call('LTRIM', lkey, 0, 999)
 end
 
 local version = redis.call('INCR', KEYS[4])

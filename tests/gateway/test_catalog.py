@@ -12,8 +12,10 @@ import asyncio
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
 
-from gateway.catalog import _MAX_STALE_S, _MAX_WAIT_S, Catalog, ListQuery
+from gateway.catalog import _MAX_STALE_S, _MAX_WAIT_S, REBUILD_BUCKETS, Catalog, ListQuery
+from gateway.metrics import Metrics
 from gateway.models import Role
 from gateway.policy import Principal
 from gateway.registry import Loaded
@@ -133,3 +135,19 @@ async def test_cached_bodies_are_bounded_by_their_bytes(settings: Settings) -> N
     assert cat.bodies.evicted > 0 and len(cat.bodies) < len(sizes)
     again = await cat.camera_list(viewer, ListQuery(limit=3000))
     assert again is not first and again.etag == first.etag  # rebuilt, the same representation
+
+
+async def test_rebuild_durations_are_exported(settings: Settings) -> None:
+    cat, registry, _ = catalog(settings)
+    registry.cost = 0.3  # seconds of the catalog's clock
+    await cat.current()
+    assert cat.rebuilds.last_s == pytest.approx(0.3)
+    assert cat.rebuilds.counts[REBUILD_BUCKETS.index(0.5)] == 1 and sum(cat.rebuilds.counts) == 1
+    metrics = Metrics()
+    metrics.watch_catalog(cat)
+    text = generate_latest(metrics.registry).decode()
+    assert 'camgw_catalog_rebuild_seconds_bucket{le="0.25"} 0.0' in text
+    assert 'camgw_catalog_rebuild_seconds_bucket{le="0.5"} 1.0' in text
+    assert "camgw_catalog_rebuild_seconds_count 1.0" in text
+    sums = [ln for ln in text.splitlines() if ln.startswith("camgw_catalog_rebuild_seconds_sum")]
+    assert len(sums) == 1 and float(sums[0].split()[1]) == pytest.approx(0.3)

@@ -142,6 +142,8 @@ async def test_chinese_headers_and_values(
     assert east["project"] == "Sharp Eyes project"
     south = by_name["南桥补盲"]
     assert (south["network"], south["category"]) == ("governance", "road-blindspot")
+    # The table marks the group "to be built": planned records (issue 12).
+    assert (east["lifecycle"], south["lifecycle"]) == ("in-service", "planned")
     assert (south["department"], south["carrier"]) == ("Town Safety Office", "China Unicom")
     north = by_name["北路卡口"]
     assert (north["network"], north["category"], north["department"]) == (
