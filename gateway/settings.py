@@ -20,7 +20,7 @@ from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, Snapsh
 from adapters.config_errors import ConfigError, read_toml, validation_lines
 from adapters.redis_link import RedisLink
 
-from .models import ALWAYS_SHARED, Camera
+from .models import ALWAYS_SHARED, Camera, Maintenance
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "camgw.toml"
 
@@ -230,6 +230,14 @@ class CategoryConfig(Strict):
     planned: int = Field(0, ge=0, description="Cameras the inventory table lists")
 
 
+class MaintenanceDefault(Maintenance):
+    """The maintenance contact of a category's cameras (by one carrier, or any: ""), where a
+    camera has none of its own (docs/lifecycle.md)."""
+
+    category: Slug
+    carrier: str = Field("", max_length=100, description='The cameras\' carrier; "": any')
+
+
 class Settings(Strict):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
@@ -243,6 +251,7 @@ class Settings(Strict):
     discovered_category: Slug = Field(
         "unclassified", description="Category of cameras that discovery finds unregistered"
     )
+    maintenance: tuple[MaintenanceDefault, ...] = ()
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ignored_types=(cached_property,), hide_input_in_errors=True
@@ -258,7 +267,21 @@ class Settings(Strict):
                 raise ValueError(f"category {cat.id!r} names unknown network {cat.network!r}")
         if self.discovered_category not in {c.id for c in self.categories}:
             raise ValueError(f"discovered_category {self.discovered_category!r} is not a category")
+        for i, m in enumerate(self.maintenance):
+            if m.category not in {c.id for c in self.categories}:
+                raise ValueError(f"maintenance[{i}]: category {m.category!r} is not a category")
         return self
+
+    def maintenance_for(self, camera: Camera) -> Maintenance | None:
+        """Who fixes the camera: its own contact, else its category's for its carrier, else its
+        category's for any carrier."""
+        if camera.maintenance is not None:
+            return camera.maintenance
+        found = {(m.category, m.carrier): m for m in self.maintenance}
+        default = found.get((camera.category, camera.carrier)) or found.get((camera.category, ""))
+        if default is None:
+            return None
+        return Maintenance.model_validate(default.model_dump(exclude={"category", "carrier"}))
 
     @cached_property
     def network_by_id(self) -> dict[str, NetworkConfig]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import ValidationError
 
 from gateway.keys import DISCOVERY, REGISTRY, TOKENS
-from gateway.models import Role
+from gateway.models import Camera, Maintenance, Role
 from gateway.settings import Settings
 from gateway.vault import CredentialVault
 from tests.conftest import TokenFactory
@@ -208,3 +210,33 @@ async def test_the_town_table_imports_its_to_be_built_group_as_planned_without_a
         "confirmed_on": None,
     }
     assert by_name["南桥补盲-2"]["lifecycle"] == "under-construction"
+
+
+def test_a_camera_without_a_contact_gets_its_categorys_for_its_carrier(settings: Settings) -> None:
+    defaults = [
+        {"category": "road-blindspot", "organisation": "Any carrier's desk"},
+        {"category": "road-blindspot", "carrier": "China Unicom", "organisation": "Unicom NOC"},
+    ]
+    s = Settings.model_validate(settings.model_dump() | {"maintenance": defaults})
+    cam = Camera.model_validate(
+        {
+            "id": "governance.x",
+            "network": "governance",
+            "name": "x",
+            "category": "road-blindspot",
+            "carrier": "China Unicom",
+            "address": None,
+            "lifecycle": "planned",
+            "source": "registered",
+            "created_at": "2026-11-30T00:00:00Z",
+            "updated_at": "2026-11-30T00:00:00Z",
+        }
+    )
+    unicom = s.maintenance_for(cam)
+    assert unicom is not None and unicom.organisation == "Unicom NOC"
+    other = s.maintenance_for(cam.model_copy(update={"carrier": "China Mobile"}))
+    assert other is not None and other.organisation == "Any carrier's desk"
+    own = Maintenance(organisation="The installer", phone="021-5764-0001")
+    assert s.maintenance_for(cam.model_copy(update={"maintenance": own})) == own
+    with pytest.raises(ValidationError, match=r"maintenance\[0\]: category 'roads' is not a"):
+        Settings.model_validate(settings.model_dump() | {"maintenance": [{"category": "roads"}]})
