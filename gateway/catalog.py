@@ -478,11 +478,17 @@ def summarize(
     snap: Snapshot, settings: Settings, visible: tuple[str, ...], full: bool = True
 ) -> Summary:
     """The town's inventory table, recounted from the registry. Non-admins count a field a
-    network does not share as unknown ("" or status `unknown`)."""
-    seen = [e for e in snap.entries if e.network in visible]
+    network does not share as unknown ("" or status `unknown`). Decommissioned cameras count
+    only in `by_lifecycle`: the rest is the fleet as it stands."""
+    granted = [e for e in snap.entries if e.network in visible]
 
     def value(e: Entry, field: str, unknown: str = "") -> str:
         return str(getattr(e, field)) if e.sees(field, full) else unknown
+
+    lifecycles: dict[str, Counter[str]] = {}
+    for e in granted:
+        lifecycles.setdefault(value(e, "category"), Counter())[value(e, "lifecycle")] += 1
+    seen = [e for e in granted if e.lifecycle != _RETIRED]  # kept, not counted as the fleet
 
     status = {e.id: value(e, "status", CameraStatus.unknown.value) for e in seen}
     category = {e.id: value(e, "category") for e in seen}
@@ -501,6 +507,7 @@ def summarize(
             funding_10k_cny=c.funding_10k_cny,
             planned=c.planned,
             registered=by_category[c.id],
+            by_lifecycle=dict(sorted(lifecycles.get(c.id, Counter()).items())),
             online=online[c.id],
         )
         for c in settings.categories

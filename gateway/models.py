@@ -797,8 +797,11 @@ class InventoryRow(Model):
     carrier: str
     project: str
     funding_10k_cny: float
-    planned: int
-    registered: int
+    planned: int = Field(description="Cameras the inventory table lists (the config)")
+    registered: int = Field(description="Records of the category, decommissioned ones aside")
+    by_lifecycle: dict[str, int] = Field(
+        description="Records by lifecycle state, decommissioned included (\"\": not shared)"
+    )
     online: int
 
 

@@ -240,3 +240,20 @@ def test_a_camera_without_a_contact_gets_its_categorys_for_its_carrier(settings:
     assert s.maintenance_for(cam.model_copy(update={"maintenance": own})) == own
     with pytest.raises(ValidationError, match=r"maintenance\[0\]: category 'roads' is not a"):
         Settings.model_validate(settings.model_dump() | {"maintenance": [{"category": "roads"}]})
+
+
+async def test_the_inventory_table_counts_each_category_by_lifecycle(
+    client: Client, token: TokenFactory
+) -> None:
+    admin = await token("admin")
+    for i, state in enumerate(["planned", "planned", "in-service", "decommissioned"]):
+        body = PLANNED | {"lifecycle": state, "name": f"blind spot {i}"}
+        if state != "planned":
+            body["address"] = f"127.1.0.{90 + i}"
+        await _create(client, admin, body)
+    summary = await (await client.get("/api/v1/summary", headers=admin)).json()
+    [row] = [r for r in summary["inventory"] if r["category"] == "road-blindspot"]
+    assert (row["planned"], row["funding_10k_cny"]) == (460, 990)  # the town's table
+    assert row["registered"] == 3  # the decommissioned one is kept, not counted
+    assert row["by_lifecycle"] == {"decommissioned": 1, "in-service": 1, "planned": 2}
+    assert summary["total"] == 3
