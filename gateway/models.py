@@ -800,7 +800,7 @@ class InventoryRow(Model):
     planned: int = Field(description="Cameras the inventory table lists (the config)")
     registered: int = Field(description="Records of the category, decommissioned ones aside")
     by_lifecycle: dict[str, int] = Field(
-        description="Records by lifecycle state, decommissioned included (\"\": not shared)"
+        description='Records by lifecycle state, decommissioned included ("": not shared)'
     )
     online: int
 
