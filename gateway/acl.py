@@ -74,7 +74,10 @@ GATEWAY_COMMANDS = (
     "srem",
     "smembers",
     "sscan",
-    # sorted sets: the audit trail's indexes (gateway/audit_index.py)
+    # sorted sets: the audit trail's indexes (gateway/audit_index.py), the GEO indexes
+    "geoadd",
+    "geosearch",
+    "zrem",
     "zadd",
     "zcard",
     "zrevrangebylex",

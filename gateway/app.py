@@ -183,7 +183,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = Catalog(app[REGISTRY], settings)
     app[METRICS].watch_catalog(app[CATALOG])
     app[METRICS].watch_audit(app[AUDIT])
+    geo = asyncio.create_task(_index_locations(app[REGISTRY]), name="camgw-geo-index")
     yield
+    await tasks.stop(geo)
+
+
+async def _index_locations(registry: Registry) -> None:
+    """Records written before the GEO indexes existed are placed once (`near` queries)."""
+    try:
+        if await registry.redis.exists(f"{registry.keys.prefix}:geo:indexed"):
+            return
+        placed = await registry.index_locations()
+        log.info("cameras placed in the GEO indexes", extra={"cameras": placed})
+    except (CamgwError, RedisError, OSError) as exc:  # Redis away: the next start tries again
+        log.warning("GEO indexes not built", extra={"error": str(exc)[:300]})
 
 
 async def _audit_upkeep(app: web.Application) -> AsyncIterator[None]:

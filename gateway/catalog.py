@@ -68,6 +68,7 @@ class Entry:
     department: str
     carrier: str
     lifecycle: str
+    precision_m: float | None  # None: no location; else how exactly its coordinates place it
     haystack: str  # lower-cased text that `q` searches (admins)
     shared_haystack: str  # the same from the shared record: no match on an unshared field
     full: bytes  # the stored record (admins)
@@ -175,6 +176,8 @@ class ListQuery:
     q: str | None = None
     limit: int = 1000
     cursor: str | None = None
+    near: tuple[float, float] | None = None  # (lat, lon): within radius_m, nearest first
+    radius_m: int = 500
 
 
 @dataclass(slots=True)
@@ -317,6 +320,8 @@ class Catalog:
         return body.gz
 
     async def camera_list(self, who: Principal, query: ListQuery) -> Body:
+        if query.near is not None:
+            return await self._near(who, query)
         key = ("list", who.full_records, who.networks, query)
         live = self.live_version
         if live is not None and self.snapshot.version >= live:  # the unchanged poll, no awaits
@@ -326,6 +331,22 @@ class Catalog:
                 return body
         _, body = await self.cached(key, lambda s: _list_body(s, who, self.settings, query))
         return body
+
+    async def _near(self, who: Principal, query: ListQuery) -> Body:
+        """Cameras around a point: the GEO indexes of the networks whose locations the caller
+        sees (nobody learns where an unshared camera is, not even by distance), then the list's
+        filters, nearest first; one page, not cached (points vary)."""
+        assert query.near is not None
+        lat, lon = query.near
+        placed = [n for n in who.visible(self.settings) if self._shows_location(who, n)]
+        hits = await self.registry.near(placed, lat, lon, query.radius_m, _NEAR_SCAN)
+        snap = await self.current()
+        data = _near_body(snap, who, self.settings, query, hits, frozenset(placed))
+        return Body(_etag(data), data)
+
+    def _shows_location(self, who: Principal, network: str) -> bool:
+        share = self.settings.network_by_id[network].sharing.share
+        return who.full_records or "location" in share
 
     async def summary(self, who: Principal) -> Body:
         visible, full = who.visible(self.settings), who.full_records
@@ -394,6 +415,7 @@ def _entries(
                 department=d["department"],
                 carrier=d["carrier"],
                 lifecycle=d.get("lifecycle") or Lifecycle.in_service.value,
+                precision_m=_precision_m(d.get("location")),
                 haystack=_haystack(d),
                 shared_haystack=_haystack({k: v for k, v in d.items() if k in allowed}),
                 full=raw,
@@ -472,6 +494,72 @@ def _list_body(snap: Snapshot, who: Principal, settings: Settings, q: ListQuery)
         }
     )
     return head[:-1] + b',"items":[' + items + b"]}"
+
+
+def _near_body(
+    snap: Snapshot,
+    who: Principal,
+    settings: Settings,
+    q: ListQuery,
+    hits: list[tuple[str, float]],
+    placed: frozenset[str],
+) -> bytes:
+    visible = who.visible(settings)
+    full = who.full_records
+    found = [
+        (e, d)
+        for cam_id, d in hits
+        if (e := snap.by_id.get(cam_id)) is not None and _matches(e, q, visible, full)
+    ]
+    start = 0
+    if q.cursor:  # the page after that camera, in distance order (gone from it: nothing after)
+        after = decode_cursor(q.cursor)
+        start = next((i + 1 for i, (e, _) in enumerate(found) if e.id == after), len(found))
+    page = found[start : start + q.limit]
+    more = start + q.limit < len(found)
+    unplaced = Counter(
+        e.network
+        for e in snap.entries
+        if (e.network not in placed or e.precision_m is None) and _matches(e, q, visible, full)
+    )
+    assert q.near is not None
+    near = {
+        "lat": q.near[0],
+        "lon": q.near[1],
+        "radius_m": q.radius_m,
+        "distance_m": {e.id: round(d, 1) for e, d in page},
+        "precision_m": {e.id: e.precision_m for e, _ in page},
+        "unplaced": dict(sorted(unplaced.items())),
+    }
+    head = orjson.dumps(
+        {
+            "version": snap.version_of(visible),
+            "total": len(found),
+            "next_cursor": encode_cursor(page[-1][0].id) if more else None,
+            "near": near,
+        }
+    )
+    items = b",".join(e.full if full else e.shared for e, _ in page)
+    return head[:-1] + b',"items":[' + items + b"]}"
+
+
+_NEAR_SCAN = 10_000  # nearest cameras read per network before the list's filters apply
+_M_PER_DEGREE = 111_320.0
+
+
+def _precision_m(location: dict[str, Any] | None) -> float | None:
+    """How far off the coordinates may be, from how many decimals they were given with (a
+    network that rounds them, an inventory with two decimals): half a unit of the last one
+    (of the finer of the two: a rounded pair has both short, an exact one rarely)."""
+    if not location:
+        return None
+    decimals = max(_decimals(location["lat"]), _decimals(location["lon"]))
+    return round(0.5 * 10.0**-decimals * _M_PER_DEGREE, 1)
+
+
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    return len(text.split(".", 1)[1].rstrip("0")) if "." in text and "e" not in text else 0
 
 
 def summarize(

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from adapters.uris import has_credentials
 
@@ -477,9 +477,11 @@ class CameraCreate(Model):
     def _address_once_built(cls, value: Any, info: ValidationInfo) -> Any:
         lifecycle = info.data.get("lifecycle", Lifecycle.in_service)
         if value is None and lifecycle not in NOT_BUILT:
-            raise ValueError(
-                f"required for a camera that is built (lifecycle {lifecycle.value}); only "
-                "planned and under-construction cameras may have none yet"
+            raise PydanticCustomError(
+                "address_required",
+                "required for a camera that is built (lifecycle {lifecycle}); only planned and "
+                "under-construction cameras may have none yet",
+                {"lifecycle": lifecycle.value},
             )
         return value
 
@@ -562,6 +564,12 @@ _Decimal = BeforeValidator(_decimal)
 QueryInt = Annotated[int, _Decimal]
 
 
+# `lat,lon` in range, as decimals: what `near` takes (the pattern is the whole rule). Latitudes
+# stop at 85 degrees: Redis GEO (Web Mercator) places nothing nearer the poles.
+_LAT = r"-?(?:85(?:\.0{1,8})?|(?:8[0-4]|[1-7]?[0-9])(?:\.[0-9]{1,8})?)"
+_LON = r"-?(?:180(?:\.0{1,8})?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]{1,8})?)"
+NEAR_PATTERN = rf"^{_LAT},{_LON}$"
+
 # Unpadded base64url: no length of 1 more than a multiple of 4 (no such encoding exists).
 _LIST_CURSOR = r"^(?:[A-Za-z0-9_-]{4})*[A-Za-z0-9_-]{2,4}$"
 
@@ -586,6 +594,21 @@ class CameraQuery(Model):
         description="`next_cursor` of the previous page (unpadded base64url); a value this API "
         "did not return may be refused (422)",
     )
+    near: Annotated[str, Field(max_length=40, pattern=NEAR_PATTERN)] | None = Field(
+        None,
+        description="`lat,lon` (WGS-84 degrees): only cameras within `radius` metres of it, "
+        "nearest first, each placed by the location its network shares (docs/incidents.md); "
+        "pages follow the distance order (`next_cursor`)",
+    )
+    radius: Annotated[int, Field(ge=1, le=50_000), _Decimal] = Field(
+        500, description="Metres around `near`"
+    )
+
+    def point(self) -> tuple[float, float] | None:
+        if self.near is None:
+            return None
+        lat, lon = self.near.split(",")
+        return float(lat), float(lon)
 
 
 class SnapshotQuery(Model):
@@ -729,6 +752,21 @@ class JobPath(Model):
     id: Annotated[str, Field(pattern=r"^job-[0-9a-f]{12}$")]
 
 
+class NearInfo(Model):
+    lat: float
+    lon: float
+    radius_m: int
+    distance_m: dict[str, float] = Field(description="Camera id -> metres from the point")
+    precision_m: dict[str, float] = Field(
+        description="Camera id -> how far its shared coordinates may be off (rounded ones: "
+        "half a unit of their last decimal)"
+    )
+    unplaced: dict[str, int] = Field(
+        description="Network -> cameras matching the filters that could not be placed: no "
+        "location, or one their network does not share"
+    )
+
+
 class CameraPage(Model):
     """One page of the camera list (the body is assembled from cached record bytes)."""
 
@@ -738,6 +776,7 @@ class CameraPage(Model):
     )
     total: int = Field(description="Cameras matching the filters")
     next_cursor: str | None = None
+    near: NearInfo | None = Field(None, description="With `near`: distances and precision")
     items: list[SharedCamera] = Field(  # type: ignore[valid-type]
         description="Admins get whole records; others the fields each network shares"
     )

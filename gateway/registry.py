@@ -25,8 +25,10 @@ configuration, and the script refuses to move a record to another network.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -56,6 +58,7 @@ from .records import check_camera, input_field
 from .settings import Settings
 from .vault import CredentialVault
 
+GEO_MAX_LAT = 85.05112878  # Redis GEO's latitude range (Web Mercator's)
 _MGET_CHUNK = 1000
 _PIPELINE_CHUNK = 200  # about 20 ms of event-loop CPU per chunk (arguments, packing)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
@@ -111,6 +114,9 @@ class Keys:
 
     def status_history(self, network: str) -> str:
         return f"{self.prefix}:history:status:{network}"
+
+    def geo(self, network: str) -> str:
+        return f"{self.prefix}:geo:{network}"
 
     def lifecycle(self, cam_id: str) -> str:
         return f"{self.prefix}:lifecycle:{cam_id}"
@@ -381,6 +387,44 @@ class Registry:
             raise NotFound(f"camera {cam_id} not found")
         return version
 
+    async def near(
+        self, networks: Iterable[str], lat: float, lon: float, radius_m: float, count: int
+    ) -> list[tuple[str, float]]:
+        """Cameras of `networks` within `radius_m` of the point, nearest first, at most `count`
+        per network: (id, metres)."""
+        names = list(networks)
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for network in names:
+                    pipe.geosearch(
+                        self.keys.geo(network),
+                        longitude=lon,
+                        latitude=lat,
+                        radius=radius_m,
+                        unit="m",
+                        sort="ASC",
+                        count=count,
+                        withdist=True,
+                    )
+                replies = await pipe.execute()
+        hits = [(_text(i), float(d)) for reply in replies for i, d in reply]
+        return sorted(hits, key=lambda h: h[1])
+
+    async def index_locations(self) -> int:
+        """Every record's location into the GEO indexes (records written before they existed);
+        idempotent. Returns how many cameras have a location."""
+        loaded = await self.load_all()
+        placed = await asyncio.to_thread(_placements, loaded.records)
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for network, items in placed.items():
+                    for start in range(0, len(items), 3 * _PIPELINE_CHUNK):
+                        chunk = items[start : start + 3 * _PIPELINE_CHUNK]
+                        pipe.execute_command("GEOADD", self.keys.geo(network), *chunk)
+                pipe.set(f"{self.keys.prefix}:geo:indexed", "1")
+                await pipe.execute()
+        return sum(len(v) // 3 for v in placed.values())
+
     async def lifecycle_changes(self, cam_id: str, limit: int = 1000) -> list[LifecycleChange]:
         """The camera's lifecycle changes, newest first (written by upsert.lua)."""
         with redis_errors():
@@ -461,6 +505,9 @@ class Registry:
             "lifecycle": camera.lifecycle.value,
             "actor": audit.actor if audit else "",
         }
+        loc = camera.location
+        if loc is not None and abs(loc.lat) <= GEO_MAX_LAT:  # Redis GEO stops short of the poles
+            script_claims["geo"] = [loc.lon, loc.lat]
         if fence is not None:
             script_claims["fence"] = [fence.key, fence.value]
         return [
@@ -501,6 +548,16 @@ class Registry:
                     if not await self.redis.exists(self.keys.cam(cam_id)):
                         problems.append(f"{_text(key)}[{cam_id}] -> nothing")
         return problems
+
+
+def _placements(raws: list[bytes]) -> dict[str, list[object]]:
+    """network -> GEOADD arguments (lon, lat, id, ...) of the records with a location."""
+    placed: dict[str, list[object]] = {}
+    for raw in raws:
+        d = orjson.loads(raw)
+        if (loc := d.get("location")) and abs(loc["lat"]) <= GEO_MAX_LAT:
+            placed.setdefault(d["network"], []).extend([loc["lon"], loc["lat"], d["id"]])
+    return placed
 
 
 def _translate(exc: Exception, camera: Camera) -> Exception:

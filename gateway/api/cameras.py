@@ -97,6 +97,8 @@ def _list_query(request: web.Request) -> ListQuery:
         q=params.q,
         limit=params.limit,
         cursor=params.cursor,
+        near=params.point(),
+        radius_m=params.radius,
     )
 
 

@@ -29,6 +29,7 @@ local function idx(field, value)
   return prefix .. ':idx:' .. field .. ':' .. value
 end
 redis.call('SREM', idx('network', o.network), id)
+redis.call('ZREM', prefix .. ':geo:' .. o.network, id)
 redis.call('SREM', idx('status', o.status), id)
 redis.call('SREM', idx('category', o.category), id)
 if o.department ~= '' then redis.call('SREM', idx('department', o.department), id) end

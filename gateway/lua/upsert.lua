@@ -6,7 +6,8 @@
 --       6 network, 7 status, 8 category, 9 department, 10 site key ('' = address withheld),
 --       11 credential action ('' keep | set | clear), 12 sealed credential,
 --       13 claims json {"idents": [...], "takeover": bool, "fence": [counter key, value],
---          "history": [retention ms, max entries], "lifecycle": state, "actor": who}
+--          "history": [retention ms, max entries], "lifecycle": state, "actor": who,
+--          "geo": [lon, lat] or absent (the GEO index <prefix>:geo:<network>: `near` queries)}
 --          (gateway/identity.py computes the claims; a fence is carried by writes made under
 --          a lease, gateway/lease.py; with "history", a change of status is added to
 --          <prefix>:history:status:<network>; a change of lifecycle, with the actor, to the
@@ -120,6 +121,11 @@ redis.call('SADD', idx('status', ARGV[7]), id)
 redis.call('SADD', idx('category', ARGV[8]), id)
 if ARGV[9] ~= '' then redis.call('SADD', idx('department', ARGV[9]), id) end
 if claim_site then redis.call('HSET', KEYS[3], claim_site, id) end
+if claims.geo then
+  redis.call('GEOADD', prefix .. ':geo:' .. ARGV[6], claims.geo[1], claims.geo[2], id)
+else
+  redis.call('ZREM', prefix .. ':geo:' .. ARGV[6], id)
+end
 for _, key in ipairs(new_idents) do redis.call('HSET', KEYS[6], key, id) end
 redis.call('HSET', KEYS[7], id, cjson.encode({site = site or '', idents = new_idents}))
 if ARGV[11] == 'set' then redis.call('SET', KEYS[5], ARGV[12]) end

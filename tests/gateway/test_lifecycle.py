@@ -61,7 +61,7 @@ async def test_a_planned_camera_needs_no_address_until_it_is_built(
     [error] = (await resp.json())["errors"]
     assert error["field"] == "address"
     assert error["message"] == (
-        "Value error, required for a camera that is built (lifecycle in-service); only "
+        "required for a camera that is built (lifecycle in-service); only "
         "planned and under-construction cameras may have none yet"
     )
 
