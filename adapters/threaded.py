@@ -32,6 +32,7 @@ from .base import (
 T = TypeVar("T")
 
 _EVENT_QUEUE = 256  # discovery events in flight between the two loops
+_FINISH_S = 5.0  # what still runs when the thread stops: time to finish after its cancel
 _DONE = object()
 
 
@@ -46,7 +47,16 @@ class AdapterThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
+        # As asyncio.run ends: what still runs (a stream kept warm, a read in flight) is
+        # cancelled and let finish, so that it closes its connections on this loop; a
+        # connection left open would otherwise be collected after the loop closed.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:  # bounded: a task that swallows its cancel must not hold the thread
+            self.loop.run_until_complete(asyncio.wait(pending, timeout=_FINISH_S))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
