@@ -137,6 +137,7 @@ class AuditQuery:
     actor: str | None = None
     camera: str | None = None
     network: str | None = None
+    reason: str | None = None  # a snapshot's incident or ticket reference (not indexed: scanned)
     networks: frozenset[str] | None = None  # what the reader may see; None = all
     since: datetime | None = None
     limit: int = 100
@@ -497,4 +498,5 @@ def _matches(q: AuditQuery, e: AuditEntry) -> bool:
         (q.actor is None or e.actor == q.actor)
         and (q.camera is None or e.target == q.camera)
         and (q.network is None or e.network == q.network)
+        and (q.reason is None or e.extra.get("reason") == q.reason)
     )

@@ -611,6 +611,60 @@ class CameraQuery(Model):
         return float(lat), float(lon)
 
 
+class IncidentArea(Model):
+    lat: Annotated[float, Field(ge=-85.05, le=85.05), JsonNumber]
+    lon: Annotated[float, Field(ge=-180, le=180), JsonNumber]
+    radius_m: int = Field(300, ge=1, le=5000)
+
+
+class IncidentSnapshotRequest(Model):
+    """Pictures of several cameras for one incident: named, or the nearest to a place."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["cameras"]}, {"required": ["near"]}]},
+    )
+
+    reason: Reason = Field(description="The incident or ticket reference: every picture's")
+    cameras: list[CameraId] | None = Field(
+        None, min_length=1, max_length=24, json_schema_extra=_never_null
+    )
+    near: IncidentArea | None = Field(
+        None,
+        validate_default=True,
+        description="Instead of `cameras`: around a place",
+        json_schema_extra=_never_null,
+    )
+    max_cameras: int = Field(12, ge=1, le=24, description="With `near`: the nearest this many")
+    width: Annotated[int, Field(ge=16, le=1920)] | None = Field(
+        640, description="Largest width wanted (each network's max_width still applies)"
+    )
+
+    @field_validator("near")
+    @classmethod
+    def _one_way(cls, value: IncidentArea | None, info: ValidationInfo) -> IncidentArea | None:
+        if (info.data.get("cameras") is None) == (value is None):
+            raise PydanticCustomError("cameras_or_near", "give either cameras or near, not both")
+        return value
+
+
+class IncidentPicture(Model):
+    camera: str
+    status: int = Field(description="200, or the status a single snapshot request would get")
+    taken_at: str | None = None
+    source: str | None = Field(None, description="As X-Snapshot-Source says")
+    distance_m: float | None = Field(None, description="With `near`: metres from the place")
+    jpeg_base64: str | None = None
+    error: str | None = Field(None, description="Why not, in plain words")
+
+
+class IncidentSnapshots(Model):
+    reason: str
+    taken: int
+    refused: int
+    items: list[IncidentPicture]
+
+
 class SnapshotQuery(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -726,6 +780,9 @@ class AuditQueryParams(Model):
     actor: QueryText200 | None = None
     camera: CameraId | None = None
     network: Slug | None = None
+    reason: Reason | None = Field(
+        None, description="Snapshots taken under this incident or ticket reference (exact)"
+    )
     since: (
         Annotated[datetime, BeforeValidator(iso_datetime), DocumentedPattern(SINCE_PATTERN)] | None
     ) = Field(

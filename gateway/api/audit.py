@@ -21,6 +21,7 @@ async def read_audit(request: web.Request) -> web.StreamResponse:
         actor=p.actor,
         camera=p.camera,
         network=p.network,
+        reason=p.reason,
         networks=who.networks,  # an auditor reads the trail of the networks granted to it
         since=p.since,
         limit=p.limit,

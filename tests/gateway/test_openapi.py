@@ -175,7 +175,16 @@ async def test_schemas_use_json_schema_keywords_only(doc: dict[str, Any]) -> Non
             for p in operation.get("parameters", []):
                 _keywords(p["schema"], found)
     allowed = {
-        *("type", "properties", "required", "additionalProperties", "items", "anyOf", "not"),
+        *(
+            "type",
+            "properties",
+            "required",
+            "additionalProperties",
+            "items",
+            "anyOf",
+            "oneOf",
+            "not",
+        ),
         *("enum", "const", "pattern", "format", "minimum", "maximum", "minLength", "maxLength"),
         *("minItems", "maxItems", "default", "title", "description", "$ref"),
         *("patternProperties", "writeOnly", "format"),

@@ -1167,3 +1167,66 @@ async def test_cache_is_bounded_in_bytes(fleet: Fleet, gateway: MakeGateway) -> 
     assert total > 2 * limit  # far more went through than the cache may hold
     assert peak > limit // 2  # and the cache was used, not just kept empty
     assert cache.size == sum(size for _, size in cache._items.values())
+
+
+async def test_an_incident_takes_each_cameras_picture_under_its_reason(
+    fleet: Fleet, gateway: MakeGateway
+) -> None:
+    gw = await gateway()
+    for short, network, address in (
+        ("gov-good-1", "governance", GOOD1),
+        ("gov-good-2", "governance", GOOD2),
+        ("gov-wrongpw", "governance", WRONGPW),
+        ("pol-good", "police", POL1),
+    ):
+        await gw.register(short, network, address, snapshot=snap_uri(address))
+    for short, north_m in (("gov-good-1", 120), ("gov-good-2", 40)):
+        at = {"lat": round(31.08 + north_m / 111_320, 6), "lon": 121.3}
+        resp = await gw.client.patch(
+            f"/api/v1/cameras/{full_id(short)}", json={"location": at}, headers=gw.admin
+        )
+        assert resp.status == 200
+    op = await gw.token("operator", ["governance"], name="op-wang")
+    named = ["gov-good-1", "gov-good-2", "gov-wrongpw", "pol-good"]
+    body = {"reason": "INC-7 manhole cover", "cameras": [full_id(c) for c in named]}
+    resp = await gw.client.post("/api/v1/snapshots", json=body, headers=op)
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    status = {i["camera"]: i["status"] for i in answer["items"]}
+    assert status == {
+        full_id("gov-good-1"): 200,
+        full_id("gov-good-2"): 200,
+        full_id("gov-wrongpw"): 502,  # the camera refused: its own item says so
+        full_id("pol-good"): 404,  # not granted to this operator: as if it did not exist
+    }
+    assert (answer["taken"], answer["refused"]) == (2, 2)
+    for item in answer["items"][:2]:
+        jpeg = base64.b64decode(item["jpeg_base64"])
+        assert marker_of(jpeg) == camera_hash(item["camera"].split(".", 1)[1])
+        assert item["source"].startswith("camera-http")
+    assert answer["items"][3]["error"] == f"camera {full_id('pol-good')} not found"
+
+    near = {"reason": "INC-8 street vending", "near": {"lat": 31.08, "lon": 121.3}}
+    resp = await gw.client.post("/api/v1/snapshots", json=near, headers=op)
+    placed = await resp.json()
+    assert [(i["camera"], i["status"]) for i in placed["items"]] == [
+        (full_id("gov-good-2"), 200),
+        (full_id("gov-good-1"), 200),
+    ]
+    assert [round(i["distance_m"]) for i in placed["items"]] == [40, 120]
+
+    auditor = await gw.token("auditor", name="snap-auditor")
+    resp = await gw.client.get(
+        "/api/v1/audit", params={"reason": "INC-7 manhole cover"}, headers=auditor
+    )
+    entries = (await resp.json())["items"]
+    assert sorted((e["target"], e["status"]) for e in entries) == sorted(status.items())
+    assert {(e["action"], e["actor"].split("#")[0]) for e in entries} == {
+        ("camera.snapshot", "op-wang")
+    }
+
+    both = {**body, "near": {"lat": 31.08, "lon": 121.3}}
+    resp = await gw.client.post("/api/v1/snapshots", json=both, headers=op)
+    assert resp.status == 422
+    [error] = (await resp.json())["errors"]
+    assert (error["field"], error["message"]) == ("near", "give either cameras or near, not both")
