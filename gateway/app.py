@@ -258,6 +258,7 @@ async def _discovery(app: web.Application) -> AsyncIterator[None]:
         app[SETTINGS], app[REDIS], app[REGISTRY], app[CATALOG], app[AUDIT], app[ADAPTERS]
     )
     app[DISCOVERY] = service
+    app[METRICS].watch_discovery(service)
     async for _ in service.background():
         yield
 

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from .audit import AuditLog
 from .catalog import REBUILD_BUCKETS, Catalog
+from .discovery import DiscoveryService
 from .edge import EdgeHub
 from .loop_monitor import LoopDelay
 
@@ -88,6 +89,37 @@ class Metrics:
     def watch_edge(self, hub: EdgeHub) -> None:
         if hub.networks:
             self.registry.register(_EdgeCollector(hub))
+
+    def watch_discovery(self, service: DiscoveryService) -> None:
+        self.registry.register(_WorkCollector(service))
+
+
+class _WorkCollector(Collector):
+    """What this replica did of each network's scheduled work (several replicas share it under
+    leases: their sum is the work done, each one's share shows the split)."""
+
+    def __init__(self, service: DiscoveryService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        rounds = CounterMetricFamily(
+            "camgw_health_rounds", "Health rounds this replica ran", labels=["network"]
+        )
+        probes = CounterMetricFamily(
+            "camgw_health_probes",
+            "Cameras this replica probed in health rounds",
+            labels=["network"],
+        )
+        last = GaugeMetricFamily(
+            "camgw_health_round_seconds",
+            "How long this replica's last health round of the network took",
+            labels=["network"],
+        )
+        for network, state in self.service.state.items():
+            rounds.add_metric([network], state.health_runs)
+            probes.add_metric([network], state.health_probes)
+            last.add_metric([network], state.health_last_s)
+        yield from (rounds, probes, last)
 
 
 class _EdgeCollector(Collector):

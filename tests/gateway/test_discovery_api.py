@@ -474,6 +474,11 @@ async def test_offline_and_back_is_tracked_with_hysteresis(
         assert nets["governance"]["cameras"] == 3
         assert nets["governance"]["by_status"] == {"online": 1, "offline": 2}
         assert nets["governance"]["adapter"]["health_rounds"] == 7
+        # What this replica did, for the share between replicas: 7 rounds of 3 cameras.
+        resp = await gw.client.get("/metrics", headers=gw.auth)
+        text = await resp.text()
+        assert 'camgw_health_rounds_total{network="governance"} 7.0' in text
+        assert 'camgw_health_probes_total{network="governance"} 21.0' in text
 
 
 # --------------------------------------------------------------------------- isolation
