@@ -706,12 +706,8 @@ class _Sentinels(Sentinel):
                     f"{where} sees the primary {_host_port(address)} down (a failover under way?)"
                 )
                 continue
-            if not link.tls and not link.allow_plaintext and not _is_loopback(address[0]):
-                problems.append(
-                    f"{where} names the primary {_host_port(address)}, not a loopback address: "
-                    f"plain {link.scheme}:// would send the password and the registry in clear "
-                    "(use rediss+sentinel://, or allow_plaintext = true)"
-                )
+            if problem := _in_clear(link, where, "primary", address, "rediss+sentinel"):
+                problems.append(problem)
                 continue
             self.sentinels = [sentinel, *(c for c in self.sentinels if c is not sentinel)]
             return address
@@ -721,11 +717,7 @@ class _Sentinels(Sentinel):
         )
 
     async def aclose(self) -> None:
-        results = await asyncio.gather(
-            *(client.aclose() for client in self._clients), return_exceptions=True
-        )
-        if error := next((r for r in results if isinstance(r, BaseException)), None):
-            raise error
+        await _close_all(self._clients)
 
 
 class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -768,12 +760,8 @@ class _Seeds:
             if address is None:
                 problems.append(f"{where} names no master for slot {slot}")
                 continue
-            if not link.tls and not link.allow_plaintext and not _is_loopback(address[0]):
-                problems.append(
-                    f"{where} names the master {_host_port(address)}, not a loopback address: "
-                    f"plain {link.scheme}:// would send the password and the registry in clear "
-                    "(use rediss+cluster://, or allow_plaintext = true)"
-                )
+            if problem := _in_clear(link, where, "master", address, "rediss+cluster"):
+                problems.append(problem)
                 continue
             self._clients = [(at, client), *(c for c in self._clients if c[1] is not client)]
             return address
@@ -783,11 +771,26 @@ class _Seeds:
         )
 
     async def aclose(self) -> None:
-        results = await asyncio.gather(
-            *(client.aclose() for _, client in self._clients), return_exceptions=True
-        )
-        if error := next((r for r in results if isinstance(r, BaseException)), None):
-            raise error
+        await _close_all([client for _, client in self._clients])
+
+
+def _in_clear(link: RedisLink, where: str, role: str, address: Address, secure: str) -> str | None:
+    """The plain-text rule for the node a Sentinel or a seed names: off loopback, plain
+    redis:// would carry the password and the registry in clear."""
+    if link.tls or link.allow_plaintext or _is_loopback(address[0]):
+        return None
+    return (
+        f"{where} names the {role} {_host_port(address)}, not a loopback address: plain "
+        f"{link.scheme}:// would send the password and the registry in clear (use {secure}://, "
+        "or allow_plaintext = true)"
+    )
+
+
+async def _close_all(clients: Sequence[Redis]) -> None:
+    """Close every client, then raise the first failure (if any)."""
+    results = await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+    if error := next((r for r in results if isinstance(r, BaseException)), None):
+        raise error
 
 
 def _slot_master(reply: Any, slot: int, seed_host: str) -> Address | None:
