@@ -15,6 +15,7 @@ from gateway.settings import Settings
 from gateway.vault import CredentialVault
 from tests.conftest import TokenFactory
 from tests.gateway.test_discovery_merge import Factory, _app
+from tests.gateway.test_lifecycle import _create
 
 Client = TestClient  # type: ignore[type-arg]
 MANHOLE = (31.08000, 121.30000)  # where the missing manhole cover is reported
@@ -38,9 +39,7 @@ def _camera(name: str, network: str, address: str, at: tuple[float, float]) -> d
 
 
 async def _register(client: Client, admin: dict[str, str], body: dict[str, Any]) -> str:
-    resp = await client.post("/api/v1/cameras", json=body, headers=admin)
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["id"])
+    return str((await _create(client, admin, body))["id"])
 
 
 async def _near(client: Client, headers: dict[str, str], query: str) -> Any:
