@@ -19,7 +19,7 @@ from adapters.redis_link import RedisLink, connect
 from adapters.threaded import AdapterThread, ThreadedAdapter
 
 from . import events
-from .api import audit, cameras, discovery, health, networks, openapi, snapshots, summary
+from .api import audit, cameras, discovery, health, networks, openapi, reports, snapshots, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
 from .auth import TokenStore
@@ -45,6 +45,7 @@ from .keys import (
 from .metrics import Metrics
 from .middlewares import edge
 from .registry import Registry
+from .reports import accountability_context
 from .settings import NetworkConfig, Settings
 from .snapshots import SnapshotService
 from .vault import CredentialVault
@@ -59,6 +60,7 @@ ENDPOINTS: list[Endpoint] = [
     *audit.ENDPOINTS,
     *discovery.ENDPOINTS,
     *snapshots.ENDPOINTS,
+    *reports.ENDPOINTS,
 ]
 
 AdapterFactory = Callable[[web.Application], dict[str, NetworkAdapter]]
@@ -138,6 +140,7 @@ def create_app(
     app.cleanup_ctx.append(_adapters(adapters))
     app.cleanup_ctx.append(_discovery)
     app.cleanup_ctx.append(_snapshots)
+    app.cleanup_ctx.append(accountability_context)
     return app
 
 

@@ -43,6 +43,9 @@ class Endpoint:
     response: type[BaseModel] | None = None
     status: int = 200
     produces: str = "application/json"
+    # Other media types of the 200 answer, chosen by a query parameter (`format=csv`): each
+    # documented beside `produces` (text as a string, anything else without a schema).
+    also_produces: tuple[str, ...] = ()
     audit_failures: bool = False  # changes: every refusal and failure goes to the audit log
     network: NetworksOf | None = None  # which network(s) a refused request concerns (scope.py)
     # What the OpenAPI document says (openapi.py), beside what the fields above imply:

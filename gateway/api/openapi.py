@@ -265,6 +265,9 @@ def _responses(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             ok["content"] = {ep.produces: {"schema": {"type": "string"}}}
         else:
             ok["content"] = {ep.produces: {}}  # binary (a JPEG): no schema to validate against
+        for media_type in ep.also_produces:
+            text = media_type.startswith("text/")
+            ok["content"][media_type] = {"schema": {"type": "string"}} if text else {}
     responses[str(ep.status)] = ok
     if ep.conditional:
         responses["304"] = {"description": _DESCRIPTIONS[304], "headers": _headers("ETag")}
