@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import http.client
+import json
 import os
 import platform
 import pwd
@@ -22,10 +23,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -228,6 +230,28 @@ def loop_delay_counts(base: str, headers: dict[str, str]) -> list[int]:
     return [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)]
 
 
+def metric_value(text: str, sample: str) -> float | None:
+    """One sample's value from a /metrics text (`sample` as printed, labels included, e.g.
+    'camgw_catalog_rebuild_seconds_count'); None when absent."""
+    m = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return float(m.group(1)) if m else None
+
+
+def metrics_text(base: str, headers: dict[str, str]) -> str:
+    reply = http_request("GET", f"{base}/metrics", headers=headers)
+    if reply.status != 200:
+        raise BenchError(f"/metrics answered {reply.status}")
+    return reply.body.decode()
+
+
+def api_object(body: bytes) -> dict:  # type: ignore[type-arg]
+    """An API answer that must be a JSON object."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict):
+        raise BenchError("API answered something else than an object")
+    return data
+
+
 # -- the gateway stack ---------------------------------------------------------------------------
 
 
@@ -268,6 +292,11 @@ class GatewayStack:
         return self.workdir / "gateway.log"
 
     @property
+    def key_file(self) -> Path:
+        """The credential key `camgw serve` was started with (it also keys the audit chain)."""
+        return self.workdir / "camgw.key"
+
+    @property
     def redis_url(self) -> str:
         if self.redis is None:
             raise BenchError("redis-server not started")
@@ -281,7 +310,7 @@ class GatewayStack:
             raise BenchError(f"{self.config} has access_log off; benchmarks keep it on")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
-        key_file = self.workdir / "camgw.key"
+        key_file = self.key_file
         create_key_file(key_file)
         self.port = free_port()
         env = (
@@ -348,6 +377,76 @@ class GatewayStack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+# -- discovery through the API -------------------------------------------------------------------
+
+
+def adapter_states(gw: GatewayStack, auth: dict[str, str]) -> str:
+    """What GET /api/v1/networks says each adapter is doing (for failure messages)."""
+    try:
+        reply = http_request("GET", f"{gw.base}/api/v1/networks", headers=auth)
+        nets = orjson.loads(reply.body)
+        items = nets.get("items", nets) if isinstance(nets, dict) else nets
+        out = []
+        for n in items:
+            a = n.get("adapter") or {}
+            last = a.get("last_job") or {}
+            out.append(
+                f"{n.get('id')}: {a.get('state')} (last job {last.get('id')} "
+                f"{last.get('state')}, {last.get('progress')})"
+            )
+        return "; ".join(out)
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"unavailable ({exc!r})"
+
+
+def discover_all(
+    gw: GatewayStack,
+    auth: dict[str, str],
+    networks: Sequence[str],
+    *,
+    timeout_s: float,
+    poll_s: float = 0.1,
+    check: Callable[[], None] | None = None,
+) -> tuple[float, dict[str, dict]]:  # type: ignore[type-arg]
+    """POST /api/v1/networks/{id}/discover for every network (an admin's `auth`), then
+    GET /api/v1/jobs/{id} every `poll_s` until every job is over; `check` runs at each poll
+    (raise to stop: another process died). Returns the wall-clock time of the first POST and
+    each network's job as last read."""
+    t0 = time.time()
+    jobs: dict[str, dict] = {}  # type: ignore[type-arg]
+    for net in networks:
+        reply = http_request("POST", f"{gw.base}/api/v1/networks/{net}/discover", headers=auth)
+        if reply.status != 202:
+            raise BenchError(f"discover {net} answered {reply.status}: {reply.body!r}")
+        jobs[net] = api_object(reply.body)
+        if jobs[net]["state"] != "running":
+            raise BenchError(f"{net}: new job is {jobs[net]['state']}")
+    deadline = time.monotonic() + timeout_s
+    pending = set(networks)
+    while pending:
+        time.sleep(poll_s)
+        for net in sorted(pending):
+            reply = http_request("GET", f"{gw.base}/api/v1/jobs/{jobs[net]['id']}", headers=auth)
+            if reply.status != 200:
+                raise BenchError(f"job {net} answered {reply.status}: {reply.body!r}")
+            jobs[net] = api_object(reply.body)
+            # Over once it has left `running` *and* says when: the gateway answers from the
+            # running job, which is `done` a moment before its end is recorded.
+            if jobs[net]["state"] != "running" and jobs[net].get("finished_at"):
+                pending.discard(net)
+        if not gw.alive():
+            raise BenchError("the gateway died:\n" + "\n".join(gw.problem_lines()[-20:]))
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            prog = {n: jobs[n]["progress"] for n in pending}
+            raise BenchError(
+                f"discovery not done in {timeout_s:.0f}s per GET /api/v1/jobs: {prog}; "
+                f"adapter states per GET /api/v1/networks: {adapter_states(gw, auth)}"
+            )
+    return t0, jobs
 
 
 # -- a static nginx ------------------------------------------------------------------------------
@@ -540,10 +639,22 @@ def lua_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def write_wrk_script(path: Path, headers: dict[str, str]) -> Path:
-    """A wrk Lua script that only sets request headers (no per-response Lua: wrk stays fast)."""
+def write_wrk_script(
+    path: Path, headers: dict[str, str], paths: Sequence[str] | None = None
+) -> Path:
+    """A wrk Lua script that sets request headers (no per-response Lua: wrk stays fast) and,
+    with `paths`, sends them in turn, each wrk thread from the first (the URL's path unused)."""
     lines = ['wrk.method = "GET"']
     lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
+    if paths:
+        lines += [
+            "local paths = {" + ", ".join(lua_string(x) for x in paths) + "}",
+            "local at = 0",
+            "request = function()",
+            "  at = at % #paths + 1",
+            "  return wrk.format(nil, paths[at])",
+            "end",
+        ]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)  # it may hold a token
     return path
@@ -554,9 +665,11 @@ class WrkLoad:
     threads: int = 2
     connections: int = 64
     seconds: int = 10
+    timeout_s: int | None = None  # wrk's --timeout (its own default: 2 s, then a socket error)
 
     def describe(self) -> str:
-        return f"wrk -t{self.threads} -c{self.connections} -d{self.seconds}s --latency"
+        timeout = f" --timeout {self.timeout_s}s" if self.timeout_s else ""
+        return f"wrk -t{self.threads} -c{self.connections} -d{self.seconds}s{timeout} --latency"
 
 
 def run_wrk(
@@ -575,19 +688,19 @@ def run_wrk(
             f"-t{load.threads}",
             f"-c{load.connections}",
             f"-d{load.seconds}s",
+            *([f"--timeout={load.timeout_s}s"] if load.timeout_s else []),
             "--latency",
             "-s",
             str(script),
             url,
         ],
     )
+    limit = load.seconds + (load.timeout_s or 0) + 30
     cpu0 = tree_cpu_seconds(server_pid) if server_pid else None
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=load.seconds + 30, check=False
-        )
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=limit, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"wrk did not finish in {load.seconds + 30}s") from exc
+        raise BenchError(f"wrk did not finish in {limit}s") from exc
     cpu1 = tree_cpu_seconds(server_pid) if server_pid else None
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -626,6 +739,42 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(columns), sep, *(line(r) for r in rows)])
+
+
+# -- config files --------------------------------------------------------------------------------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {type(v).__name__}")
+
+
+def toml_lines(d: dict[str, Any], path: list[str], out: list[str]) -> None:
+    """`d` (as tomllib reads a config: tables, arrays of tables, plain values) appended to
+    `out` as TOML lines; `path` is the table `d` is (empty at the top)."""
+
+    def is_table_array(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    for k, v in d.items():
+        if not isinstance(v, dict) and not is_table_array(v):
+            out.append(f"{k} = {_toml_value(v)}")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append(f"\n[{'.'.join([*path, k])}]")
+            toml_lines(v, [*path, k], out)
+    for k, v in d.items():
+        if is_table_array(v):
+            for item in v:
+                out.append(f"\n[[{'.'.join([*path, k])}]]")
+                toml_lines(item, [*path, k], out)
 
 
 # -- machine and versions ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from common import (
     GatewayStack,
     camgw_binary,
     can_pin,
+    discover_all,
     exit_on_sigterm,
     fmt_spread,
     header_lines,
@@ -96,6 +97,7 @@ class SimProcess:
     recorders: tuple[float, float] = (0.0, 0.0)  # shares behind NVRs, behind encoders
     proc: subprocess.Popen[bytes] | None = None
     devices: int = 0  # as the simulator says (an NVR is one device of 16 cameras)
+    config: Path = CONFIG  # its networks' ranges are where the cameras listen
 
     @property
     def log(self) -> Path:
@@ -111,7 +113,7 @@ class SimProcess:
         argv = [
             camgw_binary(),
             "--config",
-            str(CONFIG),
+            str(self.config),
             "simulate",
             "--scale",
             "1.0",
@@ -210,12 +212,6 @@ def run_delay_s(pid: int) -> float:
     return total / 1e9
 
 
-def _json(reply_body: bytes) -> dict:  # type: ignore[type-arg]
-    data = orjson.loads(reply_body)
-    _check(isinstance(data, dict), "API answered something else than an object")
-    return data  # type: ignore[no-any-return]
-
-
 def run_gateway(
     workdir: Path,
     settings: Settings,
@@ -238,33 +234,14 @@ def run_gateway(
         wait0 = run_delay_s(pids["gw"])
         loop0 = loop_delay_counts(gw.base, auth)
 
-        t0 = time.time()
-        jobs: dict[str, dict] = {}  # type: ignore[type-arg]
-        for net in networks:
-            reply = http_request("POST", f"{gw.base}/api/v1/networks/{net}/discover", headers=auth)
-            _check(reply.status == 202, f"discover {net} answered {reply.status}: {reply.body!r}")
-            jobs[net] = _json(reply.body)
-            _check(jobs[net]["state"] == "running", f"{net}: new job is {jobs[net]['state']}")
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        pending = set(networks)
-        while pending:
-            time.sleep(POLL_S)
-            for net in sorted(pending):
-                reply = http_request(
-                    "GET", f"{gw.base}/api/v1/jobs/{jobs[net]['id']}", headers=auth
-                )
-                _check(reply.status == 200, f"job {net} answered {reply.status}: {reply.body!r}")
-                jobs[net] = _json(reply.body)
-                if jobs[net]["state"] != "running":
-                    pending.discard(net)
-            _check(gw.alive(), "the gateway died:\n" + "\n".join(gw.problem_lines()[-20:]))
-            _check(sim.alive(), f"the simulator died:\n{log_tail(sim.log)}")
-            if time.monotonic() > deadline:
-                prog = {n: jobs[n]["progress"] for n in pending}
-                raise BenchError(
-                    f"discovery not done in {JOB_TIMEOUT_S:.0f}s per GET /api/v1/jobs: {prog}; "
-                    f"adapter states per GET /api/v1/networks: {adapter_states(gw, auth)}"
-                )
+        t0, jobs = discover_all(
+            gw,
+            auth,
+            networks,
+            timeout_s=JOB_TIMEOUT_S,
+            poll_s=POLL_S,
+            check=lambda: _check(sim.alive(), f"the simulator died:\n{log_tail(sim.log)}"),
+        )
         observed = time.time()
         rss = proc_status_mib(pids["gw"], "VmRSS")
         hwm = proc_status_mib(pids["gw"], "VmHWM")
@@ -325,25 +302,6 @@ def run_gateway(
         return run, gw.problem_lines()
     finally:
         gw.stop()
-
-
-def adapter_states(gw: GatewayStack, auth: dict[str, str]) -> str:
-    """What GET /api/v1/networks says each adapter is doing (for failure messages)."""
-    try:
-        reply = http_request("GET", f"{gw.base}/api/v1/networks", headers=auth)
-        nets = orjson.loads(reply.body)
-        items = nets.get("items", nets) if isinstance(nets, dict) else nets
-        out = []
-        for n in items:
-            a = n.get("adapter") or {}
-            last = a.get("last_job") or {}
-            out.append(
-                f"{n.get('id')}: {a.get('state')} (last job {last.get('id')} "
-                f"{last.get('state')}, {last.get('progress')})"
-            )
-        return "; ".join(out)
-    except (OSError, ValueError, AttributeError) as exc:
-        return f"unavailable ({exc!r})"
 
 
 def check_registry(

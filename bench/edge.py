@@ -62,11 +62,11 @@ from common import (
     progress,
     start_process,
     stop_process,
+    toml_lines,
     tree_cpu_seconds,
     wait_http,
 )
 from snapshots import TEXTURE_SIGMA, GenResult, run_generator, tree_state
-from snapshots import _toml as toml_lines
 
 from adapters.redis_link import connect
 from adapters.remote import EdgeRunner

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -65,6 +64,7 @@ from common import (
     spread,
     start_process,
     stop_process,
+    toml_lines,
     tree_cpu_seconds,
 )
 
@@ -115,36 +115,6 @@ def _check(cond: bool, msg: str) -> None:
 # -- the bench config ----------------------------------------------------------------------------
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a valid TOML basic string
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"no TOML for {type(v).__name__}")
-
-
-def _toml(d: dict[str, Any], path: list[str], out: list[str]) -> None:
-    def is_table_array(v: Any) -> bool:
-        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-    for k, v in d.items():
-        if not isinstance(v, dict) and not is_table_array(v):
-            out.append(f"{k} = {_toml_value(v)}")
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.append(f"\n[{'.'.join([*path, k])}]")
-            _toml(v, [*path, k], out)
-    for k, v in d.items():
-        if is_table_array(v):
-            for item in v:
-                out.append(f"\n[[{'.'.join([*path, k])}]]")
-                _toml(item, [*path, k], out)
-
-
 def bench_config(path: Path, range_base: int) -> dict[str, Any]:
     """The shipped config, changed only where the benchmark needs it:
     - every network on its own loopback /16 from 127.<range_base>.0.0 (tests, the demo and other
@@ -180,7 +150,7 @@ def bench_config(path: Path, range_base: int) -> dict[str, Any]:
         }
     )
     out: list[str] = [f"# camgw benchmark config (bench/snapshots.py), from {ROOT}/config"]
-    _toml(raw, [], out)
+    toml_lines(raw, [], out)
     text = "\n".join(out) + "\n"
     _check(tomllib.loads(text) == raw, "bench config did not round-trip through TOML")
     path.write_text(text)
