@@ -251,10 +251,8 @@ class DiscoveryService:
                 await self._scheduled_next(job.network, "discovery")
                 return job
         except LeaseLost as exc:
-            job.state, job.error = "failed", f"{exc}; stopped here, another replica goes on"
             job.elapsed_s = round((datetime.now(UTC) - job.started_at).total_seconds(), 2)
-            state.last_error = job.error
-            return await self._end(job)
+            return await self._end(job, f"{exc}; stopped here, another replica goes on")
         finally:
             state.fence, state.refused = None, None
             with contextlib.suppress(CamgwError), redis_errors():
@@ -270,6 +268,7 @@ class DiscoveryService:
         saver = _ProgressSaver(self, job, started)
         stores: set[asyncio.Task[None]] = set()
         state.worked = await self._worked_credentials(job.network)
+        error: str | None = None
         try:
             async for event in adapter.discover(job.id, job.actor):
                 if isinstance(event, CameraRead):
@@ -291,7 +290,6 @@ class DiscoveryService:
             await asyncio.gather(*stores)
             _check_lease(state, job.network)
             await self._settle_fingerprints()  # which credentials read them, before "done"
-            job.state = "done"
         except LeaseLost:
             await asyncio.gather(*stores, return_exceptions=True)
             raise
@@ -303,18 +301,21 @@ class DiscoveryService:
                 extra={"network": job.network, "job": job.id, "error": str(exc)[:300]},
                 exc_info=not isinstance(exc, _RunFailed),
             )
-            job.state = "failed"
-            job.error = str(exc)[:500] if isinstance(exc, _RunFailed) else _describe(exc)
-            state.last_error = job.error
+            error = str(exc)[:500] if isinstance(exc, _RunFailed) else _describe(exc)
         job.elapsed_s = round(time.monotonic() - started, 2)
         await saver.settle()
-        return await self._end(job)
+        return await self._end(job, error)
 
-    async def _end(self, job: DiscoveryJob) -> DiscoveryJob:
-        """The job is over (done, failed, or stopped by a lost lease): recorded and audited."""
+    async def _end(self, job: DiscoveryJob, error: str | None = None) -> DiscoveryJob:
+        """The job is over (done; failed with `error`, or stopped by a lost lease): its state
+        and end time set together (a reader never sees `done` without `finished_at`), then
+        recorded and audited."""
         state = self.state[job.network]
         state.worked = None
+        job.state, job.error = ("failed", error) if error else ("done", None)
         job.finished_at = datetime.now(UTC)
+        if error:
+            state.last_error = error
         state.running, state.last = None, job
         await self._save(job)
         await self._audit(
