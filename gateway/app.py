@@ -103,9 +103,9 @@ def in_process_adapter(
 
 
 def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
-    """One adapter per configured network: its edge adapter's streams, or in this process on
-    the adapters' own loop and thread (reading cameras is CPU work that would otherwise delay
-    every request on the API's loop: adapters/threaded.py, docs/discovery.md)."""
+    """One adapter per configured network: its edge adapter's streams, or in this process (on
+    the API's loop, or with `[server] adapter_thread` on a loop and thread of their own:
+    adapters/threaded.py, docs/discovery.md)."""
     settings, vault, hub = app[SETTINGS], app[VAULT], app[EDGE]
     thread: AdapterThread | None = None
     adapters: dict[str, NetworkAdapter] = {}
@@ -113,8 +113,10 @@ def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
         if n.mode == "edge":
             adapters[n.id] = hub.adapter(n.id)
             continue
-        thread = thread or AdapterThread()
-        adapters[n.id] = ThreadedAdapter(in_process_adapter(n, settings, vault), thread)
+        adapters[n.id] = in_process_adapter(n, settings, vault)
+        if settings.server.adapter_thread:
+            thread = thread or AdapterThread()
+            adapters[n.id] = ThreadedAdapter(adapters[n.id], thread)
     return adapters
 
 

@@ -42,6 +42,11 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="JSON body limit")
     max_import_bytes: int = Field(4 << 20, ge=1024, le=256 << 20, description="Import limit")
     access_log: bool = Field(True, description="One structured log line per request")
+    adapter_thread: bool = Field(
+        False,
+        description="Run in-process networks' adapters on a thread of their own "
+        "(docs/discovery.md, 'Where the reads run': measured slower under CPython's GIL)",
+    )
     body_cache_bytes: int = Field(
         128 << 20,
         ge=1 << 20,

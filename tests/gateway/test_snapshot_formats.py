@@ -134,9 +134,9 @@ class Gateway:
     @property
     def adapter(self) -> CameraNetworkAdapter:
         adapter = self.client.app[ADAPTERS]["governance"]
-        assert isinstance(adapter, ThreadedAdapter)  # in-process, on the adapters' thread
-        assert isinstance(adapter.inner, CameraNetworkAdapter)
-        return adapter.inner
+        inner = adapter.inner if isinstance(adapter, ThreadedAdapter) else adapter
+        assert isinstance(inner, CameraNetworkAdapter)
+        return inner
 
     async def token(self, role: str) -> Headers:
         secret, _ = await self.client.app[TOKENS].create(f"fmt-{role}", Role(role), ["*"], "t")
