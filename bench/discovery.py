@@ -309,9 +309,16 @@ def check_registry(
 ) -> None:
     """Every fleet camera is in the registry, discovered, with what ONVIF told about it (a
     fleet `grouped` behind NVRs: as many cameras, on fewer addresses, channels saying so)."""
-    reply = http_request("GET", gw.base + LIST_PATH, headers=auth, timeout=60)
-    _check(reply.status == 200, f"list answered {reply.status}")
-    items = orjson.loads(reply.body)["items"]
+    # The list may serve a snapshot up to 5 s old while a rebuild runs (docs/registry.md): a
+    # list read the moment the jobs end is read again until it has caught up, 10 s at most.
+    deadline = time.monotonic() + 10.0
+    while True:
+        reply = http_request("GET", gw.base + LIST_PATH, headers=auth, timeout=60)
+        _check(reply.status == 200, f"list answered {reply.status}")
+        items = orjson.loads(reply.body)["items"]
+        if len(items) == EXPECTED_CAMERAS or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     _check(len(items) == EXPECTED_CAMERAS, f"registry holds {len(items)} cameras")
     want = {c.address for c in fleet_for(settings, 1.0)}
     have = {str(c["address"]) for c in items}

@@ -22,7 +22,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -44,7 +44,7 @@ RADIUS_M = 500
 LIMIT = 100
 
 
-def _haystack_distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Haversine metres (the naive baseline's arithmetic)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -88,7 +88,11 @@ async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]],
             found: list[int] = []
             it = iter(points)
 
-            async def near(who: Principal = who, found: list[int] = found) -> None:
+            async def near(
+                who: Principal = who,
+                found: list[int] = found,
+                it: Iterator[tuple[float, float]] = it,
+            ) -> None:
                 lat, lon = next(it)
                 query = ListQuery(near=(lat, lon), radius_m=RADIUS_M, limit=LIMIT)
                 body = await catalog.camera_list(who, query)
@@ -104,7 +108,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]],
             hits = []
             for e in snap.entries:
                 loc = orjson.loads(e.full).get("location")
-                if loc and _haystack_distance(lat, lon, loc["lat"], loc["lon"]) <= RADIUS_M:
+                if loc and _metres(lat, lon, loc["lat"], loc["lon"]) <= RADIUS_M:
                     hits.append(e)
             found_naive.append(len(hits))
 
