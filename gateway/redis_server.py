@@ -235,20 +235,12 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown save, no AOF rewrite; what fsync wrote is all there is."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        _kill(self.proc)
+        self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        _stop(self.proc)
+        self.proc = None
 
 
 @dataclass
@@ -394,20 +386,29 @@ class SentinelServer:
         return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
 
     def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        _kill(self.proc)
+        self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        _stop(self.proc)
+        self.proc = None
+
+
+def _kill(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL the process (if any) and reap it."""
+    if proc is not None:
+        proc.kill()
+        proc.wait()
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
 
 
 CLUSTER_SLOTS = 16384

@@ -330,11 +330,7 @@ class Accountability:
             return None
         if a.maintenance:
             return Maintenance.model_validate(a.maintenance)
-        found = {(m.category, m.carrier): m for m in self.settings.maintenance}
-        default = found.get((a.category, a.carrier)) or found.get((a.category, ""))
-        if default is None:
-            return None
-        return Maintenance.model_validate(default.model_dump(exclude={"category", "carrier"}))
+        return self.settings.maintenance_default(a.category, a.carrier)
 
     def held_since(self, a: Attrs, now: float) -> float:
         """How far back the camera's status is known to have held: since the oldest change its

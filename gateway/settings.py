@@ -282,8 +282,12 @@ class Settings(Strict):
         category's for any carrier."""
         if camera.maintenance is not None:
             return camera.maintenance
+        return self.maintenance_default(camera.category, camera.carrier)
+
+    def maintenance_default(self, category: str, carrier: str) -> Maintenance | None:
+        """The config's contact for a category's cameras by that carrier, else by any."""
         found = {(m.category, m.carrier): m for m in self.maintenance}
-        default = found.get((camera.category, camera.carrier)) or found.get((camera.category, ""))
+        default = found.get((category, carrier)) or found.get((category, ""))
         if default is None:
             return None
         return Maintenance.model_validate(default.model_dump(exclude={"category", "carrier"}))
