@@ -525,9 +525,12 @@ async def stream_through_a_crash(
     for n in range(TOTAL):
         queue.put_nowait(n)
     blocked: list[asyncio.Task[Any]] = []
+    crashed = asyncio.Event()
 
     async def worker() -> None:
         while not queue.empty():
+            if run.enough.is_set() and not crashed.is_set():
+                await crashed.wait()  # the rest go through the crash, not before it
             await register(client, headers, cam(queue.get_nowait()), run)
 
     async def crasher() -> None:
@@ -536,6 +539,7 @@ async def stream_through_a_crash(
         await asyncio.sleep(0.3)  # sent, and blocked on the primary
         crash()
         run.killed_at = time.monotonic()
+        crashed.set()
 
     crashing = asyncio.create_task(crasher())
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
