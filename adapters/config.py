@@ -163,6 +163,9 @@ class DiscoveryConfig(_Strict):
         30, ge=0, le=86_400, description="Health probe period (0: off; else >= 1)"
     )
     concurrency: int = Field(128, ge=1, le=2048, description="Cameras read at once")
+    health_concurrency: int = Field(
+        512, ge=1, le=4096, description="Health probes at once (each one small request)"
+    )
     timeout_s: float = Field(5.0, gt=0, le=120, description="One request to a camera")
     camera_budget_s: float = Field(
         20.0, gt=0, le=600, description="All requests to one camera (at least timeout_s)"

@@ -49,7 +49,14 @@ from .httpauth import Authenticator
 from .imaging import ImageTooLarge, NotAPicture, identify, usable_jpeg
 from .imaging import describe as describe_answer
 from .inventory import parse_host, read_csv_inventory, rtsp_target
-from .onvif import PER_DEVICE_CONNECTIONS, OnvifClient, describe_exception, redact
+from .liveness import clock_answers
+from .onvif import (
+    PER_DEVICE_CONNECTIONS,
+    OnvifClient,
+    describe_exception,
+    device_url,
+    redact,
+)
 from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
 from .uris import UriCredentials, credentials_fingerprint, split_credentials, uri_port
@@ -500,28 +507,46 @@ class CameraNetworkAdapter:
     # -- health -------------------------------------------------------------------------
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
-        """Cheap liveness per camera: ONVIF clock (no auth) or an RTSP OPTIONS-free TCP connect."""
+        """Cheap liveness per camera: ONVIF clock (no auth) or an RTSP OPTIONS-free TCP connect.
+        `health_concurrency` workers take the targets in turn (not one task per camera: a
+        district's round is 100,000 of them)."""
         await self._ensure_started()
-        gate = asyncio.Semaphore(self.spec.discovery.concurrency)
+        results: list[HealthResult | None] = [None] * len(targets)
+        queue = iter(enumerate(targets))
 
-        async def one(target: Target) -> HealthResult:
-            async with gate:
-                started = time.perf_counter()
-                try:
-                    async with asyncio.timeout(self.spec.discovery.timeout_s):
-                        if target.kind == "rtsp":
-                            await _tcp_connect(target)
-                        else:
-                            await self._onvif.check(target)
-                except TimeoutError:
-                    return HealthResult(target.address, False, "timeout", ref=target.ref)
-                except (AdapterError, OSError) as exc:
-                    reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
-                    return HealthResult(target.address, False, reason, ref=target.ref)
-                ms = (time.perf_counter() - started) * 1000
-                return HealthResult(target.address, True, None, round(ms, 1), target.ref)
+        async def worker() -> None:
+            for i, target in queue:
+                results[i] = await self._probe_one(target)
 
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+        workers = min(self.spec.discovery.health_concurrency, len(targets))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return [r for r in results if r is not None]
+
+    async def _probe_one(self, target: Target) -> HealthResult:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.spec.discovery.timeout_s):
+                if target.kind == "rtsp":
+                    await _tcp_connect(target)
+                else:
+                    await self._clock(target)
+        except TimeoutError:
+            return HealthResult(target.address, False, "timeout", ref=target.ref)
+        except (AdapterError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, AdapterError) else type(exc).__name__
+            return HealthResult(target.address, False, reason, ref=target.ref)
+        ms = (time.perf_counter() - started) * 1000
+        return HealthResult(target.address, True, None, round(ms, 1), target.ref)
+
+    async def _clock(self, target: Target) -> None:
+        """ONVIF liveness: the device service answers GetSystemDateAndTime (plain HTTP without
+        a SOAP stack, adapters/liveness.py; HTTPS through zeep)."""
+        url = device_url(target)
+        parts = urlsplit(url)
+        if parts.scheme == "http":
+            await clock_answers(target.address, parts.port or 80, url)
+        else:
+            await self._onvif.check(target)
 
 
 def _place(target: Target) -> tuple[str, str]:

@@ -299,11 +299,11 @@ class OnvifClient:
         budget: asyncio.Timeout | None,
     ) -> list[Discovered]:
         address = target.address
-        device_url = _device_url(target)
+        service_url = device_url(target)
         notes: list[str] = []
 
         stage.call = "GetSystemDateAndTime"
-        anon = await self._service("devicemgmt", device_url, None, None)
+        anon = await self._service("devicemgmt", service_url, None, None)
         clock = await _step("GetSystemDateAndTime", anon.GetSystemDateAndTime())
         offset, clock_note = clock_offset(clock, dt.datetime.now(dt.UTC))
         if clock_note is not None:
@@ -313,9 +313,9 @@ class OnvifClient:
             notes.append(f"clock skew {offset:+.0f} s compensated")
 
         stage.call = "GetCapabilities"
-        device = await self._service("devicemgmt", device_url, creds, dt_diff)
+        device = await self._service("devicemgmt", service_url, creds, dt_diff)
         caps = await _step("GetCapabilities", device.GetCapabilities(Category="All"))
-        media_url = _media_url(caps, device_url, address, notes)
+        media_url = _media_url(caps, service_url, address, notes)
         ptz, events = _xaddr(caps, "PTZ") is not None, _xaddr(caps, "Events") is not None
         media = await self._service("media", media_url, creds, dt_diff)
 
@@ -368,7 +368,7 @@ class OnvifClient:
             address=address,
             source=target.source,
             endpoint_reference=target.endpoint_reference,
-            device_uri=device_url,
+            device_uri=service_url,
             name=scopes.get("name") or target.name,
             location=scopes.get("location"),
             hardware=scopes.get("hardware"),
@@ -391,7 +391,7 @@ class OnvifClient:
         """A cheap liveness probe: unauthenticated GetSystemDateAndTime; returns latency ms.
         Raises an AdapterError and nothing else."""
         try:
-            anon = await self._service("devicemgmt", _device_url(target), None, None)
+            anon = await self._service("devicemgmt", device_url(target), None, None)
             started = time.perf_counter()
             await _step("GetSystemDateAndTime", anon.GetSystemDateAndTime())
         except AdapterError:
@@ -464,7 +464,8 @@ def _wsdl(name: str) -> str:
     return f"{WSDL_DIR}/{SERVICES[name]['wsdl']}"
 
 
-def _device_url(target: Target) -> str:
+def device_url(target: Target) -> str:
+    """The device service of `target`: an XAddr on its own address, else the ONVIF default."""
     for xaddr in target.xaddrs:
         if urlsplit(xaddr).hostname == target.address:
             return xaddr

@@ -1,0 +1,120 @@
+"""The health probe without a SOAP stack (adapters/liveness.py): a camera whose device service
+answers GetSystemDateAndTime is alive; one that refuses the connection, closes without an
+answer, answers a fault, an HTTP error, or bytes that are not the clock's answer is not, each
+with the reason the operator sees in the camera's last_error; a flood is read no further than
+MAX_ANSWER. Against a real camera simulator and a hostile server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from adapters.base import CameraProtocolError, CameraUnreachable, Target
+from adapters.liveness import MAX_ANSWER, clock_answers, request_bytes
+from adapters.onvif import device_url
+from adapters.simulator.devices import ONVIF_PORT
+from adapters.simulator.fleet import FleetCamera
+from adapters.simulator.server import SimDevice, Simulator
+
+ADDRESS = "127.77.0.10"
+Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def test_a_simulated_camera_answers_the_clock_probe() -> None:
+    cam = FleetCamera(
+        id="t", network="governance", category="sharp-eyes", name="x", address=ADDRESS,
+        lat=31.0, lon=121.0, place="x",
+    )  # fmt: skip
+    async with Simulator([SimDevice(camera=cam, password="pw")], 0.0, serve_rtsp=False):
+        target = Target(address=ADDRESS, port=ONVIF_PORT)
+        await clock_answers(ADDRESS, ONVIF_PORT, device_url(target))  # no exception: alive
+
+
+def test_the_request_names_the_call_and_never_credentials() -> None:
+    raw = request_bytes("http://admin:secret@127.0.0.5:8000/onvif/device_service?x=1")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /onvif/device_service?x=1 HTTP/1.1\r\nHost: 127.0.0.5:8000\r\n")
+    assert b"secret" not in raw and b"admin" not in raw
+    assert b"<tds:GetSystemDateAndTime/>" in body
+    assert f"Content-Length: {len(body)}".encode() in head
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[Callable[[Reply], Awaitable[int]]]:
+    servers: list[asyncio.Server] = []
+
+    async def serve(reply: Reply) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"</s:Envelope>")
+            try:
+                await reply(reader, writer)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield serve
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def _answer(status: bytes, body: bytes) -> Reply:
+    async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    return reply
+
+
+async def _probe(port: int) -> None:
+    await clock_answers("127.0.0.1", port, f"http://127.0.0.1:{port}/onvif/device_service")
+
+
+CLOCK = b"<s:Envelope><s:Body><tds:GetSystemDateAndTimeResponse/></s:Body></s:Envelope>"
+
+
+async def test_a_clock_answer_is_alive(hostile: Callable[[Reply], Awaitable[int]]) -> None:
+    await _probe(await hostile(_answer(b"200 OK", CLOCK)))
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "message"),
+    [
+        (_answer(b"500 Internal", b"<s:Fault/>"), CameraProtocolError,
+         "GetSystemDateAndTime: HTTP 500 in the answer"),
+        (_answer(b"401 Unauthorized", b""), CameraProtocolError,
+         "GetSystemDateAndTime: HTTP 401 in the answer"),
+        (_answer(b"200 OK", b"<html>router login</html>"), CameraProtocolError,
+         "GetSystemDateAndTime: no clock in the answer"),
+        (_answer(b"200 OK", b"\x00" * (MAX_ANSWER * 4)), CameraProtocolError,
+         "GetSystemDateAndTime: no clock in the answer"),
+        (_answer(b"", b""), CameraProtocolError, "GetSystemDateAndTime: HTTP ? in the answer"),
+    ],
+    ids=["fault", "auth", "not-soap", "flood", "garbage-status"],
+)  # fmt: skip
+async def test_an_answer_that_is_not_the_clock_is_not_alive(
+    hostile: Callable[[Reply], Awaitable[int]], reply: Reply, error: type, message: str
+) -> None:
+    port = await hostile(reply)
+    with pytest.raises(error) as caught:
+        await _probe(port)
+    assert str(caught.value) == message
+
+
+async def test_no_answer_is_unreachable(hostile: Callable[[Reply], Awaitable[int]]) -> None:
+    async def close(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        return None
+
+    with pytest.raises(CameraUnreachable, match="closed without an answer"):
+        await _probe(await hostile(close))
+
+
+async def test_a_refused_connection_is_unreachable() -> None:
+    with pytest.raises(CameraUnreachable, match="device service: ConnectionRefusedError"):
+        await _probe(1)  # (nothing listens on port 1 of loopback)
