@@ -236,10 +236,15 @@ class _CatalogCollector(Collector):
         yield GaugeMetricFamily(
             "camgw_catalog_builds", "Catalog rebuilds since start", value=self.catalog.builds
         )
+        yield GaugeMetricFamily(
+            "camgw_catalog_full_loads",
+            "Catalog rebuilds that read every record (the others read only what changed)",
+            value=self.catalog.full_loads,
+        )
         rebuilds = self.catalog.rebuilds
         rebuild_hist = HistogramMetricFamily(
             "camgw_catalog_rebuild_seconds",
-            "How long each catalog rebuild took (every record loaded from Redis, entries built)",
+            "How long each catalog rebuild took (the changed records, or all, read and applied)",
         )
         cumulative, running = [], 0
         for bound, n in zip((*REBUILD_BUCKETS, float("inf")), rebuilds.counts, strict=True):

@@ -12,6 +12,8 @@ Layout (prefix `camgw`):
     camgw:claims                    hash id -> the site and identities its record claimed
     camgw:version                   bumped by every change; list bodies are cached per version
     camgw:netversion                hash network -> its own version (bumped with its changes)
+    camgw:changes                   stream: per version, the id it changed (the newest ~20,000;
+                                    the catalog reads only what changed since its snapshot)
     camgw:credfp:{network}          hash id -> the keyed fingerprint of the credentials that
                                     last read the camera (discovery.py; never served, never
                                     the credentials); removed with the record
@@ -60,6 +62,8 @@ from .vault import CredentialVault
 
 GEO_MAX_LAT = 85.05112878  # Redis GEO's latitude range (Web Mercator's)
 _MGET_CHUNK = 1000
+MAX_CHANGES = 5000  # more changes than this since a snapshot: the catalog loads everything
+_CHANGES_READ = 256  # changes read with the version (a catalog usually trails by a few)
 _PIPELINE_CHUNK = 200  # about 20 ms of event-loop CPU per chunk (arguments, packing)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
 _FP_CHUNK = 500  # fingerprints remembered per script call
@@ -105,6 +109,10 @@ class Keys:
         return f"{self.prefix}:version"
 
     @property
+    def changes(self) -> str:
+        return f"{self.prefix}:changes"
+
+    @property
     def netversion(self) -> str:
         return f"{self.prefix}:netversion"
 
@@ -141,6 +149,15 @@ class Loaded:
     version: int
     network_versions: dict[str, int]
     records: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The records changed since a version, as of a newer one (None: deleted)."""
+
+    version: int
+    network_versions: dict[str, int]
+    records: dict[str, bytes | None]
 
 
 class Registry:
@@ -251,6 +268,40 @@ class Registry:
                     break
         networks = {_text(k): int(v) for k, v in per_network.items()}
         return Loaded(int(version or 0), networks, raws)
+
+    async def changes_since(self, version: int, most: int = MAX_CHANGES) -> Changed | None:
+        """The records changed after `version`, or None when they cannot all be told (more
+        than `most` changes, or the change log no longer reaches back that far: then load
+        everything). Each version's change is logged by the script that made it, so the
+        versions after `version` are all there unless trimmed, and counting them proves it."""
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys.version)
+                pipe.hgetall(self.keys.netversion)
+                pipe.xrevrange(self.keys.changes, count=_CHANGES_READ)
+                now, per_network, log = await pipe.execute()
+            now = int(now or 0)
+            if now - version > most or now < version:
+                return None
+            if now - version > _CHANGES_READ:  # (read after the version: newer ones may lead)
+                log = await self.redis.xrevrange(self.keys.changes, count=now - version + 256)
+            ids: dict[str, None] = {}
+            seen = 0
+            for _, fields in log:
+                v = int(fields[b"v"])
+                if version < v <= now:
+                    seen += 1
+                    ids[_text(fields[b"id"])] = None
+            if seen != now - version:
+                return None
+            cam = self.keys.cam("")
+            keys = [cam + i for i in ids]
+            raws = await self.redis.mget(keys) if keys else []
+        records = {
+            i: (_bytes(r) if r is not None else None) for i, r in zip(ids, raws, strict=True)
+        }
+        networks = {_text(k): int(v) for k, v in per_network.items()}
+        return Changed(now, networks, records)
 
     def check(self, camera: Camera, creds: UriCredentials | None = None) -> None:
         """The rules every stored record obeys (known network and category, addresses and URIs
