@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from functools import partial
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -33,18 +33,17 @@ from adapters.base import (
     DiscoveryProgress,
     Failure,
     FailureKind,
+    HealthResult,
     NetworkAdapter,
-    Target,
 )
 from adapters.tasks import stop
 
 from . import identity
 from .audit import AuditEvent, AuditLog
-from .catalog import Catalog
+from .catalog import Catalog, Entry
 from .errors import CamgwError, Conflict, StaleLease, field_errors, redis_errors
 from .lease import Fence, LeaseLost, Leases
 from .models import (
-    NOT_PROBED,
     AdapterState,
     Camera,
     CameraStatus,
@@ -71,6 +70,7 @@ JOB_TTL_S = 7 * 24 * 3600
 MAX_JOB_FAILURES = 1000
 _JOB_REASON_CHARS = 300  # of a failure's reason, in the job
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
+_HEALTH_WRITES = 16  # a health round's record writes in flight at once
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
 _FP_BATCH = 500  # fingerprints of credentials written per script call
@@ -607,60 +607,55 @@ class DiscoveryService:
     async def health_round(self, network: str, fence: Fence | None = None) -> int:
         """Probe every camera of the network once; returns how many records changed. Status
         follows the streaks kept in Redis (every replica counts on from the same ones); with
-        `fence`, written under the network's health lease (StaleLease once it has passed)."""
+        `fence`, written under the network's health lease (StaleLease once it has passed).
+        Cameras are read from the catalog's entries: a record is parsed only to be written."""
         started = time.monotonic()
-        cams = await self.catalog.cameras(network)
-        edge = self.settings.network_by_id[network].mode == "edge"
-        targets = {
-            c.id: t
-            for c in cams
-            if c.lifecycle not in NOT_PROBED and (t := _probe_target(c, edge)) is not None
-        }
-        if not targets:
+        entries = {e.id: e for e in await self.catalog.probed(network)}
+        if not entries:
             return 0
-        results = await self.adapters[network].probe(list(targets.values()))
+        targets = [e.target for e in entries.values() if e.target is not None]
+        results = await self.adapters[network].probe(targets)
         by_key = {r.key: r for r in results}
-        streaks = await self.streaks.load(network, list(targets))
-        moved: dict[str, Streak] = {}
-        changed = 0
+        streaks = await self.streaks.load(network, list(entries))
         now = datetime.now(UTC)
-        for cam in cams:
-            target = targets.get(cam.id)
-            result = by_key.get(target.ref or target.address) if target else None
-            if result is None:
-                continue
-            status, streak = observe(streaks[cam.id], cam.status, result.ok)
-            if streak != streaks[cam.id]:
-                moved[cam.id] = streak
-            if await self._probed(cam, status, result.ok, result.error, now, fence):
-                changed += 1
+        judge = partial(_verdicts, entries, by_key, streaks, now)
+        # (a district's network is 100,000 verdicts: a pass of Python off the event loop)
+        moved, writes = await asyncio.to_thread(judge) if len(entries) > 2000 else judge()
+        queue = iter(writes)
+
+        async def writer() -> None:
+            for e, status, result in queue:
+                await self._probed(self.catalog.parsed(e), status, result, now, fence)
+
+        try:
+            async with asyncio.TaskGroup() as group:  # (StaleLease: the rest are cancelled)
+                for _ in range(min(_HEALTH_WRITES, len(writes))):
+                    group.create_task(writer())
+        except* StaleLease as lost:
+            raise lost.exceptions[0] from None
         await self.streaks.save(network, moved)
         state = self.state[network]
         state.health_runs += 1
         state.health_probes += len(targets)
         state.health_last_s = time.monotonic() - started
-        return changed
+        return len(writes)
 
     async def _probed(
         self,
         cam: Camera,
         status: CameraStatus,
-        ok: bool,
-        error: str | None,
+        result: HealthResult,
         now: datetime,
         fence: Fence | None,
-    ) -> bool:
-        """One camera's probe written to its record where that changes what it shows."""
-        seen_due = cam.last_seen is None or now - cam.last_seen >= LAST_SEEN_RESOLUTION
-        if status is cam.status and not (ok and seen_due):
-            return False
+    ) -> None:
+        """One camera's probe written to its record (its status moved, or last_seen is due)."""
         update: dict[str, object] = {"status": status, "updated_at": now, "rev": cam.rev + 1}
-        if ok:
+        if result.ok:
             update["last_seen"] = now
             if cam.status is CameraStatus.offline:
                 update["last_error"] = None
         else:
-            update["last_error"] = f"health: {error}"[:500]
+            update["last_error"] = f"health: {result.error}"[:500]
         try:
             version = await self.registry.replace(
                 cam.model_copy(update=update), cam.rev, fence=fence
@@ -668,9 +663,8 @@ class DiscoveryService:
         except StaleLease:
             raise
         except CamgwError:
-            return True  # counted as changed: the next round writes it again
+            return  # (changed meanwhile: the next round writes it again)
         self.catalog.note_version(version)
-        return True
 
     async def background(self) -> AsyncIterator[None]:
         """Cleanup-context body: health and scheduled discovery per network, each isolated."""
@@ -747,25 +741,37 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _probe_target(cam: Camera, edge: bool = False) -> Target | None:
-    """Where to probe a camera: an edge adapter by the camera's ref (it knows where the camera
-    is), an in-process one by its ONVIF device service or its stream."""
-    ref = cam.device.ref if cam.device else None
-    if edge:
-        address = str(cam.address) if cam.address else ""
-        return Target(address=address, ref=ref) if ref else None
-    if cam.onvif and cam.onvif.device_uri:
-        parts = urlsplit(cam.onvif.device_uri)
-        return Target(
-            address=str(cam.address),
-            port=parts.port or 80,
-            xaddrs=(cam.onvif.device_uri,),
-            ref=ref,
-        )
-    stream = next((p.stream_uri for p in cam.profiles if p.stream_uri), None)
-    if stream:
-        return Target(address=str(cam.address), kind="rtsp", rtsp_uri=stream, ref=ref)
-    return None
+Write = tuple[Entry, CameraStatus, HealthResult]
+
+
+def _verdicts(
+    entries: dict[str, Entry],
+    by_key: dict[str, HealthResult],
+    streaks: dict[str, Streak],
+    now: datetime,
+) -> tuple[dict[str, Streak], list[Write]]:
+    """A health round's outcome: the streaks that moved, and the records to write (status
+    moved, or last_seen due)."""
+    moved: dict[str, Streak] = {}
+    writes: list[Write] = []
+    for cam_id, e in entries.items():
+        assert e.target is not None
+        result = by_key.get(e.target.ref or e.target.address)
+        if result is None:
+            continue
+        current = CameraStatus(e.status)
+        status, streak = observe(streaks[cam_id], current, result.ok)
+        if streak != streaks[cam_id]:
+            moved[cam_id] = streak
+        if status is not current or (result.ok and _seen_due(e.last_seen, now)):
+            writes.append((e, status, result))
+    return moved, writes
+
+
+def _seen_due(last_seen: str | None, now: datetime) -> bool:
+    """last_seen is rewritten at most every LAST_SEEN_RESOLUTION (a write per camera per round
+    would rebuild the catalog all the time)."""
+    return last_seen is None or now - datetime.fromisoformat(last_seen) >= LAST_SEEN_RESOLUTION
 
 
 def _add_failure(job: DiscoveryJob, f: Failure) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -147,8 +148,13 @@ async def _registered(a: Replica) -> dict[str, str]:
     """Discovery by `a`, once: address -> camera id."""
     job = await a.service.run(NET, "test")
     assert job.state == "done" and job.progress.enriched == len(CAMERAS)
-    cams = await a.service.catalog.cameras(NET)
-    return {str(c.address): c.id for c in cams}
+    return await _addresses(a)
+
+
+async def _addresses(a: Replica) -> dict[str, str]:
+    """The cameras a's catalog serves: address -> camera id."""
+    snap = await a.service.catalog.current()
+    return {str(orjson.loads(e.full)["address"]): e.id for e in snap.entries if e.network == NET}
 
 
 async def test_two_replicas_probe_each_camera_once_per_round_and_agree_when_next(
@@ -248,7 +254,7 @@ async def test_a_replica_that_stops_mid_discovery_is_replaced_and_its_late_write
     due = await b.service.schedule.due(NET, clock(), {"discovery": 600, "health": 30})
     assert due.discovery == clock.now + 600  # moved on by the replica that completed it
 
-    ids = {str(c.address): c.id for c in await b.service.catalog.cameras(NET)}
+    ids = await _addresses(b)
     second = await b.service.registry.get(ids[str(CAMERAS[1].address)])
     a.adapter.found[1] = replace(CAMERAS[1], name="late write from a")
     a.adapter.pause.set()  # a wakes and goes on writing: refused
