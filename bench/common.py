@@ -291,10 +291,12 @@ class GatewayStack:
     def log(self) -> Path:
         return self.workdir / "gateway.log"
 
+    shares: GatewayStack | None = field(default=None, repr=False)  # a replica: its Redis, key
+
     @property
     def key_file(self) -> Path:
         """The credential key `camgw serve` was started with (it also keys the audit chain)."""
-        return self.workdir / "camgw.key"
+        return self.shares.key_file if self.shares is not None else self.workdir / "camgw.key"
 
     @property
     def redis_url(self) -> str:
@@ -309,9 +311,12 @@ class GatewayStack:
         if not self.settings().server.access_log:
             raise BenchError(f"{self.config} has access_log off; benchmarks keep it on")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
         key_file = self.key_file
-        create_key_file(key_file)
+        if self.shares is not None:  # another replica of the same registry
+            self.redis = self.shares.redis
+        else:
+            self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
+            create_key_file(key_file)
         self.port = free_port()
         env = (
             {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))}
@@ -374,9 +379,9 @@ class GatewayStack:
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc = None
-        if self.redis is not None:
+        if self.redis is not None and self.shares is None:  # (the first replica stops it)
             self.redis.stop()
-            self.redis = None
+        self.redis = None
 
 
 # -- discovery through the API -------------------------------------------------------------------

@@ -6,11 +6,13 @@ simulate --scale 1.0`, every camera ONVIF, 50 ms before every answer, its own pr
 other core) are in every scale, found by a discovery through the API; the rest of the scale is
 imported first through `Registry.create_many` (the bulk path of `POST /api/v1/cameras/import` and
 the demo seed): records generated in the inventory's mix of networks, categories and departments,
-shaped as discovery writes them but with no ONVIF device URI and no stream URI, so that health
-rounds have nothing to probe in them (those cameras do not exist). Then: a discovery while a
-dashboard polls, the first health round after it, the gateway's RSS, the catalog's rebuild time
-after one change, a filtered page and the full list under 4 polling dashboards (static, and with
-a camera changing every second), and 304s against nginx serving the same bytes in the same run.
+shaped as discovery writes them, with their ONVIF device service on a loopback address where a
+clock responder answers the health probe (bench/_responders.py, 50 ms like the simulator; with
+`--simulated-only` they have none and health rounds probe the 3,308 simulated cameras only).
+Then: a discovery while a dashboard polls, the first health round after it, the gateway's RSS,
+the catalog's rebuild time after one change, a filtered page and the full list under 4 polling
+dashboards (static, and with a camera changing every second), and 304s against nginx serving the
+same bytes in the same run.
 Everything on 127.0.0.1; every process started here is stopped here.
 """
 
@@ -27,6 +29,7 @@ import os
 import random
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +46,7 @@ from typing import Any
 
 import orjson
 import redis
+from _responders import PER_PROCESS
 from common import (
     LOAD_CORE,
     ROOT,
@@ -67,6 +71,8 @@ from common import (
     proc_status_kib,
     progress,
     run_wrk,
+    start_process,
+    stop_process,
     toml_lines,
     tree_cpu_seconds,
     write_wrk_script,
@@ -92,6 +98,7 @@ from gateway.settings import CategoryConfig, Settings, load_settings
 from gateway.vault import CredentialVault, load_key
 
 SCALES = (3_308, 33_000, 100_000)
+HERE = Path(__file__).resolve().parent
 SIMULATED = 3_308  # gateway.demo.fleet_for(settings, 1.0)
 AIM_AT = 100_000  # the issue's aims are for this many cameras
 AIM_RSS_MIB = 1024.0
@@ -194,9 +201,12 @@ def _sites(first: int, count: int, limit: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def filler(settings: Settings, count: int, now: datetime, seed: int = 11) -> Iterator[Camera]:
+def filler(
+    settings: Settings, count: int, now: datetime, seed: int = 11, probe: bool = False
+) -> Iterator[Camera]:
     """`count` camera records in the inventory's mix (categories by their planned counts),
-    deterministic for a seed."""
+    deterministic for a seed; with `probe`, each with its device service (bench/_responders.py
+    answers there), else with none (health rounds then leave it alone)."""
     rng = random.Random(seed)
     cats = [c for c in settings.categories if c.network is not None and c.planned]
     per_cat = _allocate(count, [c.planned for c in cats])
@@ -211,7 +221,7 @@ def filler(settings: Settings, count: int, now: datetime, seed: int = 11) -> Ite
         for cat, n in mine:
             for i in range(1, n + 1):
                 address, ch, of = next(sites)
-                cam = _camera(rng, now, net.id, cat, i, address, ch, of)
+                cam = _camera(rng, now, net.id, cat, i, address, ch, of, probe)
                 if i % 500 == 1:  # what validation makes of it is the same record
                     raw = cam.model_dump_json()
                     _check(
@@ -230,6 +240,7 @@ def _camera(
     address: str,
     ch: int,
     of: int,
+    probe: bool = False,
 ) -> Camera:
     """One record, built without validation (about 5x faster: 100,000 of them); `filler`
     checks a sample through the model's validation."""
@@ -276,7 +287,7 @@ def _camera(
         mac=":".join(["02", *(dev[j : j + 2] for j in range(12, 22, 2))]),
         hardware_id=f"HW{dev[22:28].upper()}",
         onvif=OnvifInfo.model_construct(
-            device_uri=None,
+            device_uri=f"{base}/device_service" if probe else None,
             endpoint_reference=f"urn:uuid:{uuid.UUID(dev)}",
             services={
                 "http://www.onvif.org/ver10/device/wsdl": f"{base}/device_service",
@@ -319,20 +330,30 @@ class Imported:
     cameras: int
     seconds: float
     mean_bytes: float  # of the stored JSON records
+    addresses: tuple[str, ...] = ()  # where the probed ones answer (distinct; responders)
+    per_network: dict[str, int] = field(default_factory=dict)
 
 
-def import_filler(gw: GatewayStack, settings: Settings, count: int) -> Imported:
+def import_filler(
+    gw: GatewayStack, settings: Settings, count: int, probe: bool = False
+) -> Imported:
     """`count` generated cameras through Registry.create_many, each with its audit entry (as an
     import writes them), in chunks, the next chunk generated in a worker thread while the last
     one is written; every one must be created. `seconds` is the whole import's wall time."""
     if count <= 0:
         return Imported(0, 0.0, 0.0)
     now = datetime.now(UTC)
-    cams = filler(settings, count, now)
+    cams = filler(settings, count, now, probe=probe)
     Item = tuple[Camera, None, AuditEvent]
+    addresses: dict[str, None] = {}
+    per_network: Counter[str] = Counter()
 
     def next_chunk() -> tuple[list[Item], int]:
         chunk = list(itertools.islice(cams, FILLER_CHUNK))
+        for c in chunk:
+            per_network[c.network] += 1
+            if probe:
+                addresses[str(c.address)] = None
         items = [
             (
                 c,
@@ -372,13 +393,52 @@ def import_filler(gw: GatewayStack, settings: Settings, count: int) -> Imported:
                 _check(not bad, f"import refused {len(bad)} cameras, e.g. {bad[:3]}")
                 created, size = created + len(items), size + n_bytes
                 items, n_bytes = await following
-            return Imported(created, time.perf_counter() - started, size / created)
+            took = time.perf_counter() - started
+            return Imported(created, took, size / created, tuple(addresses), dict(per_network))
         finally:
             await client.aclose()
 
     result = asyncio.run(go())
     _check(result.cameras == count, f"generated {result.cameras:,} cameras, not {count:,}")
     return result
+
+
+# -- the imported cameras' device services ---------------------------------------------------------
+
+
+class Responders:
+    """bench/_responders.py processes answering the clock probe on the imported cameras'
+    addresses (PER_PROCESS each), on the load core; stopped by `stop`."""
+
+    def __init__(self, workdir: Path, addresses: tuple[str, ...]) -> None:
+        self.workdir = workdir
+        self.addresses = addresses
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, timeout: float = 120.0) -> Responders:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for k in range(0, len(self.addresses), PER_PROCESS):
+            listed = self.workdir / f"addresses-{k // PER_PROCESS}.txt"
+            listed.write_text("\n".join(self.addresses[k : k + PER_PROCESS]))
+            argv = [sys.executable, str(HERE / "_responders.py"), str(listed)]
+            argv += ["--delay", str(SIM_DELAY_S)]
+            log = self.workdir / f"responders-{k // PER_PROCESS}.log"
+            self.procs.append(start_process(argv, core=LOAD_CORE, log=log, env=dict(os.environ)))
+        deadline = time.monotonic() + timeout
+        for i, proc in enumerate(self.procs):
+            log = self.workdir / f"responders-{i}.log"
+            while "READY" not in (log.read_text(errors="replace") if log.exists() else ""):
+                if proc.poll() is not None:
+                    raise BenchError(f"a clock responder exited:\n{log_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"clock responders not READY in {timeout:.0f} s")
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc)
+        self.procs = []
 
 
 # -- background clients ---------------------------------------------------------------------------
@@ -528,7 +588,18 @@ class Pages:
     total: int  # cameras
 
 
-def full_list(gw: GatewayStack, viewer: str) -> Pages:
+def full_list(gw: GatewayStack, viewer: str, tries: int = 3) -> Pages:
+    """Every page of the list in turn, then the first again with its ETag (a 304); read again
+    when the registry moved meanwhile (health rounds write statuses and last_seen)."""
+    for _ in range(tries - 1):
+        try:
+            return _full_list(gw, viewer)
+        except BenchError as exc:
+            progress(f"  the list moved while it was read ({exc}): again")
+    return _full_list(gw, viewer)
+
+
+def _full_list(gw: GatewayStack, viewer: str) -> Pages:
     auth = {"Authorization": f"Bearer {viewer}"}
     paths, bodies, seen, total = [FULL_PATH], [], 0, None
     started = time.perf_counter()
@@ -679,13 +750,17 @@ def run_scale(
     args: argparse.Namespace,
 ) -> ScaleRun:
     gw = GatewayStack(workdir, log_level=args.log_level, config=args.config, extra_env=passwords)
+    responders: Responders | None = None
     try:
         gw.start()
         admin = gw.token("bench-admin", "admin", ["*"])
         viewer = gw.token("bench-viewer", "viewer", ["*"])
         progress(f"{n:,}: importing {n - SIMULATED:,} cameras through Registry.create_many")
-        imported = import_filler(gw, settings, n - SIMULATED)
+        imported = import_filler(gw, settings, n - SIMULATED, probe=args.probe_all)
         run = ScaleRun(n, imported)
+        if imported.addresses:
+            progress(f"  clock responders on {len(imported.addresses):,} imported addresses")
+            responders = Responders(workdir / "responders", imported.addresses).start()
         run.rss_mib["imported"] = _rss(gw)
         if imported.cameras:
             progress(
@@ -720,6 +795,8 @@ def run_scale(
         return run
     finally:
         gw.stop()
+        if responders is not None:
+            responders.stop()
 
 
 def discover_and_probe(
@@ -779,8 +856,11 @@ def discover_and_probe(
         )
         run.rss_mib["discovered"] = _rss(gw)
         progress(f"{run.cameras:,}: waiting for the first health round after discovery")
+        probed = Counter(enriched)
+        if run.imported.addresses:  # (the imported cameras answer too)
+            probed.update(run.imported.per_network)
         run.health = health_round(
-            gw, auth, settings, {k: v for k, v in enriched.items() if v}, after=ended
+            gw, auth, settings, {k: v for k, v in probed.items() if v}, after=ended
         )
         progress(f"  {run.health}")
     finally:
@@ -938,6 +1018,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=BUDGET_S,
         help="a scale whose expected time would end the run later than this is skipped",
+    )
+    p.add_argument(
+        "--simulated-only",
+        dest="probe_all",
+        action="store_false",
+        help="imported cameras without a device service: health rounds probe the 3,308 "
+        "simulated ones only (no clock responders)",
     )
     p.add_argument(
         "--quiet-discovery",
@@ -1113,9 +1200,13 @@ def report(runs: list[ScaleRun], settings: Settings, args: argparse.Namespace) -
             f"health round s (shipped interval {interval:g} s, per network)",
             health_cell,
             f"<= {interval:g} s, every camera, at {at_name}",
-            "not judged: only the simulated cameras are probed"
-            if at is not None
-            else f"not judged ({at_name} not run)",
+            judged(
+                lambda r: (
+                    None
+                    if isinstance(r.health, str) or r.health.probed < r.cameras
+                    else r.health.seconds <= interval
+                )
+            ),
         ),
         row(
             "event-loop delay p99 during discovery, ms (bucket bound)",
