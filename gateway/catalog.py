@@ -223,6 +223,7 @@ class ListQuery:
     status: str | None = None
     category: str | None = None
     department: str | None = None
+    carrier: str | None = None
     lifecycle: str | None = None  # None: every state but decommissioned
     q: str | None = None
     limit: int = 1000
@@ -581,6 +582,7 @@ def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...], full: bool) -> bo
         and (q.status is None or (e.status == q.status and e.sees("status", full)))
         and (q.category is None or (e.category == q.category and e.sees("category", full)))
         and (q.department is None or (e.department == q.department and e.sees("department", full)))
+        and (q.carrier is None or (e.carrier == q.carrier and e.sees("carrier", full)))
         and _in_lifecycle(e, q.lifecycle, full)
         and (q.q is None or q.q.lower() in haystack)
     )

@@ -584,6 +584,7 @@ class CameraQuery(Model):
     status: CameraStatus | None = None
     category: Slug | None = None
     department: QueryText100 | None = Field(None, description="Compared after trimming spaces")
+    carrier: QueryText100 | None = Field(None, description="Compared after trimming spaces")
     lifecycle: Lifecycle | None = Field(
         None, description="Left out: every state but decommissioned (kept, listed when asked for)"
     )

@@ -93,6 +93,7 @@ def _list_query(request: web.Request) -> ListQuery:
         status=params.status.value if params.status else None,
         category=params.category,
         department=params.department,
+        carrier=params.carrier,
         lifecycle=params.lifecycle.value if params.lifecycle else None,
         q=params.q,
         limit=params.limit,

@@ -323,7 +323,7 @@ async def test_filters(client: Client, token: TokenFactory) -> None:
             cam(2, "smart-security", location={"lat": 31.1, "lon": 121.3, "address": "Market St"}),
             cam(3, "road-blindspot"),
             cam(4, "public-security"),
-            cam(5, "traffic", department="Town Safety Office"),
+            cam(5, "traffic", department="Town Safety Office", carrier="Unicom Dongjing"),
         ],
     )
     await set_status(client, "cam-002", "online")
@@ -341,6 +341,8 @@ async def test_filters(client: Client, token: TokenFactory) -> None:
         "cam-005",
     ]
     assert await list_ids(client, admin, "?department=Police") == ["cam-004"]
+    assert await list_ids(client, admin, "?carrier=Unicom%20Dongjing") == ["cam-005"]
+    assert await list_ids(client, admin, "?carrier=Unicom") == []  # (exact, as department)
     # Filters combine.
     assert await list_ids(client, admin, "?network=police&status=online") == ["cam-004"]
     # q: case-insensitive substring of name, tags, location address, department, id, address.

@@ -311,7 +311,9 @@ async def test_fields_a_network_does_not_list_are_not_shared(
                                              vault))  # fmt: skip
     secret, _ = await client.app[TOKENS].create("root", Role.admin, ["*"], "tests")
     root = {"Authorization": f"Bearer {secret}"}
-    body = camera("police.gate-3", "police", "127.2.0.3", tags=["x"], department="Police")
+    body = camera(
+        "police.gate-3", "police", "127.2.0.3", tags=["x"], department="Police", carrier="CT"
+    )
     assert (await client.post("/api/v1/cameras", json=body, headers=root)).status == 201
     secret, _ = await client.app[TOKENS].create("v", Role.viewer, ["police"], "tests")
     viewer = {"Authorization": f"Bearer {secret}"}
@@ -320,7 +322,8 @@ async def test_fields_a_network_does_not_list_are_not_shared(
     listed = await (await client.get("/api/v1/cameras", headers=viewer)).json()
     assert listed["items"] == [got]
     # Nor can a filter or a count on an unshared field tell what it holds.
-    for query in ("?department=Police", "?status=unknown", "?category=public-security"):
+    for query in ("?department=Police", "?carrier=CT", "?status=unknown",
+                  "?category=public-security"):  # fmt: skip
         resp = await client.get(f"/api/v1/cameras{query}", headers=viewer)
         assert (await resp.json())["total"] == 0, query
     summary = await (await client.get("/api/v1/summary", headers=viewer)).json()
