@@ -147,6 +147,20 @@ def camera_window(
     return out
 
 
+def combine(parts: Iterable[CameraWindow], start: float, end: float) -> CameraWindow:
+    """One camera's figures over [start, end) from those of the disjoint parts of it that are
+    counted (its lifecycle's: gateway/lifecycle_log.py): seconds and outages added, the longest
+    the longest; an outage cut by an uncounted gap is one in each part."""
+    out = CameraWindow(start, end)
+    for w in parts:
+        for i in range(4):
+            out.seconds[i] += w.seconds[i]
+        out.outages += w.outages
+        out.outage_longest_s = max(out.outage_longest_s, w.outage_longest_s)
+        out.spans.extend(w.spans)
+    return out
+
+
 def window(
     initial: str | None,
     changes: Iterable[tuple[float, str]],

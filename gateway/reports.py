@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -33,11 +34,14 @@ from .availability import (
     Rollup,
     camera_window,
     code,
+    combine,
     down_since,
 )
 from .catalog import Catalog, Snapshot
+from .errors import redis_errors
 from .history import HISTORY, CameraLog, StatusHistory, instant, key_id, stream_key, window_bounds
 from .keys import CATALOG, METRICS, REDIS, REGISTRY, SETTINGS
+from .lifecycle_log import NOT_COUNTED, LifecycleLog, Span, settled
 from .models import Camera, CameraStatus, Maintenance
 from .outage_metrics import OutageCollector
 from .policy import Principal
@@ -59,8 +63,9 @@ from .settings import Settings
 
 T = TypeVar("T")
 
-# Cameras not expected to answer (docs/lifecycle.md): not counted, not reported.
-NOT_IN_SERVICE = frozenset({"planned", "under-construction", "decommissioned"})
+# Cameras not expected to answer (docs/lifecycle.md): not counted, not reported; over a window,
+# by their lifecycle at each moment of it (gateway/lifecycle_log.py).
+NOT_IN_SERVICE = NOT_COUNTED
 _IN_THREAD = 20_000  # cameras from which a computation runs in a worker thread
 _HISTORY_PER_CAMERA = 200  # changes listed per camera in the outage report
 
@@ -82,6 +87,12 @@ class Attrs:
     in_service: bool
     shared: frozenset[str]
     maintenance: dict[str, Any] | None = None  # its own contact, as stored
+    lifecycle: str = "in-service"
+    lifecycle_since: float | None = None
+
+    @property
+    def stamp(self) -> tuple[str, float | None]:
+        return self.lifecycle, self.lifecycle_since
 
     def shows(self, field: str, who: Principal) -> bool:
         return who.full_records or field in self.shared
@@ -91,13 +102,16 @@ class Attrs:
         return str(getattr(self, field)) if self.shows(field, who) else None
 
 
+def _seconds(value: object) -> float | None:
+    try:
+        return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _attrs(raw: bytes, shared: frozenset[str]) -> Attrs:
     d = orjson.loads(raw)
-    created = d.get("created_at")
-    try:
-        created_at = datetime.fromisoformat(created).timestamp() if created else None
-    except (TypeError, ValueError):
-        created_at = None
+    lifecycle = d.get("lifecycle") or "in-service"
     return Attrs(
         id=d["id"],
         network=d["network"],
@@ -108,10 +122,12 @@ def _attrs(raw: bytes, shared: frozenset[str]) -> Attrs:
         project=d.get("project") or "",
         status=code(d.get("status") or CameraStatus.unknown.value),
         last_error=d.get("last_error") or "",
-        created_at=created_at,
-        in_service=(d.get("lifecycle") or "in-service") not in NOT_IN_SERVICE,
+        created_at=_seconds(d.get("created_at")),
+        in_service=lifecycle not in NOT_IN_SERVICE,
         shared=shared,
         maintenance=d.get("maintenance"),
+        lifecycle=lifecycle,
+        lifecycle_since=_seconds(d.get("lifecycle_since")),
     )
 
 
@@ -146,11 +162,21 @@ class AttrsCache:
 
 
 class Accountability:
-    def __init__(self, catalog: Catalog, history: StatusHistory, settings: Settings) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        history: StatusHistory,
+        settings: Settings,
+        lifecycle: LifecycleLog | None = None,
+    ) -> None:
         self.catalog = catalog
         self.history = history
         self.settings = settings
         self.attrs = AttrsCache()
+        prefix = settings.redis.prefix
+        self.lifecycle = lifecycle or LifecycleLog(
+            history.redis, lambda cam_id: f"{prefix}:lifecycle:{cam_id}"
+        )
 
     async def cameras(self) -> list[Attrs]:
         snap = await self.catalog.current()
@@ -168,6 +194,38 @@ class Accountability:
                 return await asyncio.to_thread(work)
             return work()
 
+    async def _counted_cameras(
+        self, cams: list[Attrs], networks: frozenset[str], start: float
+    ) -> tuple[list[Attrs], set[str]]:
+        """The cameras of `networks` that may count in a window from `start`, and the ids of
+        those in service throughout it (most): the others' lifecycle changed within it (they
+        may have been in service for part of it), and their lifecycle histories are read."""
+        steady: set[str] = set()
+        chosen = []
+        for a in cams:
+            if a.network not in networks:
+                continue
+            if not settled(a.lifecycle_since, a.created_at, start):
+                chosen.append(a)
+            elif a.in_service:
+                steady.add(a.id)
+                chosen.append(a)
+        await self._read_lifecycles([a for a in chosen if a.id not in steady], start)
+        return chosen, steady
+
+    async def _read_lifecycles(self, cams: list[Attrs], start: float) -> None:
+        """The lifecycle histories of the cameras whose lifecycle changed after `start`."""
+        wanted = [
+            (a.id, a.stamp) for a in cams if not settled(a.lifecycle_since, a.created_at, start)
+        ]
+        if wanted:
+            with redis_errors():
+                await self.lifecycle.read(wanted)
+
+    def spans(self, a: Attrs, start: float, end: float) -> list[Span]:
+        """The parts of [start, end) in which the camera's lifecycle was one that counts."""
+        return self.lifecycle.spans(a.id, a.stamp, a.created_at, start, end)
+
     def counted_networks(self, who: Principal, network: str | None) -> list[str]:
         return [n for n in who.visible(self.settings) if network is None or n == network]
 
@@ -180,7 +238,7 @@ class Accountability:
         start = end - PERIOD_SECONDS[q.period]
         networks = self.counted_networks(who, q.network)
         counted = frozenset(networks)
-        chosen = [a for a in cams if a.network in counted and a.in_service]
+        chosen, steady = await self._counted_cameras(cams, counted, start)
 
         def work() -> Availability:
             until = max(start, min(end, now))
@@ -191,8 +249,19 @@ class Accountability:
             groups: dict[str, Rollup] = {}
             rows: list[AvailabilityRow] = []
             for a in chosen:
+                if a.id in steady:
+                    spans = None  # the whole window
+                else:
+                    spans = self.spans(a, start, end)
+                    if not spans:
+                        continue  # not in service at any time of the window
                 shared = shares[a.network]
-                w = self._window(a, start, until) if "status" in shared else nothing
+                if "status" not in shared:
+                    w = nothing
+                elif spans is None:
+                    w = self._status_window(a, start, until)
+                else:
+                    w = self._window(a, start, until, spans)
                 if by_camera:
                     rows.append(_camera_row(a, w, shared))
                     key = ""
@@ -238,7 +307,19 @@ class Accountability:
             return CameraWindow(start, end)
         return self._window(a, start, end)
 
-    def _window(self, a: Attrs, start: float, end: float) -> CameraWindow:
+    def _window(
+        self, a: Attrs, start: float, end: float, spans: list[Span] | None = None
+    ) -> CameraWindow:
+        """The camera's figures over the parts of [start, end) its lifecycle counts (`spans`,
+        computed when not given; they may reach past `end`)."""
+        if spans is None:
+            spans = self.spans(a, start, end)
+        parts = [(max(s, start), min(e, end)) for s, e in spans if min(e, end) > max(s, start)]
+        if parts == [(start, end)]:
+            return self._status_window(a, start, end)
+        return combine((self._status_window(a, s, e) for s, e in parts), start, end)
+
+    def _status_window(self, a: Attrs, start: float, end: float) -> CameraWindow:
         cam = self.history.camera(a.network, a.id)
         begin = start
         if cam is None or not cam.keys:
@@ -260,6 +341,9 @@ class Accountability:
         chosen = [
             a for a in cams if a.network in counted and a.in_service and a.shows("status", who)
         ]
+        # Every camera whose lifecycle ever changed: its run of being down may have begun
+        # before it was last put back in service (then it counts from then).
+        await self._read_lifecycles(chosen, -math.inf)
 
         def work() -> OutageReport:
             now = self.history.now()
@@ -299,6 +383,9 @@ class Accountability:
         exact = since is not None
         if since is None:
             since = self.held_since(a, now)
+        spans = self.spans(a, since, now)
+        if spans and spans[-1][0] > since:  # back in service since, down all along: from then
+            since, exact = spans[-1][0], True
         down_s = max(0.0, now - since)
         if down_s < min_s:
             return None
@@ -578,7 +665,8 @@ async def accountability_context(app: web.Application) -> AsyncIterator[None]:
     """The status history (read from start-up, refreshed in the background), the service the
     endpoints use, and the outage metrics' collector."""
     history = StatusHistory(app[REDIS], app[SETTINGS], app[REGISTRY].keys.status_history)
-    service = Accountability(app[CATALOG], history, app[SETTINGS])
+    lifecycle = LifecycleLog(app[REDIS], app[REGISTRY].keys.lifecycle)
+    service = Accountability(app[CATALOG], history, app[SETTINGS], lifecycle)
     app[HISTORY] = history
     app[ACCOUNTABILITY] = service
     app[METRICS].registry.register(OutageCollector(service))
