@@ -1,16 +1,22 @@
 """Cameras near an incident (issue 12): the camera list's `near` query over the town's fleet,
 in process, against a private redis-server on 127.0.0.1 (started and stopped here).
 
-Setup: the demo fleet at `--scale` (1.0: the town's 3,308 cameras, spread over Dongjing with the
-inventory's mix of networks and categories) registered through `Registry.create_many`, so the
-GEO indexes are written by the registry's own script. Then `--runs` queries around points drawn
-at random inside the fleet's bounding box (seeded), each through `Catalog.camera_list` as the
-endpoint calls it (GEOSEARCH per granted network, the list's filters, the page body), for an
-admin and for a viewer granted one network, median and p99 (nearest rank). For comparison in the
-same run, the naive design it replaces: distances computed in Python over every camera of the
-catalog's snapshot on each request.
+Setup, per size in `--cameras` (default 3,308 and 100,000; one table, a fresh redis-server
+each): the demo fleet (the town's 3,308 cameras, spread over Dongjing, ~6.7 x 5.7 km, with the
+inventory's mix of networks and categories; a smaller size takes that share of it) and, above
+3,308, the rest generated as bench/scale.py imports them (its `filler`: the inventory's mix,
+NVR and encoder channels, spread over the same area, so 100,000 cameras are 30 times as
+dense), all registered through `Registry.create_many` in chunks of 5,000, so the GEO indexes are
+written by the registry's own script. Then `--runs` queries around points drawn at random
+inside the fleet's bounding box (seeded), each through `Catalog.camera_list` as the endpoint
+calls it (GEOSEARCH per granted network, the list's filters, the page body), for an admin and
+for a viewer granted one network, median and p99 (nearest rank). For comparison in the same
+run, the naive design it replaces: distances computed in Python over every camera of the
+catalog's snapshot on each request (`--naive-runs` of them; 10 above 20,000 cameras, where each
+takes over a second).
 
-    .venv/bin/python bench/near.py              # the town, well under a minute
+    .venv/bin/python bench/near.py                    # 3,308 and 100,000: ~3 minutes
+    .venv/bin/python bench/near.py --cameras 3308     # the town alone, well under a minute
 """
 
 from __future__ import annotations
@@ -23,25 +29,31 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from common import exit_on_sigterm, header_lines, markdown_table, percentile, progress
+from scale import filler
 
+from adapters.simulator.fleet import FleetCamera
 from gateway.app import redis_client
-from gateway.audit import AuditLog
+from gateway.audit import AuditEvent, AuditLog
 from gateway.catalog import Catalog, ListQuery
 from gateway.demo import fleet_for, seed_registry
-from gateway.models import Role
+from gateway.models import Camera, Role
 from gateway.policy import Principal
 from gateway.redis_server import RedisServer
 from gateway.registry import Registry
-from gateway.settings import DEFAULT_CONFIG, load_settings
+from gateway.settings import DEFAULT_CONFIG, Settings, load_settings
 from gateway.vault import CredentialVault
 
 AIM_P99_MS = 10.0
 RADIUS_M = 500
 LIMIT = 100
+TOWN = 3_308  # gateway.demo.fleet_for(settings, 1.0)
+CHUNK = 5_000  # records per Registry.create_many call
+LARGE, NAIVE_RUNS_LARGE = 20_000, 10  # the naive scan of 100,000 cameras takes ~1 s a query
 
 
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -61,7 +73,49 @@ async def _timed(call: Callable[[], Awaitable[object]], runs: int) -> list[float
     return out
 
 
-async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]], int]:
+async def _import(registry: Registry, settings: Settings, count: int) -> None:
+    """`count` cameras generated as bench/scale.py imports them, through Registry.create_many
+    with an audit entry each; every one must be created."""
+    cams = filler(settings, count, datetime.now(UTC))
+    while chunk := [c for _, c in zip(range(CHUNK), cams, strict=False)]:
+        items: list[tuple[Camera, None, AuditEvent]] = [
+            (
+                c,
+                None,
+                AuditEvent(
+                    actor="bench-near",
+                    role="admin",
+                    action="camera.create",
+                    target=c.id,
+                    network=c.network,
+                    outcome="ok",
+                    status=200,
+                    detail="bench/near.py import",
+                ),
+            )
+            for c in chunk
+        ]
+        results = await registry.create_many(items)  # type: ignore[arg-type]
+        refused = [r for r in results if not isinstance(r, int)]
+        if refused:
+            raise SystemExit(f"bench/near.py: import refused {len(refused)}: {refused[:3]}")
+
+
+async def _register(registry: Registry, settings: Settings, cameras: int) -> list[FleetCamera]:
+    """The demo fleet (or its share), then the generated rest; returns the demo fleet (the
+    query points are drawn inside its bounding box: the filler's area is the same)."""
+    fleet = fleet_for(settings, min(1.0, cameras / TOWN))
+    progress(f"{cameras:,}: registering the demo fleet's {len(fleet):,} cameras")
+    await seed_registry(registry, settings, fleet)
+    if cameras > len(fleet):
+        progress(f"{cameras:,}: importing {cameras - len(fleet):,} generated cameras")
+        started = time.perf_counter()
+        await _import(registry, settings, cameras - len(fleet))
+        progress(f"{cameras:,}: imported in {time.perf_counter() - started:,.0f} s")
+    return fleet
+
+
+async def measure(args: argparse.Namespace, tmp: Path, cameras: int) -> tuple[list[list[str]], int]:
     settings = load_settings(DEFAULT_CONFIG, use_env=False)
     server = RedisServer(tmp / "redis", appendonly=False).start()
     client = redis_client(server.url)
@@ -69,11 +123,14 @@ async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]],
         vault = CredentialVault(b"\x01" * 32)
         audit = AuditLog(client, settings.redis.prefix, vault, settings.audit)
         registry = Registry(client, settings, vault, audit)
-        fleet = fleet_for(settings, args.scale)
-        progress(f"registering {len(fleet):,} cameras")
-        await seed_registry(registry, settings, fleet)
+        fleet = await _register(registry, settings, cameras)
         catalog = Catalog(registry, settings)
         snap = await catalog.current()
+        if len(snap.entries) != max(
+            cameras, len(fleet)
+        ):  # a share of the fleet rounds per category
+            raise SystemExit(f"bench/near.py: {len(snap.entries):,} cameras, not {cameras:,}")
+        cameras = len(snap.entries)
         lats = [c.lat for c in fleet]
         lons = [c.lon for c in fleet]
         rng = random.Random(7)
@@ -98,8 +155,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]],
                 body = await catalog.camera_list(who, query)
                 found.append(orjson.loads(body.data)["total"])
 
+            progress(f"{cameras:,}: near, {label}: {args.runs} queries")
             times = await _timed(near, args.runs)
-            rows.append(_row(f"near, GEO indexes ({label})", times, found))
+            rows.append(_row(cameras, f"near, GEO indexes ({label})", times, found))
         it = iter(points)
         found_naive: list[int] = []
 
@@ -112,19 +170,24 @@ async def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[list[str]],
                     hits.append(e)
             found_naive.append(len(hits))
 
-        times = await _timed(naive, args.runs)
-        rows.append(_row("naive: distance to every camera per request", times, found_naive))
+        runs = min(args.runs, args.naive_runs, NAIVE_RUNS_LARGE if cameras > LARGE else args.runs)
+        progress(f"{cameras:,}: naive: {runs} queries")
+        times = await _timed(naive, runs)
+        case = "naive: distance to every camera per request"
+        rows.append(_row(cameras, case, times, found_naive))
         return rows, len(snap.entries)
     finally:
         await client.aclose()
         server.stop()
 
 
-def _row(case: str, times: list[float], found: list[int]) -> list[str]:
+def _row(cameras: int, case: str, times: list[float], found: list[int]) -> list[str]:
     p99 = percentile(times, 99)
     met = "yes" if p99 < AIM_P99_MS else "no"
     return [
+        f"{cameras:,}",
         case,
+        str(len(times)),
         f"{percentile(times, 50):.2f}",
         f"{p99:.2f}",
         f"{sum(found) / len(found):.1f}",
@@ -133,20 +196,34 @@ def _row(case: str, times: list[float], found: list[int]) -> list[str]:
     ]
 
 
+def _sizes(text: str) -> list[int]:
+    sizes = [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("camera counts separated by commas, e.g. 3308,100000")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--scale", type=float, default=1.0, help="share of the town's fleet")
+    p.add_argument(
+        "--cameras", type=_sizes, default=[TOWN, 100_000], help="sizes, e.g. 3308,100000"
+    )
     p.add_argument("--runs", type=int, default=500, help="queries per case")
+    p.add_argument("--naive-runs", type=int, default=50, help="naive queries per size (<= runs)")
     args = p.parse_args(argv)
     exit_on_sigterm()
-    with tempfile.TemporaryDirectory(prefix="camgw-near-") as tmp:
-        rows, cameras = asyncio.run(measure(args, Path(tmp)))
+    rows: list[list[str]] = []
+    for cameras in args.cameras:
+        with tempfile.TemporaryDirectory(prefix="camgw-near-") as tmp:
+            got, _ = asyncio.run(measure(args, Path(tmp), cameras))
+        rows += got
     print("\n".join(header_lines()))
     print(
-        f"\n`near` queries, {cameras:,} cameras, radius {RADIUS_M} m, page of {LIMIT}, "
-        f"{args.runs} random points in the fleet's area, in process (no HTTP):\n"
+        f"\n`near` queries, radius {RADIUS_M} m, page of {LIMIT}, {args.runs} random points in "
+        "the fleet's area (the same area at every size), in process (no HTTP):\n"
     )
-    columns = ["case", "p50 ms", "p99 ms", "cameras found (mean)", "aim p99", "met"]
+    columns = ["cameras", "case", "runs", "p50 ms", "p99 ms", "cameras found (mean)", "aim p99",
+               "met"]  # fmt: skip
     print(markdown_table(columns, rows))
     return 0
 
