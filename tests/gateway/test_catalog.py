@@ -154,4 +154,3 @@ async def test_rebuild_durations_are_exported(settings: Settings) -> None:
     assert "camgw_catalog_rebuild_seconds_count 1.0" in text
     sums = [ln for ln in text.splitlines() if ln.startswith("camgw_catalog_rebuild_seconds_sum")]
     assert len(sums) == 1 and float(sums[0].split()[1]) == pytest.approx(0.3)
-
