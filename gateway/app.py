@@ -4,9 +4,11 @@ order (Redis, then the services built on it, then the events listener)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -15,10 +17,11 @@ from redis.exceptions import RedisError
 from adapters import tasks
 from adapters.base import NetworkAdapter
 from adapters.network import AdapterSpec, CameraNetworkAdapter
+from adapters.process import AdapterProcess, ProcessAdapter
 from adapters.redis_link import RedisLink, connect
 from adapters.threaded import AdapterThread, ThreadedAdapter
 
-from . import events
+from . import events, logs
 from .api import audit, cameras, discovery, health, networks, openapi, reports, snapshots, summary
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
@@ -85,44 +88,73 @@ def redis_client(link: RedisLink | str, max_connections: int = 64) -> Redis:
     return connect(link, max_connections=max_connections)
 
 
-def in_process_adapter(
+def in_process_spec(
     network: NetworkConfig, settings: Settings, vault: CredentialVault
-) -> CameraNetworkAdapter:
-    """A network reached from this process; credentials resolved now, not at import."""
-    return CameraNetworkAdapter(
-        AdapterSpec(
-            network.id,
-            network.cidrs,
-            network.discovery,
-            network.credentials.resolve() if network.credentials else None,
-            settings.snapshots,
-            network.access,
-            ref_key=vault.derive(REF_PURPOSE),
-        )
+) -> AdapterSpec:
+    """What a network's adapter in this process (or its child) is built from; credentials
+    resolved now, not at import."""
+    return AdapterSpec(
+        network.id,
+        network.cidrs,
+        network.discovery,
+        network.credentials.resolve() if network.credentials else None,
+        settings.snapshots,
+        network.access,
+        ref_key=vault.derive(REF_PURPOSE),
     )
 
 
+def in_process_adapter(
+    network: NetworkConfig, settings: Settings, vault: CredentialVault
+) -> CameraNetworkAdapter:
+    """A network reached from this process, on the caller's loop."""
+    return CameraNetworkAdapter(in_process_spec(network, settings, vault))
+
+
 def default_adapters(app: web.Application) -> dict[str, NetworkAdapter]:
-    """One adapter per configured network: its edge adapter's streams, or in this process (on
-    the API's loop, or with `[server] adapter_thread` on a loop and thread of their own:
-    adapters/threaded.py, docs/discovery.md)."""
+    """One adapter per configured network: its edge adapter's streams, or reached from here
+    as `[server] adapters` says: in one child process for all of them (`process`,
+    adapters/process.py), on a loop and thread of their own (`thread`, adapters/threaded.py) or
+    on the API's loop (`loop`); docs/discovery.md, "Where the reads run"."""
+    return adapters_for(app, app[SETTINGS].server.adapters)
+
+
+def adapters_for(
+    app: web.Application, mode: Literal["process", "thread", "loop"]
+) -> dict[str, NetworkAdapter]:
+    """`default_adapters` with the mode given (the test suite's apps: "loop")."""
     settings, vault, hub = app[SETTINGS], app[VAULT], app[EDGE]
     thread: AdapterThread | None = None
     adapters: dict[str, NetworkAdapter] = {}
+    specs: list[AdapterSpec] = []
     for n in settings.networks:
         if n.mode == "edge":
             adapters[n.id] = hub.adapter(n.id)
-            continue
-        adapters[n.id] = in_process_adapter(n, settings, vault)
-        if settings.server.adapter_thread:
+        elif mode == "process":
+            specs.append(in_process_spec(n, settings, vault))
+        elif mode == "thread":
             thread = thread or AdapterThread()
-            adapters[n.id] = ThreadedAdapter(adapters[n.id], thread)
-    return adapters
+            adapters[n.id] = ThreadedAdapter(in_process_adapter(n, settings, vault), thread)
+        else:
+            adapters[n.id] = in_process_adapter(n, settings, vault)
+    if specs:
+        process = AdapterProcess(
+            specs,
+            # The child logs as the gateway does: JSON lines on stderr, at the gateway's level.
+            initializer=functools.partial(
+                logs.setup, logging.getLevelName(logging.getLogger().getEffectiveLevel())
+            ),
+            niceness=settings.server.adapter_niceness,
+        )
+        adapters |= {s.network: process.adapter(s.network) for s in specs}
+    return {n.id: adapters[n.id] for n in settings.networks}  # in the configured order
 
 
 def create_app(
-    settings: Settings, vault: CredentialVault, adapters: AdapterFactory = default_adapters
+    settings: Settings, vault: CredentialVault, adapters: AdapterFactory | None = None
 ) -> web.Application:
+    """The gateway; `adapters` builds each network's adapter (default_adapters, looked up
+    when the app is created)."""
     app = web.Application(
         middlewares=[edge],
         client_max_size=max(settings.server.max_body_bytes, settings.server.max_import_bytes),
@@ -139,7 +171,7 @@ def create_app(
     app.cleanup_ctx.append(_audit_upkeep)
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_edge)
-    app.cleanup_ctx.append(_adapters(adapters))
+    app.cleanup_ctx.append(_adapters(adapters or default_adapters))
     app.cleanup_ctx.append(_discovery)
     app.cleanup_ctx.append(_snapshots)
     app.cleanup_ctx.append(accountability_context)
@@ -246,6 +278,9 @@ def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncItera
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         adapters = factory(app)
         app[ADAPTERS] = adapters
+        processes = {a.process for a in adapters.values() if isinstance(a, ProcessAdapter)}
+        for process in processes:  # now, not at the first read: its imports take a second
+            await process.start()
         yield
         closing = [asyncio.create_task(a.close(), name=f"close-{n}") for n, a in adapters.items()]
         if closing:
@@ -254,6 +289,8 @@ def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncItera
         threads = {a.thread for a in adapters.values() if isinstance(a, ThreadedAdapter)}
         for thread in threads:
             await asyncio.to_thread(thread.stop)
+        for process in processes:  # bounded: EOF, then SIGTERM, then SIGKILL
+            await process.stop()
 
     return ctx
 

@@ -42,10 +42,18 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="JSON body limit")
     max_import_bytes: int = Field(4 << 20, ge=1024, le=256 << 20, description="Import limit")
     access_log: bool = Field(True, description="One structured log line per request")
-    adapter_thread: bool = Field(
-        False,
-        description="Run in-process networks' adapters on a thread of their own "
-        "(docs/discovery.md, 'Where the reads run': measured slower under CPython's GIL)",
+    adapters: Literal["process", "thread", "loop"] = Field(
+        "process",
+        description="Where in-process networks' adapters read cameras: in a child process of "
+        "their own (process), on a thread of their own (thread: no better under CPython's GIL, "
+        "measured) or on the API's event loop (loop); docs/discovery.md, 'Where the reads run'",
+    )
+    adapter_niceness: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description='With adapters = "process": added to the child\'s CPU niceness, so that the '
+        "API's loop, woken by a request, preempts the camera reads on a shared core",
     )
     body_cache_bytes: int = Field(
         128 << 20,

@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.app import create_app
+import gateway.app
+from gateway.app import adapters_for, create_app
 from gateway.keys import TOKENS
 from gateway.models import Role
 from gateway.redis_server import RedisServer
@@ -23,6 +24,24 @@ _PREFIXES = itertools.count(1)
 
 Headers = dict[str, str]
 TokenFactory = Callable[..., Awaitable[Headers]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "adapters_process: the apps of this test run their in-process adapters as their "
+        'settings say ([server] adapters, "process" as shipped), not on the app\'s loop',
+    )
+
+
+@pytest.fixture(autouse=True)
+def adapters_on_the_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one place the suite departs from the shipped `[server] adapters = "process"`: every
+    app a test builds with the default adapters reads cameras on its own event loop ("loop"),
+    as the tests were written for (a child process costs about a second of imports per app).
+    Tests of the process mode are marked `adapters_process` and keep what their settings say."""
+    if request.node.get_closest_marker("adapters_process") is None:
+        monkeypatch.setattr(gateway.app, "default_adapters", lambda app: adapters_for(app, "loop"))
 
 
 @pytest.fixture(scope="session")
