@@ -25,9 +25,14 @@ RUN_DEBS   := redis-server:redis-server redis-sentinel:redis-sentinel ip:iproute
               $(GST_LIB)/libgstx265.so:gstreamer1.0-plugins-bad \
               $(GST_LIB)/libgstjpeg.so:gstreamer1.0-plugins-good \
               $(GST_LIB)/libgstpango.so:gstreamer1.0-x
-BENCH_DEBS := $(RUN_DEBS) nginx:nginx-light wrk:wrk
+# The dashboard's browser tests (tests/browser) and bench (bench/dashboard.py) drive Debian's
+# Chromium headless (Playwright never downloads a browser); CJK fonts for the Chinese pages.
+BROWSER_DEBS := chromium:chromium \
+              /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk
+TEST_DEBS  := $(RUN_DEBS) $(BROWSER_DEBS)
+BENCH_DEBS := $(RUN_DEBS) $(BROWSER_DEBS) nginx:nginx-light wrk:wrk
 
-.PHONY: help run test bench check clean debs-run debs-bench
+.PHONY: help run test bench check clean debs-run debs-test debs-bench
 
 help:
 	@echo "make run     install what is missing, then start the demo (private Redis, simulated"
@@ -42,7 +47,7 @@ help:
 run: debs-run $(STAMP)
 	$(BIN)/camgw demo
 
-test: debs-run $(STAMP)
+test: debs-test $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: debs-bench $(STAMP)
@@ -63,6 +68,9 @@ $(STAMP): pyproject.toml
 
 debs-run:
 	@$(MAKE) --no-print-directory _need PAIRS="$(RUN_DEBS)"
+
+debs-test:
+	@$(MAKE) --no-print-directory _need PAIRS="$(TEST_DEBS)"
 
 debs-bench:
 	@$(MAKE) --no-print-directory _need PAIRS="$(BENCH_DEBS)"

@@ -22,11 +22,24 @@ from adapters.redis_link import RedisLink, connect
 from adapters.threaded import AdapterThread, ThreadedAdapter
 
 from . import events, logs
-from .api import audit, cameras, discovery, health, networks, openapi, reports, snapshots, summary
+from .api import (
+    audit,
+    cameras,
+    chain,
+    discovery,
+    health,
+    networks,
+    openapi,
+    reports,
+    session,
+    snapshots,
+    summary,
+)
 from .api.endpoint import Endpoint, add_routes
 from .audit import AuditLog
 from .auth import TokenStore
 from .catalog import Catalog
+from .dashboard import add_dashboard
 from .discovery import DiscoveryService
 from .edge import EdgeHub
 from .errors import CamgwError
@@ -61,9 +74,11 @@ ENDPOINTS: list[Endpoint] = [
     *summary.ENDPOINTS,
     *networks.ENDPOINTS,
     *audit.ENDPOINTS,
+    *chain.ENDPOINTS,
     *discovery.ENDPOINTS,
     *snapshots.ENDPOINTS,
     *reports.ENDPOINTS,
+    *session.ENDPOINTS,
 ]
 
 AdapterFactory = Callable[[web.Application], dict[str, NetworkAdapter]]
@@ -166,6 +181,7 @@ def create_app(
     add_routes(app, ENDPOINTS)
     doc = openapi.build(ENDPOINTS, package_version())
     app.router.add_get("/api/v1/openapi.json", openapi.handler(doc), name="openapi")
+    add_dashboard(app, settings.dashboard)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_audit_upkeep)

@@ -251,6 +251,44 @@ class MaintenanceDefault(Maintenance):
     carrier: str = Field("", max_length=100, description='The cameras\' carrier; "": any')
 
 
+class DashboardConfig(Strict):
+    """The operations-center dashboard served at `/` (docs/dashboard.md)."""
+
+    enabled: bool = Field(True, description="Serve the dashboard at / and /static/")
+    tile_url: str = Field(
+        "",
+        max_length=500,
+        description="Map tiles, e.g. https://tiles.example.gov/{z}/{x}/{y}.png (the deployment's "
+        "own map service); the Content-Security-Policy allows images from its origin and nothing "
+        'else from outside. "": positions on a plain background with a scale',
+    )
+    tile_max_zoom: int = Field(18, ge=1, le=22, description="Deepest zoom the tile service has")
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, sep, rest = value.partition("://")
+        host = rest.split("/", 1)[0]
+        if scheme not in ("http", "https") or not sep or not host or "{" in host:
+            raise ValueError("must be an http:// or https:// URL with a fixed host")
+        if any(c in value for c in " '\"<>;,") or "@" in host:
+            raise ValueError("must not contain spaces, quotes, <, >, ; , or user info")
+        for name in ("{z}", "{x}", "{y}"):
+            if name not in value:
+                raise ValueError(f"must contain {name}")
+        return value
+
+    @property
+    def tile_origin(self) -> str:
+        """scheme://host[:port] of `tile_url` ("" when none): what the CSP allows."""
+        if not self.tile_url:
+            return ""
+        scheme, _, rest = self.tile_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 class Settings(Strict):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
@@ -259,6 +297,7 @@ class Settings(Strict):
     history: HistoryConfig = HistoryConfig()
     snapshots: SnapshotSettings = SnapshotSettings()
     edge: EdgeSettings = EdgeSettings()
+    dashboard: DashboardConfig = DashboardConfig()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
     discovered_category: Slug = Field(
