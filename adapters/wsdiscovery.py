@@ -36,6 +36,8 @@ MULTICAST_GROUP = "239.255.255.250"
 MAX_DATAGRAM = 65_535
 MAX_TARGETS = 65_536  # addresses one network's probe round may name, all entries together
 _SEND_BATCH = 128  # datagrams per tick, so a burst never overflows the receive buffer
+_DRAIN_MAX = 1_024  # datagrams read per wake-up, so that one flood cannot hold the loop
+_SEND_TRIES = 100  # 5 ms apart: a send buffer still full after half a second is given up
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -117,15 +119,33 @@ def _words(el: Element, path: str) -> tuple[str, ...]:
     return tuple((el.findtext(path, default="", namespaces=NS) or "").split())[:32]
 
 
-class _Collector(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, str], None]) -> None:
-        self.on_datagram = on_datagram
+def _drain(sock: socket.socket, on_datagram: Callable[[bytes, str], None]) -> None:
+    """Read every datagram waiting (up to _DRAIN_MAX). asyncio's datagram transport reads one
+    per loop iteration: on a loop busy with a health round of thousands of probes, thousands of
+    answers arriving together overflowed the receive buffer and whole cameras went unfound."""
+    for _ in range(_DRAIN_MAX):
+        try:
+            data, addr = sock.recvfrom(MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # ICMP unreachable from a silent host, reported on the socket
+            log.debug("probe error", extra={"error": type(exc).__name__})
+            continue
+        on_datagram(data, str(addr[0]))
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self.on_datagram(data, str(addr[0]))
 
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable from a silent host
-        log.debug("probe error", extra={"error": type(exc).__name__})
+async def _send(sock: socket.socket, message: bytes, to: tuple[str, int]) -> None:
+    """sendto on a non-blocking socket; a full send buffer is waited out briefly, a refused
+    destination skipped (it is only a probe)."""
+    for _ in range(_SEND_TRIES):
+        try:
+            sock.sendto(message, to)
+            return
+        except (BlockingIOError, InterruptedError):
+            await asyncio.sleep(0.005)
+        except OSError as exc:
+            log.debug("probe not sent", extra={"to": to[0], "error": type(exc).__name__})
+            return
 
 
 async def probe(
@@ -142,17 +162,24 @@ async def probe(
     message_id = f"urn:uuid:{uuid.uuid4()}"
     result = ProbeResult()
     seen: set[str] = set()
+    answered: set[str] = set()  # sources heard from, useful or not (the probe is repeated)
 
     def on_datagram(data: bytes, source: str) -> None:
+        first = source not in answered
+        answered.add(source)
         if not allowed(source):
-            result.ignored.append(f"{source}: outside the network's CIDRs")
-            log.warning("ws-discovery answer ignored", extra={"source": source, "why": "cidr"})
+            if first:
+                result.ignored.append(f"{source}: outside the network's CIDRs")
+                log.warning("ws-discovery answer ignored", extra={"source": source, "why": "cidr"})
             return
         try:
             matches = parse_probe_matches(data, message_id)
         except ValueError as exc:
-            result.ignored.append(f"{source}: {exc}")
-            log.warning("ws-discovery answer ignored", extra={"source": source, "why": str(exc)})
+            if first:
+                result.ignored.append(f"{source}: {exc}")
+                log.warning(
+                    "ws-discovery answer ignored", extra={"source": source, "why": str(exc)}
+                )
             return
         for m in matches:
             if m.endpoint_reference in seen:
@@ -165,24 +192,32 @@ async def probe(
     families = {_family(t.address) for t in targets}
     if multicast_interface or not targets:
         families.add(socket.AF_INET)
-    transports: dict[int, asyncio.DatagramTransport] = {}
+    socks: dict[int, socket.socket] = {}
     try:
         for family in sorted(families):
-            sock = _socket(family, multicast_interface)
-            transports[family], _ = await loop.create_datagram_endpoint(
-                lambda: _Collector(on_datagram), sock=sock
-            )
+            socks[family] = sock = _socket(family, multicast_interface)
+            loop.add_reader(sock.fileno(), _drain, sock, on_datagram)
         message = probe_message(message_id)
-        for i, (address, to_port) in enumerate(targets):
-            transports[_family(address)].sendto(message, (address, to_port))
-            if i % _SEND_BATCH == _SEND_BATCH - 1:
-                await asyncio.sleep(0.002)
-        if multicast_interface:
-            transports[socket.AF_INET].sendto(message, (MULTICAST_GROUP, port))
-        await asyncio.sleep(wait_s)
+
+        async def send_all(to: list[Endpoint]) -> None:
+            for i, (address, to_port) in enumerate(to):
+                await _send(socks[_family(address)], message, (address, to_port))
+                if i % _SEND_BATCH == _SEND_BATCH - 1:
+                    await asyncio.sleep(0.002)
+            if multicast_interface:
+                await _send(socks[socket.AF_INET], message, (MULTICAST_GROUP, port))
+
+        await send_all(targets)
+        # UDP may lose a probe or its answer: half-way through, the targets that have not
+        # answered are probed once more (WS-Discovery's UNICAST_UDP_REPEAT), the multicast
+        # group too; answers already counted are not counted twice (endpoint references).
+        await asyncio.sleep(wait_s / 2)
+        await send_all([t for t in targets if t.address not in answered])
+        await asyncio.sleep(wait_s / 2)
     finally:
-        for transport in transports.values():
-            transport.close()
+        for sock in socks.values():
+            loop.remove_reader(sock.fileno())
+            sock.close()
     return result
 
 
