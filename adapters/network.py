@@ -508,17 +508,26 @@ class CameraNetworkAdapter:
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:
         """Cheap liveness per camera: ONVIF clock (no auth) or an RTSP OPTIONS-free TCP connect.
-        `health_concurrency` workers take the targets in turn (not one task per camera: a
+        One probe per device: the channels of an NVR or encoder share its device service, and
+        the answer is the device's, so its 16 channels are one probe, not 16. (Whether a
+        camera behind a recorder still sends video the clock cannot tell either way.)
+        `health_concurrency` workers take the devices in turn (not one task per camera: a
         district's round is 100,000 of them)."""
         await self._ensure_started()
         results: list[HealthResult | None] = [None] * len(targets)
-        queue = iter(enumerate(targets))
+        devices: dict[tuple[object, ...], list[int]] = {}
+        for i, target in enumerate(targets):
+            devices.setdefault(_device_key(target), []).append(i)
+        queue = iter(devices.values())
 
         async def worker() -> None:
-            for i, target in queue:
-                results[i] = await self._probe_one(target)
+            for same in queue:
+                first = await self._probe_one(targets[same[0]])
+                results[same[0]] = first
+                for i in same[1:]:
+                    results[i] = replace(first, address=targets[i].address, ref=targets[i].ref)
 
-        workers = min(self.spec.discovery.health_concurrency, len(targets))
+        workers = min(self.spec.discovery.health_concurrency, len(devices))
         await asyncio.gather(*(worker() for _ in range(workers)))
         return [r for r in results if r is not None]
 
@@ -547,6 +556,11 @@ class CameraNetworkAdapter:
             await clock_answers(target.address, parts.port or 80, url)
         else:
             await self._onvif.check(target)
+
+
+def _device_key(target: Target) -> tuple[object, ...]:
+    """What a health probe reaches: targets equal here are answered by one device."""
+    return (target.kind, target.address, target.port, target.xaddrs, target.rtsp_uri)
 
 
 def _place(target: Target) -> tuple[str, str]:

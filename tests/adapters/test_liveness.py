@@ -7,12 +7,15 @@ MAX_ANSWER. Against a real camera simulator and a hostile server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from adapters.base import CameraProtocolError, CameraUnreachable, Target
+from adapters.config import DiscoveryConfig
 from adapters.liveness import MAX_ANSWER, clock_answers, request_bytes
+from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.onvif import device_url
 from adapters.simulator.devices import ONVIF_PORT
 from adapters.simulator.fleet import FleetCamera
@@ -118,3 +121,45 @@ async def test_no_answer_is_unreachable(hostile: Callable[[Reply], Awaitable[int
 async def test_a_refused_connection_is_unreachable() -> None:
     with pytest.raises(CameraUnreachable, match="device service: ConnectionRefusedError"):
         await _probe(1)  # (nothing listens on port 1 of loopback)
+
+
+async def test_a_recorders_channels_are_one_probe_each_with_its_own_result(
+    hostile: Callable[[Reply], Awaitable[int]],
+) -> None:
+    """A 16-channel NVR answers one probe per round for all its channels (its device service
+    is theirs); each channel still gets its own result, and another device its own probe."""
+    calls = {"nvr": 0, "camera": 0}
+
+    def counted(name: str, status: bytes, body: bytes) -> Reply:
+        inner = _answer(status, body)
+
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            calls[name] += 1
+            await inner(reader, writer)
+
+        return reply
+
+    nvr = await hostile(counted("nvr", b"200 OK", CLOCK))
+    cam = await hostile(counted("camera", b"500 Internal Server Error", b"oops"))
+    url = f"http://127.0.0.1:{nvr}/onvif/device_service"
+    channels = [Target("127.0.0.1", nvr, xaddrs=(url,), ref=f"nvr-ch{i}") for i in range(16)]
+    camera = Target("127.0.0.1", cam, ref="camera")
+    adapter = CameraNetworkAdapter(
+        AdapterSpec(
+            "governance",
+            (ipaddress.ip_network("127.0.0.0/8"),),
+            DiscoveryConfig.model_validate({"timeout_s": 2.0, "health_interval_s": 0}),
+            None,
+        )
+    )
+    try:
+        results = await adapter.probe([*channels[:8], camera, *channels[8:]])
+    finally:
+        await adapter.close()
+    assert calls == {"nvr": 1, "camera": 1}
+    assert [(r.ref, r.ok) for r in results] == [
+        *((f"nvr-ch{i}", True) for i in range(8)),
+        ("camera", False),
+        *((f"nvr-ch{i}", True) for i in range(8, 16)),
+    ]
+    assert results[8].error == "GetSystemDateAndTime: HTTP 500 in the answer"
