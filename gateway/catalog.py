@@ -469,7 +469,9 @@ def shared_view(raw: bytes, data: dict[str, Any], allowed: frozenset[str]) -> by
     """The record as its network's owner shares it with non-admins: the allowed fields only."""
     if allowed.issuperset(data):
         return raw
-    return orjson.dumps({k: v for k, v in data.items() if k in allowed})
+    # Copied to a bytes object of its own size: orjson's result keeps its ~16 KiB write
+    # buffer, and a catalog holds one per camera (100,000 of them were 1.4 GB, not 150 MB).
+    return bytes(memoryview(orjson.dumps({k: v for k, v in data.items() if k in allowed})))
 
 
 def _entries(
