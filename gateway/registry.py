@@ -64,6 +64,7 @@ from .vault import CredentialVault
 GEO_MAX_LAT = 85.05112878  # Redis GEO's latitude range (Web Mercator's)
 _MGET_CHUNK = 1000
 MAX_CHANGES = 5000  # more changes than this since a snapshot: the catalog loads everything
+CHANGES_KEPT = 20_000  # the change log's length (MAXLEN ~ in upsert.lua and delete.lua)
 _CHANGES_READ = 256  # changes read with the version (a catalog usually trails by a few)
 _PIPELINE_CHUNK = 200  # creates per pipeline (their arguments prepared in a worker thread)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
@@ -297,7 +298,11 @@ class Registry:
                 return None
             cam = self.keys.cam("")
             keys = [cam + i for i in ids]
-            raws = await self.redis.mget(keys) if keys else []
+            raws = [
+                raw
+                for at in range(0, len(keys), _MGET_CHUNK)  # (a rebuild may apply thousands)
+                for raw in await self.redis.mget(keys[at : at + _MGET_CHUNK])
+            ]
         records = {
             i: (_bytes(r) if r is not None else None) for i, r in zip(ids, raws, strict=True)
         }

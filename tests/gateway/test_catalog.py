@@ -57,7 +57,7 @@ class SlowRegistry:
     async def version(self) -> int:
         return self.at
 
-    async def changes_since(self, version: int) -> None:
+    async def changes_since(self, version: int, most: int = 0) -> None:
         return None  # (every rebuild a full load: what these tests time)
 
     async def load_all(self) -> Loaded:
