@@ -245,6 +245,7 @@ class Catalog:
     _changed_at: float = -1e9  # when the registry last changed
     clock: Callable[[], float] = time.monotonic  # injectable, for tests
     _parsed: dict[str, Camera] = field(default_factory=dict)
+    _building: dict[tuple[Any, ...], asyncio.Future[Body]] = field(default_factory=dict)
     builds: int = 0
     full_loads: int = 0  # rebuilds that read every record (the rest read what changed)
     rebuilds: RebuildStats = field(default_factory=RebuildStats)
@@ -380,11 +381,28 @@ class Catalog:
         snap = await self.current()
         full_key = (snap.version, *key)
         body = self._bodies.get(full_key)
-        if body is None:
+        if body is not None:
+            return snap, body
+        # One build per body, however many requests ask for it: at 100,000 cameras four
+        # dashboards polling the same page after a change each filtered every camera.
+        pending = self._building.get(full_key)
+        if pending is not None:
+            await asyncio.wait([pending])
+            if not pending.cancelled() and pending.exception() is None:
+                return snap, pending.result()
+        done: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+        self._building[full_key] = done
+        try:
             big = len(snap.entries) >= LARGE_REGISTRY
             data = await asyncio.to_thread(build, snap) if big else build(snap)
             body = Body(_etag(data), data)
             self._bodies.put(full_key, body)
+            done.set_result(body)
+        finally:
+            if not done.done():
+                done.cancel()  # (waiters build it themselves)
+            if self._building.get(full_key) is done:
+                del self._building[full_key]
         return snap, body
 
     async def gzipped(self, body: Body) -> bytes:

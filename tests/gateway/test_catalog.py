@@ -15,6 +15,7 @@ import orjson
 import pytest
 from prometheus_client import generate_latest
 
+import gateway.catalog
 from gateway.catalog import (
     _MAX_STALE_S,
     _MAX_WAIT_S,
@@ -180,3 +181,26 @@ def test_a_shared_view_holds_its_own_size_in_memory() -> None:
         tracemalloc.stop()
     assert b"secret" not in views[0] and orjson.loads(views[0])["name"] == "Gate"
     assert held < 1.5 * len(views[0]) + 100, f"{held:.0f} bytes held for {len(views[0])}"
+
+
+async def test_dashboards_asking_for_one_new_page_share_one_build(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four dashboards poll the same filtered page just after a change, on a registry large
+    enough that pages are built in a worker thread: the page is built once, all four get it."""
+    monkeypatch.setattr(gateway.catalog, "LARGE_REGISTRY", 1)  # (20,000 cameras are slow here)
+    cat, _, _ = catalog(settings)
+    viewer = Principal("t", "viewer", Role.viewer, None)
+    query = ListQuery(network="governance", limit=50)
+    built = 0
+    real = gateway.catalog._list_body
+
+    def counting(*args: object) -> bytes:
+        nonlocal built
+        built += 1
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gateway.catalog, "_list_body", counting)
+    bodies = await asyncio.gather(*(cat.camera_list(viewer, query) for _ in range(4)))
+    assert built == 1
+    assert len({b.etag for b in bodies}) == 1 and orjson.loads(bodies[0].data)["total"] == 1
