@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from .uris import UriCredentials
 
@@ -82,6 +82,13 @@ def failure_kind(exc: AdapterError) -> FailureKind:
     return FailureKind.read
 
 
+def _positional(obj: Any) -> tuple[type, tuple[Any, ...]]:
+    """Pickled as a constructor call with the fields in order: a slotted dataclass's default
+    pickling calls `dataclasses.fields` per object, and a health round sends 100,000 targets
+    to the adapters' process and their results back."""
+    return type(obj), tuple(getattr(obj, name) for name in obj.__slots__)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Somewhere a camera may answer: from WS-Discovery, a static list or a CSV inventory."""
@@ -97,6 +104,9 @@ class Target:
     name: str | None = None  # from a CSV inventory or the name scope
     ref: str | None = None  # the camera's key in its adapter (health probes of an edge network)
     place: tuple[float, float] | None = None  # (lat, lon) from the owner's inventory
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _positional(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +216,9 @@ class HealthResult:
     error: str | None = None
     latency_ms: float | None = None
     ref: str | None = None  # the target's, when it had one
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _positional(self)
 
     @property
     def key(self) -> str:

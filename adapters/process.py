@@ -99,6 +99,8 @@ _FRAME_SLACK = 64 << 20  # beyond the largest picture: a probe's targets or resu
 _STREAM_LIMIT = 1 << 20  # asyncio's read buffer on each side
 _WINDOW = 64  # discovery events sent and not yet acknowledged
 _ACK_EVERY = 16  # the parent acknowledges events in batches of this many
+_LOOP_PICKLE_ITEMS = 1_000  # a call with a longer argument is pickled in a worker thread
+_LOOP_PICKLE_BYTES = 256 << 10  # a bigger frame is unpickled in a worker thread
 _METHODS = frozenset({"probe", "snapshot", "close"})
 _EXIT_WAIT_S = 2.0  # after the socket broke: time for the child to be seen gone
 _REAP_S = 1.0  # after the sentinel: the exit under way
@@ -181,7 +183,10 @@ async def _receive(reader: asyncio.StreamReader, max_frame: int) -> tuple[Any, .
         raise FrameError(f"a frame of {size:,} bytes announced, over the limit of {max_frame:,}")
     payload = await reader.readexactly(size)
     try:
-        message = pickle.loads(payload)  # both ends are our own processes
+        # (both ends are our own processes) A health round's answers, 100,000 at a district,
+        # are read off the event loop.
+        big = size > _LOOP_PICKLE_BYTES
+        message = await asyncio.to_thread(pickle.loads, payload) if big else pickle.loads(payload)
     except Exception as exc:
         raise FrameError(f"a frame that does not unpickle ({type(exc).__name__}: {exc})") from exc
     if not isinstance(message, tuple) or len(message) < 2:
@@ -250,9 +255,12 @@ class _Link:
         return self.process.pid or 0
 
     def send(self, message: tuple[Any, ...]) -> None:
+        self.send_frame(_frame(message, self.max_frame))
+
+    def send_frame(self, frame: bytes) -> None:
         if self.lost is not None:
             raise AdapterUnavailable(self.lost)
-        self.writer.write(_frame(message, self.max_frame))
+        self.writer.write(frame)
 
 
 class AdapterProcess:
@@ -450,7 +458,12 @@ class AdapterProcess:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         link.pending[ident] = future
         try:
-            link.send(("call", ident, network, method, args))
+            message = ("call", ident, network, method, args)
+            if any(isinstance(a, Sequence) and len(a) > _LOOP_PICKLE_ITEMS for a in args):
+                # A health round's targets (100,000 at a district) are pickled off the loop.
+                link.send_frame(await asyncio.to_thread(_frame, message, link.max_frame))
+            else:
+                link.send(message)
             return await future
         except asyncio.CancelledError:
             if link.pending.pop(ident, None) is not None and link.lost is None:
