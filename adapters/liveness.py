@@ -15,6 +15,7 @@ XML, and an answer that does not carry the operation's response element is a fai
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ _ENVELOPE = (
 _ANSWER_ELEMENT = b"GetSystemDateAndTimeResponse"
 
 
+@functools.lru_cache(maxsize=1 << 17)  # (the same devices every round)
 def request_bytes(url: str) -> bytes:
     """The HTTP request for the device service at `url` (http only)."""
     parts = urlsplit(url)

@@ -9,6 +9,7 @@ one concurrency slot, nothing more.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -65,6 +66,7 @@ from .wsdiscovery import endpoints, probe
 log = logging.getLogger(__name__)
 
 _EVENT_BUFFER = 256  # discovery events read but not yet taken by the consumer
+_PLACES_KEPT = 1 << 17  # device services remembered (a district network's devices, with room)
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -550,12 +552,20 @@ class CameraNetworkAdapter:
     async def _clock(self, target: Target) -> None:
         """ONVIF liveness: the device service answers GetSystemDateAndTime (plain HTTP without
         a SOAP stack, adapters/liveness.py; HTTPS through zeep)."""
-        url = device_url(target)
-        parts = urlsplit(url)
-        if parts.scheme == "http":
-            await clock_answers(target.address, parts.port or 80, url)
+        scheme, port, url = _device_service(target)
+        if scheme == "http":
+            await clock_answers(target.address, port, url)
         else:
             await self._onvif.check(target)
+
+
+@functools.lru_cache(maxsize=_PLACES_KEPT)
+def _device_service(target: Target) -> tuple[str, int, str]:
+    """Scheme, port and URL of a target's device service, worked out once per target rather
+    than once per round (URL parsing was a sixth of a probe's CPU)."""
+    url = device_url(target)
+    parts = urlsplit(url)
+    return parts.scheme, parts.port or (443 if parts.scheme == "https" else 80), url
 
 
 def _device_key(target: Target) -> tuple[object, ...]:
