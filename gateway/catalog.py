@@ -28,6 +28,7 @@ import orjson
 
 from adapters.base import Target
 
+from . import memory
 from .models import (
     NOT_PROBED,
     AdapterState,
@@ -60,6 +61,7 @@ LARGE_REGISTRY = 20_000  # cameras from which a response body is built off the e
 _MEMO_MAX = 256  # figures derived from one snapshot and held with it
 _APPLY_IN_THREAD = 200  # changed records from which they are parsed off the event loop
 _QUIET_S = 5.0  # no registry change for this long: a full garbage collection may run
+_TRIM_EVERY_S = 10.0  # freed memory returned to the system at most this often (gateway/memory.py)
 _GZIP_MIN_BYTES = 1024
 # Bounds of the rebuild-duration histogram (camgw_catalog_rebuild_seconds): ~1 s at 100,000.
 REBUILD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -246,6 +248,7 @@ class Catalog:
     clock: Callable[[], float] = time.monotonic  # injectable, for tests
     _parsed: dict[str, Camera] = field(default_factory=dict)
     _building: dict[tuple[Any, ...], asyncio.Future[Body]] = field(default_factory=dict)
+    _trimmed_at: float = -1e9
     builds: int = 0
     full_loads: int = 0  # rebuilds that read every record (the rest read what changed)
     rebuilds: RebuildStats = field(default_factory=RebuildStats)
@@ -315,8 +318,14 @@ class Catalog:
         self._built_at = self.clock()
         self._rebuild_s = self._built_at - started
         self.rebuilds.observe(self._rebuild_s)
-        # Freeing 100,000 old entries takes tens of milliseconds: not on the event loop.
-        await asyncio.to_thread(old.clear)
+        # Freeing 100,000 old entries takes tens of milliseconds: not on the event loop; after
+        # a large rebuild the freed pages go back to the system, at most every _TRIM_EVERY_S.
+        due = len(self.snapshot.entries) >= LARGE_REGISTRY and (
+            self._built_at - self._trimmed_at >= _TRIM_EVERY_S
+        )
+        if due:
+            self._trimmed_at = self._built_at
+        await asyncio.to_thread(_release, old, due)
 
     async def _load(self) -> Snapshot:
         """The records changed since the snapshot, applied to it (a rebuild after a change
@@ -780,6 +789,12 @@ def _retrieve(task: asyncio.Task[None]) -> None:
     again and reports it; this one is only logged."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("catalog rebuild failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _release(old: list[Any], trim: bool) -> None:
+    old.clear()
+    if trim:
+        memory.trim()
 
 
 def _freeze_long_lived(collect: bool = True) -> None:

@@ -40,11 +40,13 @@ def run_app(
 
     from adapters.files import raise_nofile_limit
 
+    from .. import memory
     from ..access_log import AccessLogger
     from ..app import create_app
 
     settings = settings or ctx.settings
     raise_nofile_limit()  # every network's discovery may hold concurrency x 4 connections
+    memory.limit_arenas()  # before any worker thread: see gateway/memory.py
     log.info(
         "registry %s (settings: %s)",
         settings.redis.shown,
