@@ -36,14 +36,14 @@ from pathlib import Path
 
 import orjson
 from common import exit_on_sigterm, header_lines, markdown_table, percentile, progress
-from scale import DISTRICT_AREA, TOWN_AREA, Area, filler
+from scale import DISTRICT_AREA, TOWN_AREA, Area, audited, filler
 
 from adapters.simulator.fleet import FleetCamera
 from gateway.app import redis_client
-from gateway.audit import AuditEvent, AuditLog
+from gateway.audit import AuditLog
 from gateway.catalog import Catalog, ListQuery
 from gateway.demo import fleet_for, seed_registry
-from gateway.models import Camera, Role
+from gateway.models import Role
 from gateway.policy import Principal
 from gateway.redis_server import RedisServer
 from gateway.registry import Registry
@@ -83,24 +83,7 @@ async def _import(registry: Registry, settings: Settings, count: int, area: Area
     with an audit entry each; every one must be created."""
     cams = filler(settings, count, datetime.now(UTC), area=area)
     while chunk := [c for _, c in zip(range(CHUNK), cams, strict=False)]:
-        items: list[tuple[Camera, None, AuditEvent]] = [
-            (
-                c,
-                None,
-                AuditEvent(
-                    actor="bench-near",
-                    role="admin",
-                    action="camera.create",
-                    target=c.id,
-                    network=c.network,
-                    outcome="ok",
-                    status=200,
-                    detail="bench/near.py import",
-                ),
-            )
-            for c in chunk
-        ]
-        results = await registry.create_many(items)  # type: ignore[arg-type]
+        results = await registry.create_many(audited(chunk, "near"))  # type: ignore[arg-type]
         refused = [r for r in results if not isinstance(r, int)]
         if refused:
             raise SystemExit(f"bench/near.py: import refused {len(refused)}: {refused[:3]}")

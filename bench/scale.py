@@ -254,6 +254,28 @@ def filler(
                 yield cam
 
 
+def audited(cams: list[Camera], bench: str) -> list[tuple[Camera, None, AuditEvent]]:
+    """Registry.create_many's items for generated cameras: each with its audit entry, as the
+    import API writes them (actor `bench-<bench>`)."""
+    return [
+        (
+            c,
+            None,
+            AuditEvent(
+                actor=f"bench-{bench}",
+                role="admin",
+                action="camera.create",
+                target=c.id,
+                network=c.network,
+                outcome="ok",
+                status=200,
+                detail=f"bench/{bench}.py import",
+            ),
+        )
+        for c in cams
+    ]
+
+
 def _camera(
     rng: random.Random,
     now: datetime,
@@ -378,24 +400,7 @@ def import_filler(
             per_network[c.network] += 1
             if probe:
                 addresses[str(c.address)] = None
-        items = [
-            (
-                c,
-                None,
-                AuditEvent(
-                    actor="bench-scale",
-                    role="admin",
-                    action="camera.create",
-                    target=c.id,
-                    network=c.network,
-                    outcome="ok",
-                    status=200,
-                    detail="bench/scale.py import",
-                ),
-            )
-            for c in chunk
-        ]
-        return items, sum(len(c.model_dump_json()) for c in chunk)
+        return audited(chunk, "scale"), sum(len(c.model_dump_json()) for c in chunk)
 
     async def go() -> Imported:
         client = redis_client(gw.redis_url)
