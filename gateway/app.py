@@ -30,6 +30,7 @@ from .api import (
     health,
     networks,
     openapi,
+    quality,
     reports,
     session,
     snapshots,
@@ -43,6 +44,7 @@ from .dashboard import add_dashboard
 from .discovery import DiscoveryService
 from .edge import EdgeHub
 from .errors import CamgwError
+from .gb28181 import gb28181_context
 from .keys import (
     ADAPTERS,
     AUDIT,
@@ -60,6 +62,7 @@ from .keys import (
 )
 from .metrics import Metrics
 from .middlewares import edge
+from .quality import quality_context
 from .registry import Registry
 from .reports import accountability_context
 from .settings import NetworkConfig, Settings
@@ -78,6 +81,7 @@ ENDPOINTS: list[Endpoint] = [
     *discovery.ENDPOINTS,
     *snapshots.ENDPOINTS,
     *reports.ENDPOINTS,
+    *quality.ENDPOINTS,
     *session.ENDPOINTS,
 ]
 
@@ -190,6 +194,8 @@ def create_app(
     app.cleanup_ctx.append(_adapters(adapters or default_adapters))
     app.cleanup_ctx.append(_discovery)
     app.cleanup_ctx.append(_snapshots)
+    app.cleanup_ctx.append(quality_context())  # (rounds one interval after start; opt-out)
+    app.cleanup_ctx.append(gb28181_context())  # (nothing opens unless [gb28181] enabled)
     app.cleanup_ctx.append(accountability_context)
     return app
 
@@ -297,6 +303,7 @@ def _adapters(factory: AdapterFactory) -> Callable[[web.Application], AsyncItera
         processes = {a.process for a in adapters.values() if isinstance(a, ProcessAdapter)}
         for process in processes:  # now, not at the first read: its imports take a second
             await process.start()
+        app[METRICS].watch_adapter_processes(processes)
         yield
         closing = [asyncio.create_task(a.close(), name=f"close-{n}") for n, a in adapters.items()]
         if closing:

@@ -5,7 +5,7 @@ failures). One registry per app, no globals."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
@@ -15,6 +15,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from adapters.process import AdapterProcess
 
 from .audit import AuditLog
 from .catalog import REBUILD_BUCKETS, Catalog
@@ -92,6 +94,28 @@ class Metrics:
 
     def watch_discovery(self, service: DiscoveryService) -> None:
         self.registry.register(_WorkCollector(service))
+
+    def watch_adapter_processes(self, processes: Iterable[AdapterProcess]) -> None:
+        if watched := tuple(processes):
+            self.registry.register(_ProcessCollector(watched))
+
+
+class _ProcessCollector(Collector):
+    """The child processes in-process networks' adapters run in (adapters/process.py): a child
+    started more than once died or was killed, and its networks' reads failed meanwhile."""
+
+    def __init__(self, processes: tuple[AdapterProcess, ...]) -> None:
+        self.processes = processes
+
+    def collect(self) -> Iterator[Metric]:
+        starts = CounterMetricFamily(
+            "camgw_adapter_process_starts",
+            "Adapter child processes started (a restart after a death counts too)",
+            labels=["networks"],
+        )
+        for p in self.processes:
+            starts.add_metric([",".join(p.specs)], p.starts)
+        yield starts
 
 
 class _WorkCollector(Collector):

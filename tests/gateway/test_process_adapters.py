@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -133,7 +134,41 @@ async def test_discovery_and_a_snapshot_through_the_api_with_adapters_in_a_child
         assert resp.status == 200, await resp.text()
         assert resp.content_type == "image/jpeg" and (await resp.read())[:2] == b"\xff\xd8"
         assert gov.process.pid == pid  # the same child all along
+        other = cams[dev["good-2"].address]["id"]  # (not one whose picture is cached)
+        pid = await _a_dead_child_is_restarted_and_counted(client, auth, s, other, gov)
 
         await client.close()  # the app's cleanup: the adapters closed, the child stopped
     assert not _alive(pid), "the adapter process outlived its app"
     assert gov.process.pid is None
+
+
+async def _a_dead_child_is_restarted_and_counted(
+    client: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    s: Settings,
+    cam_id: str,
+    gov: ProcessAdapter,
+) -> int:
+    """The child dies: its networks' reads fail meanwhile (503), the next read starts another,
+    and the operator's graph counts the start. Returns the new child's pid."""
+    pid = gov.process.pid
+    assert pid is not None
+    networks = ",".join(n.id for n in s.networks if n.mode != "edge")
+    starts = f'camgw_adapter_process_starts_total{{networks="{networks}"}}'
+    assert f"{starts} 1.0" in await (await client.get("/metrics", headers=auth)).text()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while True:
+        resp = await client.get(
+            f"/api/v1/cameras/{cam_id}/snapshot", params={"reason": "INC-2"}, headers=auth
+        )
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        assert resp.status == 503, await resp.text()
+        await asyncio.sleep(0.1)
+    assert resp.status == 200, await resp.text()
+    assert gov.process.pid not in (None, pid)
+    assert f"{starts} 2.0" in await (await client.get("/metrics", headers=auth)).text()
+    new = gov.process.pid
+    assert new is not None
+    return new
