@@ -330,6 +330,72 @@ class Maintenance(Model):
     confirmed_on: date | None = Field(None, description="When the contact was last confirmed")
 
 
+class ImageStatus(StrEnum):
+    """What the last quality diagnosis made of a camera's picture (docs/quality.md)."""
+
+    ok = "ok"
+    suspect = "suspect"  # a check failed mildly, or has not failed for enough rounds yet
+    faulty = "faulty"
+
+
+CheckName = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
+
+
+class ImageFault(Model):
+    check: CheckName = Field(description="blur, too_dark, occlusion, ... (docs/quality.md)")
+    level: ImageStatus
+    measures: dict[CheckName, float] = Field(default_factory=dict)
+
+
+class ImageQuality(Model):
+    """The picture of an online camera judged by the quality diagnosis (set by it only)."""
+
+    status: ImageStatus
+    failing: list[ImageFault] = Field(default_factory=list, max_length=11)
+    since: datetime = Field(description="When the picture came to this verdict")
+    night: bool = Field(False, description="Judged by the network's night limits")
+    failing_rounds: int = Field(
+        0,
+        ge=0,
+        description="Rounds in a row with a failing check, counted up to confirm_rounds (then "
+        "faulty)",
+    )
+    reference: bool = Field(False, description="Judged against an accepted reference frame")
+
+
+class GbChannel(Model):
+    """A camera reached through a GB/T 28181 lower platform (docs/gb28181.md): its 20-digit
+    channel code (the identity), the code decoded by the edition the platform speaks, and what
+    the platform's catalog said of it."""
+
+    code: Annotated[str, Field(pattern=r"^[0-9]{20}$")]
+    platform: Annotated[str, Field(pattern=r"^[0-9]{20}$")] = Field(
+        description="The lower platform it is reached through"
+    )
+    edition: Literal["2016", "2022"] = Field(description="The edition the code was read by")
+    region: Annotated[str, Field(pattern=r"^[0-9]{8}$")] = Field(
+        description="Administrative region and grassroots unit (digits 1-8)"
+    )
+    industry: Annotated[str, Field(pattern=r"^[0-9]{2}$")]
+    industry_name: Text100 | None = None
+    type: Annotated[str, Field(pattern=r"^[0-9]{3}$")]
+    type_name: Text100 | None = None
+    network_id: Annotated[str, Field(pattern=r"^[0-9]$")] = Field(
+        description="The code's network identifier (digit 14)"
+    )
+    network_name: Text100 | None = None
+    civil_code: Text32 = ""
+    parent: Text32 = Field("", description="ParentID: the device or group above it")
+    group_path: list[Text100] = Field(
+        default_factory=list, max_length=16, description="Group tree from the root, by name"
+    )
+    owner: Text100 = ""
+    status_reason: Text100 = Field("", description="The platform's last status word")
+    platform_name: Text200 = Field(
+        "", description="The name the platform gives it (the record's, unless an admin renamed it)"
+    )
+
+
 class Camera(Model):
     """The normalised camera record, as stored in the registry and served by the API."""
 
@@ -382,6 +448,12 @@ class Camera(Model):
         "X-Snapshot-Source said it ('camera-http; converted from image/png', 'rtsp-grab; "
         "fallback: the HTTP snapshot answers an HTML page, not a picture'); set by snapshots "
         "only, cleared by a plain JPEG from its HTTP snapshot",
+    )
+    gb28181: GbChannel | None = Field(
+        None, description="Reached through a GB/T 28181 lower platform (set by it only)"
+    )
+    image: ImageQuality | None = Field(
+        None, description="The last video quality diagnosis (set by it only; docs/quality.md)"
     )
     source: CameraSource
     has_credentials: bool = Field(False, description="Credentials are on file (never shown)")
@@ -980,6 +1052,25 @@ class AdapterState(Model):
     edge: EdgeAdapterInfo | None = None
 
 
+class GbPlatformInfo(Model):
+    id: str
+    name: str
+    edition: str
+    registered: bool
+    online: bool
+    last_keepalive: datetime | None
+    registered_at: datetime | None
+    expires_at: datetime | None
+    channels: int = Field(description="Channels in its last catalog")
+    catalog_complete: bool | None = Field(description="None: no catalog yet")
+    conflicts: int = Field(description="Channel codes another platform already holds")
+    offline_reason: str
+    subscribed: bool = Field(description="Its catalog notifications are subscribed to")
+    device_info: dict[str, str] = Field(
+        description="What its DeviceInfo answer said (DeviceName, Manufacturer, Model, Firmware)"
+    )
+
+
 class NetworkInfo(Model):
     id: str
     name: str
@@ -989,6 +1080,9 @@ class NetworkInfo(Model):
     by_status: dict[str, int]
     reason_required: bool
     adapter: AdapterState | None = Field(None, description="Discovery state (admins only)")
+    platforms: list[GbPlatformInfo] = Field(
+        default_factory=list, description="GB/T 28181 lower platforms feeding it (admins only)"
+    )
 
 
 class TokenInfo(Model):

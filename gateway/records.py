@@ -169,6 +169,7 @@ def merge_discovered(existing: Camera, discovered: Camera, now: datetime) -> Cam
         if old[field] not in (None, "", []):
             data[field] = old[field]
     data["snapshot_note"] = old["snapshot_note"]  # the snapshot path's to change, not discovery's
+    data["image"] = old["image"]  # the quality diagnosis's (gateway/quality.py)
     kept = existing.has_credentials and existing.address == discovered.address
     data.update(
         id=existing.id,
@@ -270,8 +271,9 @@ def check_camera(settings: Settings, camera: Camera) -> list[FieldError]:
     elif category.network not in (None, camera.network):
         errors.append(FieldError("category", f"belongs to network {category.network!r}"))
     if camera.address is None:
-        # Only an edge network's owner may withhold it; a camera not built yet has none.
-        if network.mode != "edge" and camera.lifecycle not in NOT_BUILT:
+        # Only an edge network's owner may withhold it; a camera not built yet has none; one
+        # reached through a GB/T 28181 lower platform is reached by its code, not an address.
+        if network.mode != "edge" and camera.lifecycle not in NOT_BUILT and not camera.gb28181:
             errors.append(
                 FieldError(
                     "address",

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapters.config import AccessConfig, CredentialRef, DiscoveryConfig, SnapshotConfig
 from adapters.config_errors import ConfigError, read_toml, validation_lines
+from adapters.gb28181.config import SipServiceConfig
+from adapters.quality.thresholds import QualityConfig
 from adapters.redis_link import RedisLink
 
 from .models import ALWAYS_SHARED, Camera, Maintenance
@@ -224,6 +226,9 @@ class NetworkConfig(Strict):
     discovery: DiscoveryConfig = DiscoveryConfig()
     access: AccessConfig = AccessConfig()
     credentials: CredentialRef | None = Field(None, description="Camera credentials reference")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Video quality diagnosis (docs/quality.md)"
+    )
 
     def contains(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net for net in self.cidrs)
@@ -298,6 +303,7 @@ class Settings(Strict):
     snapshots: SnapshotSettings = SnapshotSettings()
     edge: EdgeSettings = EdgeSettings()
     dashboard: DashboardConfig = DashboardConfig()
+    gb28181: SipServiceConfig = SipServiceConfig()
     networks: tuple[NetworkConfig, ...] = Field(min_length=1)
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
     discovered_category: Slug = Field(
@@ -319,6 +325,11 @@ class Settings(Strict):
                 raise ValueError(f"category {cat.id!r} names unknown network {cat.network!r}")
         if self.discovered_category not in {c.id for c in self.categories}:
             raise ValueError(f"discovered_category {self.discovered_category!r} is not a category")
+        for p in self.gb28181.platforms:  # (docs/gb28181.md)
+            if p.network not in known:
+                raise ValueError(f"gb28181 platform {p.id} names unknown network {p.network!r}")
+            if p.category is not None and p.category not in {c.id for c in self.categories}:
+                raise ValueError(f"gb28181 platform {p.id}: category {p.category!r} unknown")
         for i, m in enumerate(self.maintenance):
             if m.category not in {c.id for c in self.categories}:
                 raise ValueError(f"maintenance[{i}]: category {m.category!r} is not a category")

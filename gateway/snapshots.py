@@ -393,7 +393,13 @@ class SnapshotService:
         if adapter is None:
             raise Unavailable(f"network {camera.network} has no adapter")
         stream = next((p.stream_uri for p in camera.profiles if p.stream_uri), None)
-        if camera.snapshot_uri is None and stream is None and not self._edge(camera):
+        # (an edge adapter knows where its camera is; a GB/T 28181 platform, its channel)
+        if (
+            camera.snapshot_uri is None
+            and stream is None
+            and not self._edge(camera)
+            and not camera.gb28181
+        ):
             raise Unavailable(f"camera {camera.id} has neither a snapshot URI nor a stream")
         creds = await self.registry.credentials(camera.id) if camera.has_credentials else None
         access = self.settings.network_by_id[camera.network].access

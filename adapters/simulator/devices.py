@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from .faults import PictureFault
 from .fleet import FleetCamera
+from .scene import Period
 
 ONVIF_PORT = 8000  # each device listens on its own loopback address, this port
 RTSP_PORT = 8554
@@ -87,6 +89,17 @@ class Quirks:
     string_for_structure: bool = False  # GetProfiles: text where Resolution's structure belongs
     snapshot_auth: SnapshotAuth = SnapshotAuth.digest_md5  # how the snapshot URL challenges
     snapshot_format: SnapshotFormat = SnapshotFormat.jpeg  # what the snapshot URL answers
+    # A street scene instead of the marker frame, with a picture fault or none (scene.py,
+    # faults.py): what the quality diagnosis is tested against. Flip it to switch a fault on/off.
+    picture: Picture | None = None
+
+
+@dataclass
+class Picture:
+    """What a camera's snapshot shows when it shows a street: day or night, and its fault."""
+
+    period: Period = Period.day
+    fault: PictureFault | None = None
 
 
 @dataclass

@@ -335,6 +335,7 @@ class OnvifServer:
             camera.network,
             camera.name,
             when,
+            device.quirks.picture,
         )
         return web.Response(
             body=body,

@@ -9,6 +9,9 @@ Rendering and encoding are blocking (a few ms); call `render_snapshot` in a thre
 
 Not every camera answers its snapshot URL with a JPEG: `snapshot_answer` serves what a device's
 `Quirks.snapshot_format` says (a PNG, a BMP, an HTML error page, garbage, a PNG bomb).
+
+A device with `Quirks.picture` shows a street instead (scene.py), by day or night, with a
+picture fault or none (faults.py): `render_street`, for the quality diagnosis. No marker there.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .devices import SnapshotFormat
+from .devices import Picture, SnapshotFormat
+from .faults import Fault, picture
+from .scene import SceneSpec
 
 WIDTH: Final = 1280
 HEIGHT: Final = 720
@@ -125,6 +130,20 @@ def render_snapshot(camera_id: str, network: str, name: str, when: dt.datetime) 
     return bytes(buf.tobytes())
 
 
+def render_street(camera_id: str, scene: Picture, when: dt.datetime) -> bytes:
+    """A JPEG of the camera's street (`Quirks.picture`), its sensor noise drawn anew for each
+    millisecond; a frozen camera sends the same picture, byte for byte, every time."""
+    spec = SceneSpec(camera_hash(camera_id), scene.period, WIDTH, HEIGHT)
+    frozen = scene.fault is not None and scene.fault.fault is Fault.freeze
+    frame_seed = 0 if frozen else int(when.timestamp() * 1000)
+    ok, buf = cv2.imencode(
+        ".jpg", picture(spec, scene.fault, frame_seed), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
 HTML_ERROR_PAGE: Final = (
     b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>"
     b"<h1>Snapshot unavailable</h1><p>The snapshot function is disabled. Enable it under "
@@ -134,9 +153,16 @@ BOMB_SIZE: Final = (100_000, 100_000)
 
 
 def snapshot_answer(
-    fmt: SnapshotFormat, camera_id: str, network: str, name: str, when: dt.datetime
+    fmt: SnapshotFormat,
+    camera_id: str,
+    network: str,
+    name: str,
+    when: dt.datetime,
+    scene: Picture | None = None,
 ) -> tuple[bytes, str]:
     """(body, Content-Type) of the snapshot URL's answer in `fmt`. Blocking: in a thread."""
+    if scene is not None and fmt is SnapshotFormat.jpeg:
+        return render_street(camera_id, scene, when), "image/jpeg"
     if fmt is SnapshotFormat.html_error:
         return HTML_ERROR_PAGE, "text/html"
     if fmt is SnapshotFormat.garbage:  # the same bytes every time, for one camera

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..gb28181 import GB28181
 from ..keys import CATALOG, DISCOVERY, EDGE, PRINCIPAL
 from ..models import NetworkInfo
 from ..policy import Permission
@@ -16,9 +17,13 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
     edge = {
         n: await hub.info(n) for n in hub.networks if who.sees(n) and who.can(Permission.discover)
     }
-    return json_response(
-        await request.app[CATALOG].networks(who, lambda n: service.adapter_state(n, edge.get(n)))
+    infos = await request.app[CATALOG].networks(
+        who, lambda n: service.adapter_state(n, edge.get(n))
     )
+    gb = request.app.get(GB28181)
+    if gb is not None and who.can(Permission.discover):  # lower platforms: admins only
+        infos = [i.model_copy(update={"platforms": gb.infos(i.id)}) for i in infos]
+    return json_response(infos)
 
 
 ENDPOINTS = [

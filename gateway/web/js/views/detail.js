@@ -40,6 +40,21 @@ export default async function detailView(root, id) {
   if (can("write_cameras")) editForm(edit, cam);
 }
 
+// The last video quality diagnosis (docs/quality.md): its verdict, the failing checks, since when.
+const IMAGE_BADGE = { ok: "s-online", suspect: "s-degraded", faulty: "s-offline" };
+
+function imageQuality(image) {
+  if (!image) return null;
+  const checks = image.failing.map((f) => t(`check.${f.check}`)).join(", ");
+  return h(
+    "span#image-quality",
+    { "data-image": image.status },
+    h(`span.badge.${IMAGE_BADGE[image.status] || "s-unknown"}`, {}, t(`image.${image.status}`)),
+    checks ? ` ${checks}` : "",
+    ` (${t("image.since")} ${fmtTime(image.since)})`,
+  );
+}
+
 function metadata(cam) {
   const m = cam.maintenance || {};
   const loc = cam.location;
@@ -61,6 +76,7 @@ function metadata(cam) {
     ["cameras.lastSeen", cam.last_seen && fmtTime(cam.last_seen)],
     ["field.lastError", cam.last_error],
     ["field.snapshotNote", cam.snapshot_note],
+    ["field.image", imageQuality(cam.image)],
     ["field.source", cam.source && t(`source.${cam.source}`)],
     ["field.credentials", cam.has_credentials === undefined ? null : cam.has_credentials ? t("field.credentialsOnFile") : t("no")],
     ["field.tags", (cam.tags || []).join(", ")],

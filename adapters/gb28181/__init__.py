@@ -1,0 +1,1 @@
+"""GB/T 28181: camgw as a superior platform (docs/gb28181.md)."""
