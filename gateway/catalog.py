@@ -30,7 +30,7 @@ from adapters.base import Target
 
 from . import memory
 from .models import (
-    NOT_PROBED,
+    NOT_PROBED_VALUES,
     AdapterState,
     Camera,
     CameraStatus,
@@ -571,11 +571,8 @@ def _entry(raw: bytes, shares: dict[str, frozenset[str]], edges: frozenset[str])
         shared_fields=allowed,
         rev=d.get("rev", 1),
         last_seen=d.get("last_seen"),
-        target=None if lifecycle in _NOT_PROBED else probe_target(d, d["network"] in edges),
+        target=None if lifecycle in NOT_PROBED_VALUES else probe_target(d, d["network"] in edges),
     )
-
-
-_NOT_PROBED = frozenset(s.value for s in NOT_PROBED)
 
 
 def probe_target(d: dict[str, Any], edge: bool = False) -> Target | None:

@@ -212,6 +212,7 @@ class Lifecycle(StrEnum):
 # Lifecycle states whose cameras are not expected to answer (not probed, no address needed).
 NOT_BUILT = frozenset({Lifecycle.planned, Lifecycle.under_construction})
 NOT_PROBED = NOT_BUILT | {Lifecycle.decommissioned}
+NOT_PROBED_VALUES = frozenset(s.value for s in NOT_PROBED)  # as stored in records
 
 
 class CameraSource(StrEnum):

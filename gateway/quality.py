@@ -50,7 +50,15 @@ from .catalog import Catalog
 from .errors import CamgwError, StaleLease, TooManyRequests, redis_errors
 from .keys import AUDIT, CATALOG, DISCOVERY, METRICS, REDIS, REGISTRY, SETTINGS, SNAPSHOTS
 from .lease import Fence, Leases
-from .models import NOT_PROBED, Camera, CameraStatus, ImageFault, ImageQuality, ImageStatus, Role
+from .models import (
+    NOT_PROBED_VALUES,
+    Camera,
+    CameraStatus,
+    ImageFault,
+    ImageQuality,
+    ImageStatus,
+    Role,
+)
 from .policy import Principal
 from .registry import Registry
 from .schedule import Schedule
@@ -63,7 +71,6 @@ WORK = "quality"
 REASON = "quality diagnosis"
 MAX_REFERENCE_BYTES = 4 << 20
 _FETCHES = 4  # pictures in flight per round (the worker judges one at a time)
-_NOT_DIAGNOSED = frozenset(s.value for s in NOT_PROBED)  # (planned, decommissioned, ...)
 _STATUS = {
     Level.ok: ImageStatus.ok,
     Level.suspect: ImageStatus.suspect,
@@ -248,7 +255,7 @@ class QualityService:
             for e in snap.entries
             if e.network == network
             and e.status != CameraStatus.offline.value
-            and e.lifecycle not in _NOT_DIAGNOSED
+            and e.lifecycle not in NOT_PROBED_VALUES
         ]
         queue = iter(entries)
         changed: list[int] = []

@@ -24,6 +24,7 @@ import pytest
 from aiohttp import ClientConnectionError, ClientSession
 
 from gateway.redis_server import free_port
+from tests.gateway.test_cli_demo import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CAMGW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -65,11 +66,6 @@ class Gateway:
             body = await r.read()
             is_json = r.content_type.endswith("json")
             return r.status, orjson.loads(body) if is_json and body else body
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGW_", "REDIS_"))}
-    return env | {"PYTHONPATH": str(ROOT)} | extra
 
 
 @pytest.fixture(scope="package")
@@ -116,7 +112,7 @@ async def _start_demo(
             "--port",
             str(port),
             cwd=cwd,
-            env=_clean_env(CAMGW_REDIS_PORT=str(redis_port), CAMGW_LOG_LEVEL="WARNING"),
+            env=clean_env(CAMGW_REDIS_PORT=str(redis_port), CAMGW_LOG_LEVEL="WARNING"),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
