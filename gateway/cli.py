@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--var", type=Path, default=Path("var"), help="state directory")
     d.add_argument("--scale", type=float, default=0.05, help="fleet size vs the inventory")
     d.add_argument("--port", type=int)
+    d.add_argument(
+        "--no-gb28181",
+        dest="gb28181",
+        action="store_false",
+        help="no simulated GB/T 28181 lower platform (the police network's video platform)",
+    )
 
     t = sub.add_parser("token", help="manage API tokens").add_subparsers(required=True)
     tc = _command(t, "create", "tokens:create", "create a token and print it once")

@@ -4,6 +4,9 @@ notifications change in the registry and the audit trail (the protocol is adapte
 Keys (prefix `camgw`):
     camgw:gb28181:codes             hash channel code -> the platform that holds it (first come)
     camgw:gb28181:ch:{platform}     set of camera ids reached through the platform
+    camgw:gb28181:nodes:{platform}  hash node code -> JSON [name, parent]: the platform's group
+                                    tree (business groups, virtual organisations, devices), so
+                                    that a restart, and every replica, knows the groups' names
 
 A channel's code is its identity: its record is `{network}.gb{code}`. A code that another
 platform already holds is a conflict: reported (log, audit, `GET /api/v1/networks`), never
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -27,7 +32,7 @@ from redis.asyncio import Redis
 
 from adapters import tasks
 from adapters.gb28181.adapter import PlatformAdapter
-from adapters.gb28181.codes import CHANNEL_CAPABLE, Edition, decode
+from adapters.gb28181.codes import Edition, decode, is_channel
 from adapters.gb28181.config import LowerPlatform
 from adapters.gb28181.manscdp import CatalogItem
 from adapters.gb28181.snapshot import upload_app
@@ -104,8 +109,10 @@ class GbGateway:
         prefix = settings.redis.prefix
         self._codes_key = f"{prefix}:gb28181:codes"
         self._channels_prefix = f"{prefix}:gb28181:ch:"
+        self._nodes_prefix = f"{prefix}:gb28181:nodes:"
         self.conflicts: dict[str, int] = {}
         self.failed: dict[str, int] = {}  # channels a record could not be made of, per platform
+        self.changed: dict[str, int] = {}  # records the catalog under way changed, per platform
         self._uploads: web.AppRunner | None = None
         self.catalog_applied = {p.id: asyncio.Event() for p in self.config.platforms}
         self.nodes: dict[str, dict[str, tuple[str, str]]] = {}  # platform -> code -> (name, parent)
@@ -117,6 +124,11 @@ class GbGateway:
             self.platform.holder.update({_text(k): _text(v) for k, v in held.items()})
         except CamgwError as exc:  # (Redis away: each catalog's claims fill it in again)
             log.warning("gb28181 channel claims not read", extra={"error": exc.detail})
+        for p in self.config.platforms:  # the group trees as the last catalogs left them
+            try:
+                self.nodes[p.id] = await self.group_tree(p.id)
+            except CamgwError as exc:
+                log.warning("gb28181 group tree not read", extra={"error": exc.detail})
         cfg = self.config
         try:
             await self.transports.start()
@@ -175,6 +187,20 @@ class GbGateway:
         """Wait until every event queued so far is applied (tests, benches)."""
         await self.platform.events.join()
 
+    async def group_tree(self, platform_id: str) -> dict[str, tuple[str, str]]:
+        """The platform's group tree as stored: node code -> (name, parent code)."""
+        with redis_errors():
+            raw = await self.redis.hgetall(self._nodes_prefix + platform_id)
+        tree: dict[str, tuple[str, str]] = {}
+        for code, value in raw.items():
+            try:
+                name, parent = json.loads(value)
+            except (ValueError, TypeError):
+                continue  # (not ours: skipped, the next catalog writes it again)
+            if isinstance(name, str) and isinstance(parent, str):
+                tree[_text(code)] = (name[:100], parent[:20])
+        return tree
+
     # -- events --------------------------------------------------------------------------------
 
     async def apply(self, event: Event) -> None:
@@ -209,6 +235,8 @@ class GbGateway:
             detail = f"{event.received} of {event.sum_num} items"
             if event.reason:
                 detail += f"; {event.reason}"
+            if changed := self.changed.pop(event.platform.id, 0):
+                detail += f"; {changed} records changed"
             await self._audit(event.platform, "gb28181.catalog", outcome, 200, detail)
             if event.complete:
                 await self._absent(event.platform, event.codes)
@@ -257,12 +285,21 @@ class GbGateway:
     ) -> None:
         nodes = self.nodes.setdefault(p.id, {})
         channels: list[CatalogItem] = []
+        changed: dict[str, str] = {}
         for item in items:
-            kind = decode(item.device_id, edition)
-            if kind.is_video or (kind.type in CHANNEL_CAPABLE and item.parental == "0"):
+            if is_channel(item.device_id, item.parental):
                 channels.append(item)
-            elif len(nodes) < self.config.catalog_max_channels:
-                nodes[item.device_id] = (item.name[:100], item.parent_id[:20])
+                continue
+            node = (item.name[:100], item.parent_id[:20])
+            listed = item.device_id in nodes
+            if nodes.get(item.device_id) != node and (
+                listed or len(nodes) < self.config.catalog_max_channels
+            ):
+                nodes[item.device_id] = node
+                changed[item.device_id] = json.dumps(node, ensure_ascii=False)
+        if changed:  # (in Redis before any channel names them: a restart keeps the tree)
+            with redis_errors():
+                await self.redis.hset(self._nodes_prefix + p.id, mapping=dict(changed.items()))
         if not channels:
             return
         owned = await self._claim(p, [c.device_id for c in channels])
@@ -432,7 +469,13 @@ class GbGateway:
                 same = same.model_copy(update={"last_seen": old.last_seen})
             return None if same == old else merged
 
-        await self._write(p, fresh.id, build, f"gb28181.channel.{why}")
+        code = fresh.gb28181.code if fresh.gb28181 else ""
+        # A notification's change is audited one by one; a catalog's are counted into its
+        # `gb28181.catalog` entry (a re-read after an outage may change thousands).
+        detail = f"channel {code} changed by a catalog notification" if why == "notified" else ""
+        done = await self._write(p, fresh.id, build, f"gb28181.channel.{why}", detail)
+        if done == "replaced" and why == "catalog":
+            self.changed[p.id] = self.changed.get(p.id, 0) + 1
 
     async def _write(
         self,
@@ -440,24 +483,31 @@ class GbGateway:
         cam_id: str,
         build: Callable[[Camera | None], Camera | None],
         action: str,
-    ) -> None:
+        detail: str = "",
+    ) -> str | None:
+        """Write what `build` makes of the stored record (retried on a concurrent change):
+        "created", "replaced", or None (nothing to change). A creation is audited; a
+        replacement is when `detail` says what changed."""
         for _ in range(_RETRIES):
             old = await self.registry.get(cam_id)
             new = build(old)
             if new is None:
-                return
+                return None
             try:
                 if old is None:
                     audit = self._created(p, new, action)
                     version = await self.registry.create(new, None, audit)
                 else:
-                    version = await self.registry.replace(new, old.rev)
+                    change = replace(self._created(p, new, action), detail=detail)
+                    version = await self.registry.replace(
+                        new, old.rev, audit=change if detail else None
+                    )
             except Conflict as exc:
                 if exc.extra.get("field") in ("rev", "id"):
                     continue
                 raise
             self.catalog.note_version(version)
-            return
+            return "created" if old is None else "replaced"
         raise Conflict(f"camera {cam_id} kept changing")
 
     async def _notified(self, event: Notification) -> None:
@@ -469,6 +519,8 @@ class GbGateway:
                 await self._channels(p, event.edition, (item,), "notified")
             elif kind == "DEL":
                 await self._deleted(p, item.device_id, cam_id)
+            elif kind in _STATUS and item.device_id in self.nodes.get(p.id, {}):
+                continue  # (a group's status: no record to change, no code to claim)
             elif kind in _STATUS:
                 owned = await self._claim(p, [item.device_id])
                 if item.device_id in owned:
@@ -477,6 +529,10 @@ class GbGateway:
                 log.info("gb28181 notification event ignored", extra={"event": kind[:16]})
 
     async def _deleted(self, p: LowerPlatform, code: str, cam_id: str) -> None:
+        if self.nodes.get(p.id, {}).pop(code, None) is not None:  # a group, not a channel
+            with redis_errors():
+                await self.redis.hdel(self._nodes_prefix + p.id, code)
+            return
         with redis_errors():
             holder = await self.redis.hget(self._codes_key, code)
         if holder is None or _text(holder) != p.id:
@@ -526,7 +582,8 @@ class GbGateway:
                 update["last_seen"] = now
             return old.model_copy(update=update)
 
-        await self._write(p, cam_id, build, "gb28181.channel.status")
+        detail = f"{word}: {reason or 'online'} (catalog notification)"
+        await self._write(p, cam_id, build, "gb28181.channel.status", detail)
 
     async def _unreachable(self, p: LowerPlatform, reason: str) -> None:
         """An offline platform's channels stay listed, shown unreachable through it."""

@@ -1,8 +1,9 @@
 """A network's adapter when lower platforms feed it: one more NetworkAdapter.
 
 Cameras reached through a platform (ids `{network}.gb{code}`) are pictured by the platform
-(the 2022 image snapshot); every other camera of the network, and discovery and health
-probes, go to the network's own adapter as before. The gateway cannot tell the difference:
+(the 2022 image snapshot, or a 2016 live INVITE); every other camera of the network, and
+discovery and health probes, go to the network's own adapter as before (a discovery also
+queries the network's registered platforms' catalogs again). The gateway cannot tell the difference:
 the same snapshot proxy, policy, cache, watermark and audit apply.
 """
 
@@ -41,6 +42,9 @@ class PlatformAdapter:
         self._prefix = f"{inner.network}.gb"
 
     def discover(self, job: str, actor: str = "") -> AsyncIterator[DiscoveryEvent]:
+        """Discovery on the network also reads its lower platforms' catalogs again (the
+        catalog on demand); the channels arrive as catalog pages, not as this job's events."""
+        self.platform.refresh_catalogs(self.network)
         return self.inner.discover(job, actor)
 
     async def probe(self, targets: Sequence[Target]) -> list[HealthResult]:

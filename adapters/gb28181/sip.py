@@ -76,6 +76,7 @@ REASONS = {
     415: "Unsupported Media Type",
     481: "Call/Transaction Does Not Exist",
     486: "Busy Here",
+    489: "Bad Event",
     500: "Server Internal Error",
     501: "Not Implemented",
     503: "Service Unavailable",

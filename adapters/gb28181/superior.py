@@ -10,6 +10,8 @@ What a lower platform can do, and what it gets:
   credentials: 401 with a nonce. Wrong password: 403. Stale nonce: 401 stale=true. Expires
   outside the allowed range: clamped, answered in Expires. Expires 0: unregistered.
 - MESSAGE/NOTIFY from a platform not registered (or from elsewhere): 403, nothing read.
+- NOTIFY outside our catalog subscription's dialog (RFC 6665: Call-ID, tags, Event id): 481;
+  for another event package: 489. Catalog notifications by MESSAGE: 481.
 - A message that is not SIP, too big, or has a body that is not MANSCDP: 400/413, no effect.
 """
 
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import manscdp
-from .codes import Edition, edition_of, valid
+from .codes import Edition, edition_of, is_channel, valid
 from .config import LowerPlatform, SipServiceConfig
 from .digest import DigestError, NonceIssuer, parse_authorization
 from .manscdp import CatalogItem, ManscdpError
@@ -139,7 +141,20 @@ class CatalogSession:
     last_page: float
     sum_num: int | None = None
     codes: set[str] = field(default_factory=set)
+    channels: int = 0  # of the codes, video channels (the rest: groups, devices)
     duplicates: int = 0
+
+
+@dataclass(slots=True)
+class Subscription:
+    """Our catalog subscription's dialog (RFC 6665): a NOTIFY belongs to it when its Call-ID
+    is ours, its To tag is our From tag and its From tag is the platform's (learnt from the
+    200, or from the first NOTIFY when that arrives before the 200, as RFC 6665 allows)."""
+
+    call_id: str
+    our_tag: str
+    event_id: str
+    their_tag: str = ""
 
 
 @dataclass(slots=True)
@@ -154,13 +169,14 @@ class PlatformState:
     contact: str = ""
     edition: Edition = "2016"
     catalog: CatalogSession | None = None
-    channels: int = 0  # in the last catalog
+    channels: int = 0  # video channels in the last catalog
     catalog_complete: bool | None = None
     catalog_at: float | None = None
     duplicates: int = 0
     offline_reason: str = ""
     subscribed_until: float = 0.0  # when our catalog subscription is renewed (or retried)
     subscription_ok: bool = False  # the platform accepted the last SUBSCRIBE
+    subscription: Subscription | None = None  # its dialog, from the SUBSCRIBE on
     device_info: dict[str, str] = field(default_factory=dict)  # Manufacturer, Model, Firmware
 
 
@@ -233,12 +249,7 @@ class SuperiorPlatform:
                 waiting.set_result(msg)
             subscribed = self._subscribing.pop(key, None) if msg.status >= 200 else None
             if subscribed is not None and subscribed[0] in self.platforms:
-                state = self.platforms[subscribed[0]]
-                granted = msg.get("Expires") or str(subscribed[1])
-                life = int(granted) if granted.isdigit() and len(granted) < 7 else subscribed[1]
-                ok = 200 <= msg.status < 300
-                state.subscription_ok = ok
-                state.subscribed_until = self.clock() + (max(60, life - 60) if ok else 300)
+                self._subscribed(self.platforms[subscribed[0]], msg, subscribed[1])
             if msg.status >= 300:
                 log.info(
                     "lower platform refused a request",
@@ -250,6 +261,25 @@ class SuperiorPlatform:
         except SipError as exc:
             self._answer(msg, peer, exc.status, exc.reason)
             self._refused(peer, exc.status, exc.reason, uri_user(msg.get("From") or "") or "")
+
+    def _subscribed(self, state: PlatformState, msg: SipResponse, asked: int) -> None:
+        """The final answer to our SUBSCRIBE (new or a refresh within its dialog)."""
+        sub = state.subscription
+        if sub is None or sub.call_id != msg.call_id:
+            return  # (an answer for a dialog given up meanwhile: terminated, re-registered)
+        granted = msg.get("Expires") or str(asked)
+        life = int(granted) if granted.isdigit() and len(granted) < 7 else asked
+        ok = 200 <= msg.status < 300
+        state.subscription_ok = ok
+        refresh = bool(sub.their_tag)
+        if ok:
+            sub.their_tag = sub.their_tag or params(msg.get("To") or "")[1].get("tag", "")[:64]
+        else:
+            state.subscription = None  # (the next SUBSCRIBE starts a new dialog)
+        if ok:
+            state.subscribed_until = self.clock() + max(60, life - 60)
+        else:  # a refresh the platform lost (481) is made anew at once; other refusals wait
+            state.subscribed_until = self.clock() + (1 if refresh and msg.status == 481 else 300)
 
     def _request(self, msg: SipRequest, peer: Peer) -> None:
         if msg.method == "REGISTER":
@@ -369,6 +399,8 @@ class SuperiorPlatform:
             raise SipError(403, "not a configured lower platform at this address")
         if not state.registered:
             raise SipError(403, "platform not registered")
+        if msg.method == "NOTIFY":
+            self._in_subscription(state, msg)
         content_type = (msg.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != MANSCDP.lower():
             raise SipError(415, "body is not Application/MANSCDP+xml")
@@ -390,9 +422,12 @@ class SuperiorPlatform:
             self._catalog_page(state, body, msg, peer, now)
             return
         if body.cmd_type == "Catalog" and body.kind == "Notify":
+            if msg.method != "NOTIFY":  # (RFC 6665: notifications belong to a subscription)
+                raise SipError(481, "catalog notifications come by NOTIFY within a subscription")
             self._answer(msg, peer, 200)
             items = tuple(i for i in body.items if valid(i.device_id))
             self._emit(Notification(state.config, state.edition, items))
+            self._subscription_state(state, msg)
             return
         if body.kind == "Notify" and body.cmd_type == "UploadSnapShotFinished":
             if not self.snaps.finished(body.fields.get("SessionID", ""), state.config.id):
@@ -415,6 +450,35 @@ class SuperiorPlatform:
             return
         # DeviceInfo, DeviceStatus and anything else answered: nothing more read (yet).
         self._answer(msg, peer, 200)
+
+    def _in_subscription(self, state: PlatformState, msg: SipRequest) -> None:
+        """A NOTIFY must belong to our catalog subscription's dialog (RFC 6665 section 4.4.1):
+        its Event the subscription's package (and id, when it names one), its Call-ID ours,
+        its To tag our From tag, its From tag the platform's. Otherwise 481, no effect."""
+        event, event_params = params(msg.get("Event") or "")
+        if event.strip().lower() != "catalog":
+            raise SipError(489, "NOTIFY for an event package not subscribed to")
+        sub = state.subscription
+        their = params(msg.get("From") or "")[1].get("tag", "")
+        ours = params(msg.get("To") or "")[1].get("tag", "")
+        if (
+            sub is None
+            or msg.call_id != sub.call_id
+            or ours != sub.our_tag
+            or (sub.their_tag and their != sub.their_tag)
+            or not their
+            or event_params.get("id", sub.event_id) != sub.event_id
+        ):
+            raise SipError(481, "no subscription matches this NOTIFY's dialog")
+        sub.their_tag = sub.their_tag or their[:64]
+
+    def _subscription_state(self, state: PlatformState, msg: SipRequest) -> None:
+        """`Subscription-State: terminated` ends the subscription: subscribe afresh soon."""
+        value, _ = params(msg.get("Subscription-State") or "")
+        if value.strip().lower() == "terminated":
+            state.subscription = None
+            state.subscription_ok = False
+            state.subscribed_until = self.clock() + 5
 
     def _catalog_page(
         self,
@@ -448,6 +512,7 @@ class SuperiorPlatform:
             if len(session.codes) >= body.sum_num:
                 break
             session.codes.add(item.device_id)
+            session.channels += is_channel(item.device_id, item.parental)
             fresh.append(item)
         if fresh:
             self._emit(CatalogPage(state.config, state.edition, tuple(fresh)))
@@ -458,7 +523,7 @@ class SuperiorPlatform:
     def _done(
         self, state: PlatformState, session: CatalogSession, complete: bool, reason: str = ""
     ) -> None:
-        state.channels = len(session.codes)
+        state.channels = session.channels
         state.catalog_complete = complete
         state.catalog_at = self.clock()
         state.duplicates = session.duplicates
@@ -496,6 +561,17 @@ class SuperiorPlatform:
         self._send_request(state, "MESSAGE", body)
         return self._sn
 
+    def refresh_catalogs(self, network: str) -> list[str]:
+        """Query again the catalog of each platform feeding `network` that is online and not
+        already sending one (on demand: a discovery of the network); their ids."""
+        queried = []
+        for state in self.platforms.values():
+            cfg = state.config
+            if cfg.network == network and state.online and state.catalog is None:
+                self.query_catalog(cfg.id)
+                queried.append(cfg.id)
+        return queried
+
     def subscribe(self, platform_id: str, expires: int = 3600) -> None:
         """Subscribe to the platform's catalog notifications (renewed by `tick` before expiry)."""
         state = self.platforms[platform_id]
@@ -503,12 +579,25 @@ class SuperiorPlatform:
             return
         self._sn += 1
         charset = "GB18030" if state.edition == "2022" else "GB2312"
-        req = self._send_request(
+        sub = state.subscription
+        if sub is None or not sub.their_tag:  # a new subscription: a new dialog
+            sub = Subscription(
+                call_id=f"{secrets.token_hex(12)}@{self.local[0]}",
+                our_tag=secrets.token_hex(4),
+                event_id=str(self._sn),
+            )
+            state.subscription = sub
+        cfg = state.config
+        to = f"<sip:{cfg.id}@{cfg.domain}>" + (f";tag={sub.their_tag}" if sub.their_tag else "")
+        req = self._send_request(  # (a refresh: the same dialog, the next CSeq)
             state,
             "SUBSCRIBE",
             manscdp.query("Catalog", self._sn, platform_id, charset),
+            call_id=sub.call_id,
+            from_tag=sub.our_tag,
+            to=to,
             extra=(
-                ("Event", f"Catalog;id={self._sn}"),
+                ("Event", f"Catalog;id={sub.event_id}"),
                 ("Expires", str(expires)),
                 ("Contact", f"<sip:{self.config.id}@{self.local[0]}:{self.local[1]}>"),
             ),
@@ -723,6 +812,7 @@ class SuperiorPlatform:
     def _drop(self, state: PlatformState, reason: str) -> None:
         state.subscribed_until = 0.0
         state.subscription_ok = False
+        state.subscription = None
         state.registered = state.online = False
         state.peer = None
         state.catalog = None
@@ -827,6 +917,8 @@ def _bare_error(data: bytes, exc: SipError) -> bytes | None:
     reply = SipResponse(status=exc.status, reason=exc.reason[:100].replace("\r", " "))
     reply.headers = found
     try:
-        return reply.encode()
-    except ValueError:
-        return None
+        data = reply.encode()
+        parse(data, stream=True)  # never answer with what we would refuse ourselves
+    except (ValueError, SipError):
+        return None  # (a garbled CSeq, say: dropped and counted, not echoed)
+    return data

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import random
 import secrets
 import struct
 import time
@@ -30,7 +31,7 @@ import numpy as np
 from adapters.gb28181 import manscdp, ps
 from adapters.gb28181.digest import authorization
 from adapters.gb28181.manscdp import CatalogItem
-from adapters.gb28181.sip import SipRequest, SipResponse, parse, response_to, uri_user
+from adapters.gb28181.sip import SipRequest, SipResponse, params, parse, response_to, uri_user
 from adapters.simulator.snapshot import render_frame, render_snapshot
 
 MANSCDP = "Application/MANSCDP+xml"
@@ -62,6 +63,70 @@ def make_channels(domain: str, count: int, start: int = 1) -> list[CatalogItem]:
     ]
 
 
+def make_groups(domain: str) -> list[CatalogItem]:
+    """A group tree for channels to hang from: a business group (215) and a virtual
+    organisation (216) under it; channels name the latter as their ParentID."""
+    root = f"{domain[:10]}2155000009"
+    return [
+        CatalogItem(device_id=root, name="东泾镇 治安视频", parental="1", civil_code=domain[:6]),
+        CatalogItem(
+            device_id=f"{domain[:10]}2165000001",
+            name="东泾镇派出所",
+            parental="1",
+            parent_id=root,
+            business_group_id=root,
+            civil_code=domain[:6],
+        ),
+    ]
+
+
+_HOSTILE = (
+    b"\r\n",
+    b"\r\n\r\n",
+    b"\x00",
+    b" ",
+    b":",
+    b";tag=",
+    b"<",
+    b">",
+    b"&e;",
+    b"]]>",
+    b'<!DOCTYPE x [<!ENTITY e "x">]>',
+    b"<Item>",
+    b"</DeviceList>",
+    b"\xff\xfe",
+    b"\xa1",
+    b"Content-Length: 5\r\n",
+    b"SIP/2.0 200 OK\r\n",
+)
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """A hostile variant of a valid message: bytes flipped, cut, repeated, or a piece known to
+    trouble parsers (a CRLF, a NUL, a DTD, an entity, a stray tag, invalid GB bytes) put in."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(out) + 1)
+        op = rng.randrange(5)
+        if op == 0 and out:
+            out[min(at, len(out) - 1)] = rng.randrange(256)
+        elif op == 1:
+            del out[at : at + rng.randint(1, 24)]
+        elif op == 2:
+            out[at:at] = out[at : at + rng.randint(1, 64)] * rng.randint(1, 3)
+        else:
+            out[at:at] = rng.choice(_HOSTILE)
+    return bytes(out)
+
+
+def mutate_body(msg: SipRequest, rng: random.Random) -> bytes:
+    """`msg` with only its body spoiled, Content-Length kept true: what reaches the MANSCDP
+    parser past a SIP layer that has nothing to object to."""
+    spoiled = SipRequest(method=msg.method, uri=msg.uri, headers=list(msg.headers))
+    spoiled.body = mutate(msg.body, rng)
+    return spoiled.encode()
+
+
 @dataclass(slots=True)
 class Misbehaviour:
     stop_catalog_after: int | None = None  # items sent, then silence
@@ -71,6 +136,7 @@ class Misbehaviour:
     snapshot: str = "ok"
     # INVITE: "ok", "busy" (486), "no-media" (200, then no RTP), "garbage" (RTP of junk)
     invite: str = "ok"
+    lose_keepalives: bool = False  # the keepalive loop runs but sends nothing
 
 
 @dataclass(slots=True)
@@ -104,6 +170,16 @@ class LowerPlatformSim:
     _media_task: asyncio.Task[None] | None = None
     last_upload: bytes = b""
     finish_sent_at: list[float] = field(default_factory=list)  # perf_counter, per snapshot
+    # The superior platform's catalog subscription, as a notifier keeps it (RFC 6665): its
+    # Call-ID, the subscriber's tag, ours, its Event; notifications go within that dialog.
+    subscription: tuple[str, str, str, str] | None = None
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribe_answer: int = 200  # what SUBSCRIBEs get (misbehaviour: e.g. 481 to a refresh)
+    # Keep alive on its own every so many seconds once registered, and refresh the
+    # registration before it expires (None: only when told, as the tests drive it).
+    keepalive_every_s: float | None = None
+    keepalives_sent: int = 0
+    _alive_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
@@ -121,7 +197,8 @@ class LowerPlatformSim:
             self._reader = asyncio.create_task(self._read_tcp())
 
     async def stop(self) -> None:
-        for task in (self._reader, self._catalog_task, self._media_task, *self._tasks):
+        tasks = (self._reader, self._catalog_task, self._media_task, self._alive_task)
+        for task in (*tasks, *self._tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -214,7 +291,27 @@ class LowerPlatformSim:
         )
         second = self._request("REGISTER", extra=[*extra, ("Authorization", auth)])
         second.set("Call-ID", first.call_id)
-        return await self._transact(second)
+        reply = await self._transact(second)
+        granted = reply.get("Expires") or str(expires)
+        if reply.status == 200 and self.keepalive_every_s and self._alive_task is None:
+            life = int(granted) if granted.isdigit() else expires
+            self._alive_task = asyncio.create_task(self._keep_alive(self.keepalive_every_s, life))
+        return reply
+
+    async def _keep_alive(self, every_s: float, life_s: int) -> None:
+        """Keepalives every `every_s` (none when told to lose them); the registration
+        refreshed at 80 % of its life. A lost answer is tried again next time."""
+        loop = asyncio.get_running_loop()
+        registered = loop.time()
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                due = loop.time() - registered > life_s * 0.8
+                if due and (await self.register(life_s)).status == 200:
+                    registered = loop.time()
+                if not self.misbehave.lose_keepalives:
+                    self.keepalives_sent += 1
+                    await self.keepalive()
 
     async def keepalive(self) -> SipResponse:
         self._sn += 1
@@ -230,14 +327,51 @@ class LowerPlatformSim:
         )
         return await self._transact(self._request("MESSAGE", body))
 
-    async def notify(self, items: list[CatalogItem]) -> SipResponse:
-        """A catalog notification (each item's `event`: ADD, DEL, UPDATE, ON, OFF, ...)."""
+    async def notify(
+        self, items: list[CatalogItem], in_dialog: bool = True, state: str = "active"
+    ) -> SipResponse:
+        """A catalog notification (each item's `event`: ADD, DEL, UPDATE, ON, OFF, ...), sent
+        within the superior platform's subscription (waited for, 5 s at most); `in_dialog=False`
+        sends it outside any (a misbehaviour: camgw answers 481)."""
+        if in_dialog:
+            async with asyncio.timeout(5):
+                await self.subscribed.wait()
+        return await self._transact(self.notification(items, in_dialog, state))
+
+    def notification(
+        self, items: list[CatalogItem], in_dialog: bool = True, state: str = "active"
+    ) -> SipRequest:
+        """The NOTIFY `notify` sends (within the subscription, which must exist by now)."""
         self._sn += 1
         body = manscdp.catalog(
             "Notify", self._sn, self.platform_id, len(items), items, self._charset
         )
-        extra = [("Event", "Catalog"), ("Subscription-State", "active")]
-        return await self._transact(self._request("NOTIFY", body, extra))
+        req = self._request("NOTIFY", body, [("Subscription-State", state)])
+        if not in_dialog:
+            req.set("Event", "Catalog")
+            return req
+        if self.subscription is None:
+            raise LookupError("no catalog subscription from the superior platform yet")
+        call_id, theirs, ours, event = self.subscription
+        req.set("Call-ID", call_id)
+        req.set("From", f"<sip:{self.platform_id}@{self.domain}>;tag={ours}")
+        req.set("To", f"<sip:{self.server_id}@{self.domain}>;tag={theirs}")
+        req.set("Event", event)
+        return req
+
+    def _subscribe(self, msg: SipRequest) -> None:
+        """Accept the catalog subscription (a refresh keeps its dialog and our tag)."""
+        if self.subscribe_answer != 200:
+            self.send_raw(response_to(msg, self.subscribe_answer).encode())
+            return
+        known = self.subscription
+        ours = known[2] if known is not None and known[0] == msg.call_id else secrets.token_hex(4)
+        reply = response_to(msg, 200, to_tag=ours)
+        reply.headers.append(("Expires", msg.get("Expires") or "3600"))
+        self.send_raw(reply.encode())
+        theirs = params(msg.get("From") or "")[1].get("tag", "")
+        self.subscription = (msg.call_id, theirs, ours, msg.get("Event") or "Catalog")
+        self.subscribed.set()
 
     async def send_body(self, body: bytes, method: str = "MESSAGE") -> SipResponse:
         return await self._transact(self._request(method, body))
@@ -264,6 +398,9 @@ class LowerPlatformSim:
         self.received.append(msg)
         if msg.method == "INVITE":
             self._invite(msg)
+            return
+        if msg.method == "SUBSCRIBE":
+            self._subscribe(msg)
             return
         if msg.method != "ACK":
             self.send_raw(response_to(msg, 200, to_tag=secrets.token_hex(4)).encode())
@@ -499,4 +636,13 @@ class _SimUdp(asyncio.DatagramProtocol):
         self.sim.received_data(data)
 
 
-__all__ = ["LowerPlatformSim", "Misbehaviour", "channel_codes", "make_channels", "uri_user"]
+__all__ = [
+    "LowerPlatformSim",
+    "Misbehaviour",
+    "channel_codes",
+    "make_channels",
+    "make_groups",
+    "mutate",
+    "mutate_body",
+    "uri_user",
+]

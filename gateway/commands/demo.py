@@ -77,6 +77,10 @@ def demo(args: argparse.Namespace, ctx: Context) -> int:
             started_at=datetime.now(UTC),
         )
         settings = _no_quality_rounds(state.apply(settings))
+        if getattr(args, "gb28181", True):  # (a simulated GB/T 28181 lower platform: opt-out)
+            from ..demo import gb28181_settings
+
+            settings = gb28181_settings(settings, var / "secrets")
         state.write(state_path)
         on_ready = _prepare(settings, state, args.scale)
         run_app(ctx, CredentialVault(load_key(key_file)), host, port, on_ready, settings)
@@ -99,7 +103,7 @@ def _prepare(
     settings: Settings, state: DemoState, scale: float
 ) -> Callable[[web.Application], Awaitable[None]]:
     """The on-startup hook: seed the registry, mint tokens, start discovery, print the banner."""
-    from ..demo import demo_tokens, fleet_for, seed_registry, write_token_file
+    from ..demo import demo_tokens, fleet_for, seed_registry, start_lower_platform, write_token_file
     from ..keys import DISCOVERY, REGISTRY, TOKENS
 
     async def prepare(app: web.Application) -> None:
@@ -109,12 +113,14 @@ def _prepare(
         write_token_file(state.tokens_file, tokens)
         for network in sorted({c.network for c in fleet}):
             await app[DISCOVERY].start(network, "demo")
+        platform = await start_lower_platform(app, settings)
         base = state.api_url
         lines = [
             "",
             f"camgw demo: {base}  (registry: {state.redis_url}; {len(fleet)} simulated cameras, "
             f"{added} newly registered; discovery running)",
             f"  OpenAPI: {base}/api/v1/openapi.json",
+            *([f"  {platform}"] if platform else []),
             *(f"  {role:<24} {token}" for role, token in tokens.items()),
             f'  try: curl -H "Authorization: Bearer <viewer token>" {base}/api/v1/summary',
             f"  tokens are also in {state.tokens_file}",

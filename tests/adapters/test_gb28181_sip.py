@@ -1,5 +1,5 @@
 """The GB/T 28181 protocol pieces: SIP parsing (strict, bounded), digest, MANSCDP bodies in
-GB2312/GB18030 through defusedxml, and the 20-digit codes of both editions."""
+GB2312/GB18030 through defusedxml (the codes: test_gb28181_codes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from adapters.gb28181 import codes, manscdp
+from adapters.gb28181 import manscdp
 from adapters.gb28181.digest import (
     DigestError,
     NonceIssuer,
@@ -16,6 +16,7 @@ from adapters.gb28181.digest import (
 )
 from adapters.gb28181.manscdp import CatalogItem, ManscdpError
 from adapters.gb28181.sip import SipError, SipRequest, parse, response_to
+from adapters.simulator.gb28181 import mutate
 
 REGISTER = (
     b"REGISTER sip:31011700002000000001@3101170000 SIP/2.0\r\n"
@@ -172,22 +173,33 @@ def test_too_many_items_in_one_message_are_refused() -> None:
         manscdp.parse(body)
 
 
-def test_codes_decode_by_edition() -> None:
-    code = "31011700001325000001"
-    old, new = codes.decode(code, "2016"), codes.decode(code, "2022")
-    assert (old.province, old.city, old.district, old.unit) == ("31", "01", "17", "00")
-    assert (old.industry, old.type, old.network, old.serial) == ("00", "132", "5", "000001")
-    assert old.type_name == "IP camera" and old.is_video
-    assert old.network_name == "public security information network (公安信息网)"
-    assert old.edition == "2016" and new.edition == "2022"
-    # The editions read some codes differently: a 2022-only type, and network identifier 9.
-    smart = "31011700001409000001"
-    assert codes.decode(smart, "2016").type_name is None
-    assert codes.decode(smart, "2022").type_name == "intelligent camera (face / vehicle capture)"
-    assert codes.decode(smart, "2016").network_name == "reserved"
-    assert codes.decode(smart, "2022").network_name == "other network (其他网络)"
-    with pytest.raises(ValueError, match="20 digits"):
-        codes.decode("3101170000132050000x", "2016")
-    assert codes.edition_of("3.0", None) == "2022"
-    assert codes.edition_of("3.0", "2016") == "2016"
-    assert codes.edition_of(None, None) == "2016"
+def test_random_mutations_of_catalog_bodies_raise_only_manscdp_errors() -> None:
+    """Seeded, bounded: 3,000 hostile variants of catalog pages in both charsets either parse
+    (the mutation left a valid document) or raise ManscdpError, never another exception."""
+    rng = random.Random(281812016)
+    items = [
+        CatalogItem(
+            device_id=f"3101170000132500000{n}",
+            name=f"东泾镇路口 {n} 𠀀",
+            parent_id="31011700002165000001",
+            status="ON",
+            longitude="121.2",
+            latitude="31.05",
+        )
+        for n in range(4)
+    ]
+    bases = [
+        manscdp.catalog("Response", 7, "31011700002000000002", 4, items, "GB18030"),
+        manscdp.catalog(
+            "Notify", 8, "31011700002000000002", 1, [CatalogItem("31011700001325000001")]
+        ),
+        manscdp.build("Notify", [("CmdType", "Keepalive"), ("SN", "3"), ("DeviceID", "1")]),
+    ]
+    refused = 0
+    for n in range(3000):
+        data = mutate(bases[n % len(bases)], rng)
+        try:
+            manscdp.parse(data)
+        except ManscdpError:
+            refused += 1
+    assert refused > 2000  # (most mutations break a document; the rest parse cleanly)

@@ -4,6 +4,7 @@ events the gateway would apply; time by the test's clock."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -13,6 +14,7 @@ from adapters.gb28181.digest import authorization
 from adapters.gb28181.sip import SipError, SipRequest, SipResponse, parse
 from adapters.gb28181.superior import (
     CatalogDone,
+    Notification,
     Offline,
     Peer,
     Refused,
@@ -20,6 +22,7 @@ from adapters.gb28181.superior import (
     SuperiorPlatform,
 )
 from adapters.gb28181.transport import SipTransports
+from adapters.simulator.gb28181 import mutate, mutate_body
 
 PID = "31011700002000000002"
 DOMAIN = "3101170000"
@@ -145,21 +148,26 @@ async def test_unknown_methods_and_unparsable_requests_are_answered(
     invite.set("CSeq", "1 INVITE")
     sp.receive(invite.encode(), wire.peer)
     assert (wire.last().status, wire.last().reason) == (405, "method INVITE not accepted here")
-    garbage = _register().encode().replace(b"CSeq: 1 REGISTER", b"CSeq: one REGISTER")
+    garbage = _register().encode().replace(b"Expires: 3600", b"Max-Forwards: many")
     sp.receive(garbage, wire.peer)
     assert (wire.last().status, wire.last().reason) == (
         400,
-        "CSeq number is not a number below 2**31",
+        "Max-Forwards is not a number up to 255",
     )
-    sp.receive(b"\x00" * 100, wire.peer)  # nothing to answer to: dropped, counted
+    # A response must carry the request's CSeq: to a garbled one there is none that would
+    # itself be well-formed, so the request is dropped (counted), as one with no head at all.
+    garbled = _register().encode().replace(b"CSeq: 1 REGISTER", b"CSeq: one REGISTER")
+    sp.receive(garbled, wire.peer)
+    sp.receive(b"\x00" * 100, wire.peer)
     assert len(wire.sent) == 2
     assert sp.refusals == {
         "405 method INVITE not accepted here": 1,
+        "400 Max-Forwards is not a number up to 255": 1,
         "400 CSeq number is not a number below 2**31": 1,
         "400 no blank line after the headers": 1,
     }
     refused = [e for e in _events(sp) if isinstance(e, Refused)]
-    assert [r.status for r in refused] == [405, 400, 400]
+    assert [r.status for r in refused] == [405, 400, 400, 400]
 
 
 async def test_a_sum_num_above_the_bound_ends_the_catalog(
@@ -305,3 +313,232 @@ def _keepalive(sp: SuperiorPlatform) -> bytes:
         "Notify", [("CmdType", "Keepalive"), ("SN", "1"), ("DeviceID", PID), ("Status", "OK")]
     )
     return msg.encode()
+
+
+def _subscribed(
+    sp: SuperiorPlatform, wire: Wire, tag: str = "pl4t", status: int = 200
+) -> SipRequest:
+    """Log in, let the platform's catalog subscription be made and answered (To tag `tag`)."""
+    if not sp.platforms[PID].registered:
+        _login(sp, wire)
+    sp.subscribe(PID, expires=600)
+    subscribe = wire.sent[-1]
+    assert isinstance(subscribe, SipRequest) and subscribe.method == "SUBSCRIBE"
+    kept = [(n, v) for n, v in subscribe.headers if n in ("Via", "From", "Call-ID", "CSeq")]
+    to = subscribe.get("To") or ""
+    if "tag=" not in to:
+        to += f";tag={tag}"
+    answer = SipResponse(
+        status=status, reason="OK", headers=[*kept, ("To", to), ("Expires", "600")]
+    )
+    sp.receive(answer.encode(), wire.peer)
+    return subscribe
+
+
+def _notify(
+    subscribe: SipRequest,
+    *,
+    their_tag: str = "pl4t",
+    call_id: str | None = None,
+    our_tag: str | None = None,
+    event: str | None = None,
+    method: str = "NOTIFY",
+    state: str = "active",
+) -> bytes:
+    """A catalog notification as the platform sends it within `subscribe`'s dialog (each
+    keyword spoils one part of the match)."""
+    sub_from = subscribe.get("From") or ""
+    tag = our_tag if our_tag is not None else sub_from.rsplit("tag=", 1)[1]
+    item = manscdp.CatalogItem(device_id="31011700001325000001", event="OFF")
+    headers = [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKn1"),
+        ("From", f"<sip:{PID}@{DOMAIN}>;tag={their_tag}"),
+        ("To", f"<sip:31011700002000000001@{DOMAIN}>;tag={tag}"),
+        ("Call-ID", call_id or subscribe.call_id),
+        ("CSeq", f"7 {method}"),
+        ("Event", event or (subscribe.get("Event") or "")),
+        ("Subscription-State", state),
+        ("Content-Type", "Application/MANSCDP+xml"),
+    ]
+    body = manscdp.catalog("Notify", 9, PID, 1, [item])
+    return SipRequest(
+        method=method, uri=f"sip:31011700002000000001@{DOMAIN}", headers=headers, body=body
+    ).encode()
+
+
+async def test_a_notify_is_taken_only_within_the_subscriptions_dialog(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    sp, _ = platform
+    wire = Wire()
+    subscribe = _subscribed(sp, wire)
+    _events(sp)
+    spoiled = {
+        "another Call-ID": _notify(subscribe, call_id="elsewhere@127.0.0.1"),
+        "another To tag": _notify(subscribe, our_tag="0000"),
+        "another From tag": _notify(subscribe, their_tag="intruder"),
+        "no From tag": _notify(subscribe, their_tag=""),
+        "another Event id": _notify(subscribe, event="Catalog;id=1"),
+    }
+    for why, data in spoiled.items():
+        sp.receive(data, wire.peer)
+        assert (wire.last().status, wire.last().reason) == (
+            481,
+            "no subscription matches this NOTIFY's dialog",
+        ), why
+    sp.receive(_notify(subscribe, event="Alarm"), wire.peer)
+    assert (wire.last().status, wire.last().reason) == (
+        489,
+        "NOTIFY for an event package not subscribed to",
+    )
+    sp.receive(_notify(subscribe, method="MESSAGE"), wire.peer)
+    assert (wire.last().status, wire.last().reason) == (
+        481,
+        "catalog notifications come by NOTIFY within a subscription",
+    )
+    events = _events(sp)
+    assert [e.status for e in events if isinstance(e, Refused)] == [481, 489, 481]  # once a kind
+    assert not [e for e in events if isinstance(e, Notification)]  # nothing reached the registry
+    sp.receive(_notify(subscribe), wire.peer)
+    assert wire.last().status == 200
+    (notified,) = [e for e in _events(sp) if isinstance(e, Notification)]
+    assert [i.event for i in notified.items] == ["OFF"]
+
+
+async def test_a_notify_before_the_200_is_taken_and_fixes_the_platforms_tag(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    sp, _ = platform
+    wire = Wire()
+    _login(sp, wire)
+    sp.subscribe(PID)
+    subscribe = wire.sent[-1]
+    assert isinstance(subscribe, SipRequest)
+    sp.receive(_notify(subscribe, their_tag="early"), wire.peer)  # (RFC 6665 4.1.2.4)
+    assert wire.last().status == 200
+    sp.receive(_notify(subscribe, their_tag="other"), wire.peer)
+    assert wire.last().status == 481
+
+
+async def test_refreshes_stay_in_the_dialog_and_a_lost_one_starts_anew(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    sp, now = platform
+    wire = Wire()
+    first = _subscribed(sp, wire)
+    now[0] += 541  # a minute before the 600 s end
+    sp.receive(_keepalive(sp), wire.peer)
+    sp.tick()
+    refresh = wire.sent[-1]
+    assert isinstance(refresh, SipRequest) and refresh.method == "SUBSCRIBE"
+    assert refresh.call_id == first.call_id and refresh.get("From") == first.get("From")
+    assert (refresh.get("To") or "").endswith(";tag=pl4t")
+    assert refresh.cseq[0] > first.cseq[0]
+    # The platform lost the subscription (restarted): 481 to the refresh; a new one follows.
+    kept = [(n, v) for n, v in refresh.headers if n in ("Via", "From", "To", "Call-ID", "CSeq")]
+    sp.receive(SipResponse(status=481, reason="Gone", headers=kept).encode(), wire.peer)
+    assert not sp.status()[0].subscribed
+    now[0] += 2
+    sp.tick()
+    fresh = wire.sent[-1]
+    assert isinstance(fresh, SipRequest) and fresh.method == "SUBSCRIBE"
+    assert fresh.call_id != first.call_id and "tag=" not in (fresh.get("To") or "")
+    sp.receive(_notify(first), wire.peer)  # the old dialog is gone
+    assert wire.last().status == 481
+
+
+async def test_a_terminated_subscription_is_made_again(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    sp, now = platform
+    wire = Wire()
+    subscribe = _subscribed(sp, wire)
+    sp.receive(_notify(subscribe, state="terminated;reason=deactivated"), wire.peer)
+    assert wire.last().status == 200 and not sp.status()[0].subscribed
+    now[0] += 6
+    sp.tick()
+    again = wire.sent[-1]
+    assert isinstance(again, SipRequest) and again.method == "SUBSCRIBE"
+    assert again.call_id != subscribe.call_id
+
+
+async def test_hostile_variants_are_answered_with_sip_errors_and_change_nothing(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    """Seeded, bounded fuzz of the whole receive path (SIP parser, dialog match, MANSCDP
+    parser): 3,000 variants of a NOTIFY within the subscription, a keepalive and a catalog
+    page, spoiled anywhere or only in their body. No exception escapes; every answer is a
+    well-formed SIP response, an error unless the variant was itself a valid message; a
+    refused variant leaves no event but its refusal and the platform's state as it was."""
+    sp, _ = platform
+    wire = Wire()
+    subscribe = _subscribed(sp, wire)
+    query = next(
+        m
+        for m in wire.sent
+        if isinstance(m, SipRequest) and m.method == "MESSAGE" and b"Catalog" in m.body
+    )
+    page = parse(_keepalive(sp))
+    assert isinstance(page, SipRequest)
+    items = [manscdp.CatalogItem(device_id=f"310117000013250000{n:02d}") for n in range(4)]
+    page.body = manscdp.catalog("Response", manscdp.parse(query.body).sn, PID, 1000, items)
+    bases = [parse(_notify(subscribe)), parse(_keepalive(sp)), page]
+    _events(sp)
+    raw: list[bytes] = []
+    peer = Peer("udp", "127.0.0.1", 5070, raw.append)
+    state = sp.platforms[PID]
+    assert state.subscription is not None
+    dialog = (state.subscription.call_id, state.subscription.our_tag)
+    rng = random.Random(28181)
+    counts = {"refused": 0, "valid": 0, "dropped": 0}
+    for n in range(3000):
+        base = bases[n % len(bases)]
+        assert isinstance(base, SipRequest)
+        data = mutate(base.encode(), rng) if n % 2 else mutate_body(base, rng)
+        raw.clear()
+        sp.receive(data, peer)
+        events = _events(sp)
+        if not raw:  # (too broken to answer: RFC 3261 8.2 needs its five headers)
+            counts["dropped"] += 1
+            assert all(isinstance(e, Refused) for e in events)
+            continue
+        (answer,) = raw
+        reply = parse(answer, stream=True)  # well-formed, or this raises
+        assert isinstance(reply, SipResponse)
+        if reply.status == 200:
+            counts["valid"] += 1
+            valid = parse(data)  # the variant was a valid message after all
+            assert isinstance(valid, SipRequest)
+            manscdp.parse(valid.body)
+        else:
+            counts["refused"] += 1
+            assert 400 <= reply.status < 600, reply.status
+            assert all(isinstance(e, Refused) for e in events), (data, events)
+        assert state.registered and state.online
+        assert state.subscription is not None
+        assert (state.subscription.call_id, state.subscription.our_tag) == dialog
+    assert counts["refused"] > 1500 and counts["valid"] + counts["dropped"] > 0, counts
+
+
+async def test_an_answer_for_a_dialog_given_up_meanwhile_changes_nothing(
+    platform: tuple[SuperiorPlatform, list[float]],
+) -> None:
+    sp, now = platform
+    wire = Wire()
+    _login(sp, wire)
+    sp.subscribe(PID)
+    subscribe = wire.sent[-1]
+    assert isinstance(subscribe, SipRequest)
+    # Terminated by a NOTIFY that overtook the 200 (RFC 6665 allows it to come first) ...
+    sp.receive(_notify(subscribe, state="terminated;reason=rejected"), wire.peer)
+    assert wire.last().status == 200
+    # ... then the 200 arrives: the given-up dialog is not taken back.
+    kept = [(n, v) for n, v in subscribe.headers if n in ("Via", "From", "Call-ID", "CSeq")]
+    late = SipResponse(headers=[*kept, ("To", f"<sip:{PID}@{DOMAIN}>;tag=pl4t")])
+    sp.receive(late.encode(), wire.peer)
+    assert not sp.status()[0].subscribed and sp.platforms[PID].subscription is None
+    now[0] += 6
+    sp.tick()
+    again = wire.sent[-1]
+    assert isinstance(again, SipRequest) and again.method == "SUBSCRIBE"
+    assert again.call_id != subscribe.call_id

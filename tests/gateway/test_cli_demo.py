@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientConnectorError, ClientSession
 
 from gateway.redis_server import free_port
 
@@ -269,3 +269,54 @@ async def test_a_missing_import_file_is_one_sentence(bare_checkout: Path) -> Non
     result = await camgw(bare_checkout, "import", "/nonexistent/cameras.csv")
     assert (result.code, result.out) == (2, "")
     assert result.err == "camgw: cannot read /nonexistent/cameras.csv: No such file or directory\n"
+
+
+async def test_the_police_video_platform_registers_and_its_channels_are_cameras(
+    demo: Demo,
+) -> None:
+    """The demo's simulated GB/T 28181 lower platform (2022 edition, on loopback) registers
+    with the gateway's SIP service: the police network lists it, and its channels are cameras
+    with their group tree, pictured through the 2022 image snapshot."""
+    admin = demo.tokens["admin"]
+    platforms: list[dict[str, Any]] = []
+    for _ in range(600):
+        try:
+            status, nets = await demo.api("GET", "/api/v1/networks", admin)
+        except ClientConnectorError:  # (the banner is printed just before the API listens)
+            await asyncio.sleep(0.1)
+            continue
+        assert status == 200
+        platforms = next(n for n in nets if n["id"] == "police").get("platforms") or []
+        if platforms and platforms[0]["catalog_complete"]:
+            break
+        await asyncio.sleep(0.1)
+    (platform,) = platforms
+    assert (platform["id"], platform["edition"], platform["registered"]) == (
+        "31011700002000000002",
+        "2022",
+        True,
+    )
+    assert platform["online"] and platform["channels"] == 40 and platform["subscribed"]
+    channels: list[dict[str, Any]] = []
+    for _ in range(100):  # (the camera list follows the registry's events: a moment behind)
+        status, page = await demo.api("GET", "/api/v1/cameras?network=police&limit=500", admin)
+        assert status == 200
+        channels = [c for c in page["items"] if c["id"].startswith("police.gb")]
+        if len(channels) == 40:
+            break
+        await asyncio.sleep(0.1)
+    assert len(channels) == 40
+    first = min(channels, key=lambda c: c["id"])
+    assert first["gb28181"]["group_path"] == ["东泾镇 治安视频", "东泾镇派出所"]
+    operator = demo.tokens["operator"]
+    async with (
+        ClientSession() as http,
+        http.get(
+            f"{demo.url}/api/v1/cameras/{first['id']}/snapshot",
+            params={"reason": "INC-2026-0117"},
+            headers={"Authorization": f"Bearer {operator}"},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["X-Snapshot-Source"] == "gb28181-snapshot"
+        assert (await resp.read()).startswith(b"\xff\xd8")

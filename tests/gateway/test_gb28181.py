@@ -5,17 +5,29 @@ the audit trail and GET /api/v1/networks show what a user would see. Time is the
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.gb28181 import manscdp
 from adapters.gb28181.config import LowerPlatform, SipServiceConfig
-from adapters.simulator.gb28181 import LowerPlatformSim, Misbehaviour, make_channels
+from adapters.gb28181.sip import SipResponse, parse
+from adapters.gb28181.superior import Peer
+from adapters.simulator.gb28181 import (
+    LowerPlatformSim,
+    Misbehaviour,
+    make_channels,
+    make_groups,
+    mutate,
+    mutate_body,
+)
 from gateway.app import create_app
 from gateway.audit import AuditQuery
 from gateway.gb28181 import GB28181, GB28181_CLOCK, GbGateway, camera_id
@@ -152,10 +164,12 @@ async def test_full_catalog_across_pages_becomes_cameras(gb: Gb, token: Any) -> 
         "2016",
         "31011700",
         "132",
-        "IP camera",
+        "IP camera (网络摄像机)",
     )
     assert gbc.network_name == "public security information network (公安信息网)"
     assert gbc.platform == POLICE and gbc.parent == first.parent_id
+    assert (cam.model, gbc.civil_code, gbc.status_reason) == ("DS-2CD3T47", "310117", "ON")
+    assert cam.location.lat == float(first.latitude) and cam.location.lon == float(first.longitude)
     net = (await _networks(client, token))["police"]
     (police,) = [p for p in net["platforms"] if p["id"] == POLICE]
     assert police["registered"] and police["online"] and police["channels"] == 600
@@ -243,6 +257,26 @@ async def test_notifications_change_records_and_status(gb: Gb) -> None:
     assert (
         deleted[0]["detail"] == f"channel {d.device_id} removed from the platform's catalog (DEL)"
     )
+    statuses = [(x["target"], x["detail"]) for x in await _audit(client, "gb28181.channel.status")]
+    assert statuses == [
+        (
+            camera_id("police", a.device_id),
+            "OFF: the platform reports it off (catalog notification)",
+        ),
+        (camera_id("police", b.device_id), "VLOST: video lost (VLOST) (catalog notification)"),
+        (
+            camera_id("police", c.device_id),
+            "DEFECT: fault reported (DEFECT) (catalog notification)",
+        ),
+        (camera_id("police", a.device_id), "ON: online (catalog notification)"),
+    ]
+    notified = {x["target"]: x["detail"] for x in await _audit(client, "gb28181.channel.notified")}
+    assert notified == {
+        camera_id(
+            "police", e.device_id
+        ): f"channel {e.device_id} changed by a catalog notification",
+        camera_id("police", new.device_id): f"channel {new.device_id}",
+    }
 
 
 async def test_offline_after_three_missed_keepalives_and_back(gb: Gb, token: Any) -> None:
@@ -276,6 +310,8 @@ async def test_offline_after_three_missed_keepalives_and_back(gb: Gb, token: Any
     finally:
         await sim.stop()
     assert [e["detail"] for e in await _audit(client, "gb28181.offline")] == ["3 keepalives missed"]
+    catalogs = [e["detail"] for e in await _audit(client, "gb28181.catalog")]
+    assert catalogs == ["8 of 8 items", "8 of 8 items; 8 records changed"]  # (back online)
 
 
 async def test_a_catalog_that_stops_halfway_is_reported_with_what_arrived(gb: Gb) -> None:
@@ -367,7 +403,8 @@ async def test_duplicate_codes_within_one_catalog_are_counted_once(gb: Gb) -> No
 async def test_2022_edition_platform_over_tcp(gb: Gb) -> None:
     client, gw, _ = gb
     channels = make_channels(DOMAIN, 3)
-    smart = replace(channels[0], device_id=f"{DOMAIN}1409000777", name="人脸抓拍 𠀀")
+    # Network identifier 6 reads "电子政务外网" in 2022 ("政务网" in 2016); 𠀀 is GB18030 only.
+    smart = replace(channels[0], device_id=f"{DOMAIN}1326000777", name="人脸抓拍 𠀀")
     sim = await _sim(gw, pid=OTHER, transport="tcp", channels=[smart, *channels[1:]])
     try:
         assert (await sim.register()).status == 200
@@ -379,9 +416,11 @@ async def test_2022_edition_platform_over_tcp(gb: Gb) -> None:
     assert (cam.name, cam.gb28181.edition, cam.gb28181.network_name) == (
         "人脸抓拍 𠀀",
         "2022",
-        "other network (其他网络)",
+        "e-government extranet (电子政务外网)",
     )
-    assert cam.gb28181.type_name == "intelligent camera (face / vehicle capture)"
+    assert cam.gb28181.type_name == (
+        "IP camera / online video image acquisition device (网络摄像机/在线视频图像信息采集设备)"
+    )
 
 
 async def test_hostile_messages_are_refused_with_the_right_error_and_no_effect(
@@ -462,7 +501,14 @@ async def test_a_2022_snapshot_is_uploaded_then_served_watermarked_and_audited(
     assert (status, headers["Content-Type"]) == (200, "image/jpeg")
     assert headers["X-Snapshot-Source"] == "gb28181-snapshot"
     assert sim.snapshots_taken == 1 and body.startswith(b"\xff\xd8")
-    assert body != sim.last_upload  # the police policy's watermark (and width) applied
+    # The police policy's watermark: a darkened strip with text at the bottom, nothing else
+    # changed (compared at the served width: the policy also bounds it).
+    shown = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    upload = cv2.imdecode(np.frombuffer(sim.last_upload, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.resize(upload, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
+    bottom = np.abs(shown[-40:] - original[-40:].astype(int)).mean()
+    top = np.abs(shown[:150] - original[:150].astype(int)).mean()
+    assert bottom > 15 and top < 4, (bottom, top)
     (taken,) = await _audit(client, "camera.snapshot")
     assert taken["actor"].startswith("op-wang") and (taken["outcome"], taken["target"]) == (
         "ok",
@@ -564,7 +610,9 @@ async def test_live_invite_failures_are_named_and_end_with_bye(
     assert methods == (["INVITE"] if mode == "busy" else ["INVITE", "ACK", "BYE"])
 
 
-async def test_channels_a_complete_catalog_no_longer_lists_are_shown_offline(gb: Gb) -> None:
+async def test_channels_a_complete_catalog_no_longer_lists_are_shown_offline(
+    gb: Gb, token: Any
+) -> None:
     client, gw, _ = gb
     channels = make_channels(DOMAIN, 6)
     sim = await _sim(gw, channels=channels)
@@ -572,8 +620,14 @@ async def test_channels_a_complete_catalog_no_longer_lists_are_shown_offline(gb:
         await sim.register()
         await _catalog_done(gw, POLICE)
         sim.channels = channels[:4]
-        gw.platform.query_catalog(POLICE)  # on demand
+        # On demand: a discovery of the network reads its platforms' catalogs again.
+        started = await client.post(
+            "/api/v1/networks/police/discover", headers=await token("admin")
+        )
+        assert started.status == 202
         await _catalog_done(gw, POLICE)
+        queries = [m for m in sim.received if b"<CmdType>Catalog</CmdType>" in m.body]
+        assert [m.method for m in queries] == ["MESSAGE", "SUBSCRIBE", "MESSAGE"]
     finally:
         await sim.stop()
     registry = client.app[REGISTRY]
@@ -647,3 +701,171 @@ async def test_a_sip_port_in_use_stops_the_start_with_a_clear_error(
         with pytest.raises(RuntimeError) as caught:
             await second.start()
     assert str(caught.value).startswith(f"[gb28181] cannot listen on 127.0.0.1 (udp {port}, tcp 0)")
+
+
+async def test_a_notify_outside_the_subscription_is_refused_481_without_effect(
+    gb: Gb,
+) -> None:
+    client, gw, _ = gb
+    channels = make_channels(DOMAIN, 2)
+    sim = await _sim(gw, channels=channels)
+    registry = client.app[REGISTRY]
+    try:
+        await sim.register()
+        await _catalog_done(gw, POLICE)
+        before = await registry.version()
+        stray = await sim.notify([replace(channels[0], event="OFF")], in_dialog=False)
+        assert (stray.status, stray.reason) == (481, "no subscription matches this NOTIFY's dialog")
+        by_message = await sim.send_body(
+            manscdp.catalog("Notify", 5, POLICE, 1, [replace(channels[0], event="OFF")])
+        )
+        assert (by_message.status, by_message.reason) == (
+            481,
+            "catalog notifications come by NOTIFY within a subscription",
+        )
+        await gw.settle()
+        assert await registry.version() == before
+        ok = await sim.notify([replace(channels[0], event="OFF")])  # within the dialog
+        assert ok.status == 200
+        await gw.settle()
+    finally:
+        await sim.stop()
+    cam = await registry.get(camera_id("police", channels[0].device_id))
+    assert cam is not None and cam.status is CameraStatus.offline
+    refused = [e["detail"] for e in await _audit(client, "gb28181.refused")]
+    assert any(d.startswith("no subscription matches this NOTIFY's dialog (from") for d in refused)
+
+
+async def test_the_group_tree_survives_a_restart_of_the_service(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],  # type: ignore[type-arg]
+    gb_settings: Settings,
+    vault: CredentialVault,
+) -> None:
+    groups = make_groups(DOMAIN)
+    root, station = groups
+    channels = [replace(c, parent_id=station.device_id) for c in make_channels(DOMAIN, 3)]
+    path = ["东泾镇 治安视频", "东泾镇派出所"]
+    first = await aiohttp_client(create_app(gb_settings, vault))
+    gw = first.app[GB28181]
+    sim = await _sim(gw, channels=[*groups, *channels])
+    try:
+        await sim.register()
+        await _catalog_done(gw, POLICE)
+    finally:
+        await sim.stop()
+    registry = first.app[REGISTRY]
+    cam = await registry.get(camera_id("police", channels[0].device_id))
+    assert cam is not None and cam.gb28181 is not None and cam.gb28181.group_path == path
+    await first.close()  # the service stops; its memory is gone
+
+    second = await aiohttp_client(create_app(gb_settings, vault))
+    gw = second.app[GB28181]
+    assert gw.nodes[POLICE] == {
+        root.device_id: ("东泾镇 治安视频", ""),
+        station.device_id: ("东泾镇派出所", root.device_id),
+    }
+    assert await gw.group_tree(POLICE) == gw.nodes[POLICE]  # what any replica reads
+    late = replace(make_channels(DOMAIN, 1, start=77)[0], parent_id=station.device_id)
+    sim = await _sim(gw, channels=channels)  # a catalog that lists no groups this time
+    try:
+        await sim.register()
+        await _catalog_done(gw, POLICE)
+        assert (await sim.notify([replace(late, event="ADD")])).status == 200
+        await gw.settle()
+        registry = second.app[REGISTRY]
+        for item in (channels[0], late):
+            cam = await registry.get(camera_id("police", item.device_id))
+            assert cam is not None and cam.gb28181 is not None
+            assert cam.gb28181.group_path == path
+        # A group's status is no channel's: no code claimed, no record.
+        assert (await sim.notify([replace(station, event="OFF")])).status == 200
+        await gw.settle()
+        codes_key = f"{registry.keys.prefix}:gb28181:codes"
+        assert await registry.redis.hget(codes_key, station.device_id) is None
+        # A group the platform deletes leaves the stored tree.
+        assert (await sim.notify([replace(station, event="DEL")])).status == 200
+        await gw.settle()
+    finally:
+        await sim.stop()
+    assert station.device_id not in await gw.group_tree(POLICE)
+
+
+async def test_hostile_variants_over_the_service_change_nothing_stored(gb: Gb) -> None:
+    """Seeded, bounded fuzz through the running service: 400 variants of notifications
+    within the subscription (a DEL, an OFF, an ADD) and of a keepalive. Every refused one
+    leaves the registry's version as it was; the service keeps serving the platform."""
+    client, gw, _ = gb
+    channels = make_channels(DOMAIN, 4)
+    sim = await _sim(gw, channels=channels)
+    registry = client.app[REGISTRY]
+    try:
+        await sim.register()
+        await _catalog_done(gw, POLICE)
+        async with asyncio.timeout(5):
+            await sim.subscribed.wait()
+        bases = [
+            sim.notification([replace(channels[0], event="DEL")]),
+            sim.notification([replace(channels[1], event="OFF")]),
+            sim.notification([replace(make_channels(DOMAIN, 1, start=500)[0], event="ADD")]),
+            sim.request("MESSAGE", b"", None),
+        ]
+        keepalive = manscdp.build(
+            "Notify", [("CmdType", "Keepalive"), ("SN", "1"), ("DeviceID", POLICE)]
+        )
+        bases[3].body = keepalive
+        bases[3].set("Content-Type", "Application/MANSCDP+xml")
+        answers: list[bytes] = []
+        host, port = sim.local
+        peer = Peer("udp", host, port, answers.append)
+        rng = random.Random(2016_2022)
+        refused = 0
+        for n in range(400):
+            base = bases[n % len(bases)]
+            data = mutate(base.encode(), rng) if n % 2 else mutate_body(base, rng)
+            before = await registry.version()
+            answers.clear()
+            gw.platform.receive(data, peer)
+            await gw.settle()
+            reply = parse(answers[0], stream=True) if answers else None
+            assert reply is None or isinstance(reply, SipResponse)
+            if reply is None or reply.status != 200:
+                refused += 1
+                assert await registry.version() == before, data
+        assert refused > 250
+        assert (await sim.keepalive()).status == 200  # still served
+    finally:
+        await sim.stop()
+    assert gw.platform.platforms[POLICE].registered
+    assert gw.platform.platforms[POLICE].subscription is not None
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    """Wait (5 s at most) for the simulator's own loop to have done `what`."""
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 5 s: {what}")
+
+
+async def test_the_simulator_keeps_alive_on_its_own_and_can_lose_them(gb: Gb) -> None:
+    _, gw, clock = gb
+    sim = await _sim(gw, channels=make_channels(DOMAIN, 2), keepalive_every_s=0.02)
+    state = gw.platform.platforms[POLICE]
+    try:
+        await sim.register()
+        await _catalog_done(gw, POLICE)
+        await _until(lambda: sim.keepalives_sent >= 3, "three keepalives")
+        sim.misbehave.lose_keepalives = True
+        await asyncio.sleep(0.1)  # (one may be on its way: let it land)
+        sent = sim.keepalives_sent
+        clock.now += 181  # three intervals without one (the service's clock)
+        gw.platform.tick()
+        assert not state.online and state.offline_reason == "3 keepalives missed"
+        await asyncio.sleep(0.1)  # (the loop goes on, sending nothing)
+        assert sim.keepalives_sent == sent and not state.online
+        sim.misbehave.lose_keepalives = False
+        await _until(lambda: state.online, "back online by its next keepalive")
+        await _catalog_done(gw, POLICE)  # (read again after the outage)
+    finally:
+        await sim.stop()
