@@ -100,7 +100,7 @@ _TAIL_BYTES = 2 * MAX_LINE_BYTES  # what `open` reads of the newest file to find
 _NAME = re.compile(r"^adapter-(\d{6,12})\.jsonl$")
 _LOCK_NAME = ".lock"
 
-EventType = Literal["snapshot", "discover", "probe"]
+EventType = Literal["snapshot", "discover", "probe", "diagnose", "reference"]
 Outcome = Literal["answered", "refused", "failed", "expired"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 OUTCOMES: tuple[str, ...] = get_args(Outcome)

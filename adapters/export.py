@@ -142,6 +142,11 @@ class ExportPolicy(BaseModel):
         description="Round lat/lon to this many decimals (2: about 1 km; unset: exact)",
     )
     snapshots: bool = Field(True, description="Whether snapshots may be taken at all")
+    diagnosis: bool = Field(
+        True,
+        description="Whether the adapter judges its cameras' pictures for the town's quality "
+        "rounds (only the verdict leaves, never the picture: allowed whatever `snapshots` says)",
+    )
     max_width: int | None = Field(
         None, ge=16, le=7680, description="Largest snapshot width produced (unset: the camera's)"
     )

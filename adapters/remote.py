@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -45,6 +46,9 @@ from .base import (
 from .export import ExportPolicy, SnapshotGate, exported, is_shared, reveals
 from .imaging import BadImage, jpeg_size, render
 from .network import AdapterSpec, CameraNetworkAdapter
+from .quality.checks import Signature
+from .quality.job import JobResult
+from .quality.worker import Worker, WorkerDied
 from .remote_config import AdapterConfig
 from .uris import UriCredentials, uri_port
 from .vault import CredentialVault
@@ -159,6 +163,8 @@ class EdgeRunner:
         self._fetching: dict[str, asyncio.Task[SnapshotResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sealed: tuple[int, dict[str, object]] | None = None  # credentials.json, by mtime
+        self.worker = Worker()  # the quality diagnosis's process, started at the first one
+        self._pruned = 0.0  # when expired pictures were last dropped (`_forget_old_frames`)
 
     # -- the process ----------------------------------------------------------------------
 
@@ -181,6 +187,7 @@ class EdgeRunner:
             await tasks.stop(beat, *self._tasks)
             await self.adapter.close()
             await self.log.close()
+            await asyncio.to_thread(self.worker.close)
 
     async def send(self, message: wire.WireModel, payload: bytes = b"") -> None:
         await self.redis.xadd(
@@ -253,6 +260,10 @@ class EdgeRunner:
                 await self._discover(message)
             elif isinstance(message, wire.Probe):
                 await self._probe(message)
+            elif isinstance(message, wire.Diagnose):
+                await self._diagnose(message)
+            elif isinstance(message, wire.Reference):
+                await self._reference(message)
             else:
                 await self._snapshot(message)
             await self.redis.xack(self.inbox, ADAPTER_GROUP, entry_id)
@@ -269,7 +280,7 @@ class EdgeRunner:
         await self.log.append(
             LogEvent(request, message.type, "expired", detail="past its deadline")
         )
-        if isinstance(message, wire.Snapshot):
+        if isinstance(message, wire.Snapshot | wire.Diagnose | wire.Reference):
             await self.send(
                 wire.SnapshotFailed(
                     request=message.request, kind="expired", reason="the request expired"
@@ -482,12 +493,162 @@ class EdgeRunner:
             )
 
     async def _snapshot_failed(
-        self, message: wire.Snapshot, kind: wire.SnapshotFailureKind, reason: str, entry: LogEvent
+        self,
+        message: wire.Snapshot | wire.Diagnose | wire.Reference,
+        kind: wire.SnapshotFailureKind,
+        reason: str,
+        entry: LogEvent,
     ) -> None:
         outcome: Outcome = "refused" if kind == "refused" else "failed"
         with contextlib.suppress(AdapterLogError):  # a refusal leaves nothing: sent regardless
             await self.log.append(replace(entry, outcome=outcome, detail=reason))
         await self.send(wire.SnapshotFailed(request=message.request, kind=kind, reason=reason))
+
+    # -- quality diagnosis ----------------------------------------------------------------
+
+    async def _diagnose(self, message: wire.Diagnose) -> None:
+        """Judge the camera's picture here; only the verdict leaves (measures, a digest for
+        the frozen check), never the picture: allowed whatever the policy says of snapshots,
+        unless the owner turned `diagnosis` off. A failure answers `snapshot.failed`."""
+        entry = LogEvent(
+            message.request,
+            "diagnose",
+            "answered",
+            camera=message.ref,
+            requester=message.requester,
+            reason=message.reason,
+        )
+        camera = self.table.cameras.get(message.ref)
+        if camera is None:
+            reason = "this adapter does not know the camera (run a discovery)"
+            await self._snapshot_failed(message, "unreachable", reason, entry)
+            return
+        info = wire.to_info(camera)
+        if not is_shared(info, self.cfg.export):
+            reason = f"the {self.network} network does not share this camera"
+            await self._snapshot_failed(message, "refused", reason, entry)
+            return
+        if not self.cfg.export.diagnosis:
+            reason = f"the {self.network} network does not diagnose its cameras for the town"
+            await self._snapshot_failed(message, "refused", reason, entry)
+            return
+        previous = (
+            Signature(bytes.fromhex(message.previous.digest), message.previous.taken_at)
+            if message.previous
+            else None
+        )
+        try:
+            async with asyncio.timeout(max(0.0, message.deadline - self.clock())):
+                result = await self._frame(message.ref)
+                reference = await asyncio.to_thread(self._reference_of, message.ref, message.night)
+                judged = await self.worker.judge(
+                    result.jpeg, message.thresholds, reference, previous, result.taken_at
+                )
+        except TimeoutError:
+            await self._snapshot_failed(message, "timeout", "no verdict in time", entry)
+            return
+        except (AdapterError, BadImage) as exc:
+            reason = str(exc)[:500]
+            if reveals(reason, info, self.cfg.export):
+                reason = "the camera gave no picture (details withheld by the network's policy)"
+            await self._snapshot_failed(message, _snapshot_kind(exc), reason, entry)
+            return
+        except WorkerDied as exc:
+            await self._snapshot_failed(message, "protocol", str(exc), entry)
+            return
+        except ValueError as exc:  # not a picture the diagnosis judges (no decode, a sliver)
+            reason = f"the picture could not be judged: {str(exc)[:300]}"
+            await self._snapshot_failed(message, "protocol", reason, entry)
+            return
+        self._forget_old_frames()
+        answer = _verdict(message.request, result, judged)
+        try:  # what left is on the owner's disk first, as for a snapshot
+            await self.log.append(replace(entry, detail=f"verdict {answer.status}"))
+        except AdapterLogError as exc:
+            log.error("adapter log unwritable; refusing", extra={"error": str(exc)[:300]})
+            reason = "the adapter cannot record the request in its log"
+            await self.send(
+                wire.SnapshotFailed(request=message.request, kind="refused", reason=reason)
+            )
+            return
+        await self.send(answer)
+
+    # -- reference frames: kept here, for this adapter's diagnoses ----------------------
+
+    def _reference_path(self, ref: str, period: str) -> Path:
+        return self.cfg.state_dir / "references" / f"{ref}.{period}.jpg"
+
+    def _reference_of(self, ref: str, night: bool) -> bytes | None:
+        """Blocking: the camera's reference JPEG of the period, if one was accepted."""
+        try:
+            return self._reference_path(ref, "night" if night else "day").read_bytes()
+        except OSError:
+            return None
+
+    async def _reference(self, message: wire.Reference) -> None:
+        """Accept the camera's picture now as its reference of the period (kept in the state
+        directory; the picture does not leave), or delete it. Answers its size only."""
+        entry = LogEvent(
+            message.request,
+            "reference",
+            "answered",
+            camera=message.ref,
+            requester=message.requester,
+            reason=f"{message.action} {message.period}",
+        )
+        camera = self.table.cameras.get(message.ref)
+        if camera is None or not is_shared(wire.to_info(camera), self.cfg.export):
+            reason = "this adapter does not know the camera (run a discovery)"
+            await self._snapshot_failed(message, "unreachable", reason, entry)
+            return
+        path = self._reference_path(message.ref, message.period)
+        if message.action == "delete":
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+            await self.log.append(replace(entry, detail="deleted" if existed else "none"))
+            answer = wire.ReferenceResult(
+                request=message.request,
+                period=message.period,
+                bytes=0,
+                width=0,
+                height=0,
+                existed=existed,
+            )
+            await self.send(answer)
+            return
+        try:
+            async with asyncio.timeout(max(0.0, message.deadline - self.clock())):
+                result = await self._frame(message.ref)
+            width, height = jpeg_size(result.jpeg, self.cfg.snapshots.max_pixels)
+        except TimeoutError:
+            await self._snapshot_failed(message, "timeout", "no picture in time", entry)
+            return
+        except (AdapterError, BadImage) as exc:
+            reason = "the camera gave no picture to accept as its reference"
+            await self._snapshot_failed(message, _snapshot_kind(exc), reason, entry)
+            return
+        await asyncio.to_thread(_write_atomically, path, result.jpeg)
+        await self.log.append(replace(entry, detail=f"kept {len(result.jpeg)} bytes"))
+        await self.send(
+            wire.ReferenceResult(
+                request=message.request,
+                period=message.period,
+                bytes=len(result.jpeg),
+                width=width,
+                height=height,
+                existed=True,
+            )
+        )
+
+    def _forget_old_frames(self) -> None:
+        """A round reads every camera's picture: those past the cache's lifetime are dropped
+        (at most once a lifetime), so that the adapter does not keep the whole network's."""
+        now, ttl = self.clock(), self.cfg.cache_ttl_s
+        if now - self._pruned < max(1.0, ttl):
+            return
+        self._pruned = now
+        for ref in [r for r, (at, _) in self._frames.items() if now - at > ttl]:
+            del self._frames[ref]
 
     async def _frame(self, ref: str) -> SnapshotResult:
         """The camera's picture, shared by requests close together (one fetch at a time)."""
@@ -547,6 +708,36 @@ class EdgeRunner:
 
 
 _NO_REF = "0" * 16  # (a failure of a camera never read has no ref of its own)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _verdict(request: str, picture: SnapshotResult, judged: JobResult) -> wire.DiagnosisResult:
+    """The diagnosis as it leaves: levels and measures (finite numbers), no picture."""
+    d = judged.diagnosis
+    return wire.DiagnosisResult(
+        request=request,
+        source="rtsp-grab" if picture.source == "rtsp-grab" else "camera-http",
+        taken_at=picture.taken_at,
+        status=d.status.value,
+        results=[
+            wire.CheckOutcome(
+                check=r.check.value,
+                level=r.level.value,
+                measures={k[:32]: v for k, v in r.measures.items() if math.isfinite(v)},
+                masked_by=r.masked_by.value if r.masked_by else None,
+            )
+            for r in d.results
+        ],
+        width=d.width,
+        height=d.height,
+        digest=judged.signature.digest.hex(),
+    )
 
 
 def _screened(error: str | None, info: wire.CameraInfo, policy: ExportPolicy) -> str | None:

@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .base import Discovered, Profile
+from .quality.thresholds import Thresholds
 
 T = TypeVar("T")
 
@@ -124,7 +125,43 @@ class Snapshot(Message):
     deadline: Epoch
 
 
-ToAdapter = Annotated[Discover | Probe | Snapshot, Field(discriminator="type")]
+class PreviousPicture(WireModel):
+    """The frozen check's memory of a camera's last picture: a digest, never the picture."""
+
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{8,128}$")]
+    taken_at: Epoch
+
+
+class Diagnose(Message):
+    """Judge the camera's picture in the adapter; only the verdict leaves (docs/quality.md)."""
+
+    type: Literal["diagnose"] = "diagnose"
+    request: RequestId
+    ref: Ref
+    requester: Text
+    reason: Text = ""
+    night: bool = False
+    thresholds: Thresholds
+    previous: PreviousPicture | None = None
+    deadline: Epoch
+
+
+class Reference(Message):
+    """Keep the camera's picture now as its reference of a period (`accept`), or forget it
+    (`delete`): in the adapter, for its diagnoses; the picture does not leave."""
+
+    type: Literal["reference"] = "reference"
+    request: RequestId
+    ref: Ref
+    period: Literal["day", "night"]
+    action: Literal["accept", "delete"]
+    requester: Text
+    deadline: Epoch
+
+
+ToAdapter = Annotated[
+    Discover | Probe | Snapshot | Diagnose | Reference, Field(discriminator="type")
+]
 
 
 # -- adapter -> gateway --------------------------------------------------------------------------
@@ -224,6 +261,45 @@ class SnapshotFailed(Message):
     reason: Text
 
 
+Level = Literal["ok", "suspect", "faulty"]
+CheckName = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+
+
+class CheckOutcome(WireModel):
+    check: CheckName
+    level: Level
+    measures: dict[Annotated[str, Field(max_length=32)], float] = Field(
+        default_factory=dict, max_length=16
+    )
+    masked_by: CheckName | None = None
+
+
+class DiagnosisResult(Message):
+    """A verdict on a camera's picture, judged in the adapter: measures, no picture."""
+
+    type: Literal["diagnosis.result"] = "diagnosis.result"
+    request: RequestId
+    source: Literal["camera-http", "rtsp-grab"]
+    taken_at: Epoch
+    status: Level
+    results: list[CheckOutcome] = Field(max_length=32)
+    width: int = Field(ge=0, le=16384)
+    height: int = Field(ge=0, le=16384)
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{8,128}$")]
+
+
+class ReferenceResult(Message):
+    """What the adapter now keeps as the reference (`bytes` 0: none, after a delete)."""
+
+    type: Literal["reference.result"] = "reference.result"
+    request: RequestId
+    period: Literal["day", "night"]
+    bytes: int = Field(ge=0, le=64 << 20)
+    width: int = Field(ge=0, le=16384)
+    height: int = Field(ge=0, le=16384)
+    existed: bool = Field(description="A delete: whether there was one")
+
+
 FromAdapter = Annotated[
     Hello
     | Heartbeat
@@ -233,7 +309,9 @@ FromAdapter = Annotated[
     | DiscoveryDone
     | ProbeResult
     | SnapshotResult
-    | SnapshotFailed,
+    | SnapshotFailed
+    | DiagnosisResult
+    | ReferenceResult,
     Field(discriminator="type"),
 ]
 

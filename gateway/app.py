@@ -31,6 +31,7 @@ from .api import (
     networks,
     openapi,
     quality,
+    quality_evidence,
     reports,
     session,
     snapshots,
@@ -82,6 +83,7 @@ ENDPOINTS: list[Endpoint] = [
     *snapshots.ENDPOINTS,
     *reports.ENDPOINTS,
     *quality.ENDPOINTS,
+    *quality_evidence.ENDPOINTS,
     *session.ENDPOINTS,
 ]
 

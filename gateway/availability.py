@@ -13,6 +13,11 @@ What counts, for one camera over a window [start, end):
   the window's start, one still open at the window's end counts up to the end: the figures of
   a window are what happened inside it. Their number, total and longest length are reported.
 
+- **online but faulty**: online while the quality diagnosis's verdict on its picture was
+  `faulty` (docs/quality.md): it answers, but shows nothing useful. Counted apart
+  (`online_faulty_s`): observed, neither online nor an outage. `suspect` (not confirmed) counts
+  as online.
+
 Statuses are small integers here (the loops run over 100,000s of changes): ONLINE, DEGRADED,
 OFFLINE, UNKNOWN, and ABSENT for "the camera did not exist".
 """
@@ -29,6 +34,9 @@ ABSENT = 4  # before the camera's creation (its first change has no previous sta
 CODE: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
 NAME: dict[int, str | None] = {**dict(enumerate(STATUSES)), ABSENT: None}
 DOWN = frozenset({OFFLINE, DEGRADED})  # what the outage report lists
+IMAGE_STATUSES = ("ok", "suspect", "faulty")  # the quality diagnosis's verdicts
+IMAGE_OK, IMAGE_SUSPECT, IMAGE_FAULTY = range(3)
+IMAGE_CODE: dict[str, int] = {name: code for code, name in enumerate(IMAGE_STATUSES)}
 
 
 def code(status: str | None) -> int:
@@ -37,6 +45,13 @@ def code(status: str | None) -> int:
     if not status:
         return ABSENT
     return CODE.get(status, UNKNOWN)
+
+
+def image_code(status: str | None) -> int:
+    """The code of an image status ('' or None: no verdict, ABSENT; unknown values: ok)."""
+    if not status:
+        return ABSENT
+    return IMAGE_CODE.get(status, IMAGE_OK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +77,13 @@ class CameraWindow:
     outages: int = 0
     outage_longest_s: float = 0.0
     spans: list[Outage] = field(default_factory=list)
+    online_faulty_s: float = 0.0  # online with a faulty picture (not in seconds[ONLINE])
+
+    def mark_faulty(self, seconds: float) -> None:
+        """Move `seconds` of online time to online-but-faulty (faulty_online's answer)."""
+        if seconds > 0:
+            self.seconds[ONLINE] -= seconds
+            self.online_faulty_s += seconds
 
     @property
     def online_s(self) -> float:
@@ -81,12 +103,50 @@ class CameraWindow:
 
     @property
     def observed_s(self) -> float:
-        return self.seconds[ONLINE] + self.seconds[DEGRADED] + self.seconds[OFFLINE]
+        s = self.seconds
+        return s[ONLINE] + s[DEGRADED] + s[OFFLINE] + self.online_faulty_s
 
     @property
     def share_online(self) -> float | None:
         observed = self.observed_s
         return self.seconds[ONLINE] / observed if observed > 0 else None
+
+
+def faulty_online(
+    initial: int,
+    times: Sequence[float],
+    statuses: Sequence[int],
+    lo: int,
+    hi: int,
+    image_initial: int,
+    image_times: Sequence[float],
+    image_statuses: Sequence[int],
+    ilo: int,
+    ihi: int,
+    start: float,
+    end: float,
+) -> float:
+    """Seconds of [start, end) in which the camera was `online` and its picture `faulty`: its
+    status changes [lo, hi) and image changes [ilo, ihi), both inside the window and in order,
+    merged (status `initial` and image `image_initial` at `start`). Called only for cameras
+    whose picture was faulty at some time of the window: a few, so not on the hot path."""
+    events = [(t, False, s) for t, s in zip(times[lo:hi], statuses[lo:hi], strict=True)]
+    events += [
+        (t, True, s) for t, s in zip(image_times[ilo:ihi], image_statuses[ilo:ihi], strict=True)
+    ]
+    events.sort(key=lambda e: e[0])  # stable: each timeline keeps its own order
+    status, image, since, total = initial, image_initial, start, 0.0
+    for at, is_image, new in events:
+        if status == ONLINE and image == IMAGE_FAULTY:
+            total += at - since
+        since = at
+        if is_image:
+            image = new
+        else:
+            status = new
+    if status == ONLINE and image == IMAGE_FAULTY:
+        total += end - since
+    return total
 
 
 def camera_window(
@@ -158,6 +218,7 @@ def combine(parts: Iterable[CameraWindow], start: float, end: float) -> CameraWi
         out.outages += w.outages
         out.outage_longest_s = max(out.outage_longest_s, w.outage_longest_s)
         out.spans.extend(w.spans)
+        out.online_faulty_s += w.online_faulty_s
     return out
 
 
@@ -185,6 +246,7 @@ class Rollup:
     seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
     outages: int = 0
     outage_longest_s: float = 0.0
+    online_faulty_s: float = 0.0
 
     def add(self, cam: CameraWindow) -> None:
         self.cameras += 1
@@ -195,10 +257,12 @@ class Rollup:
         mine[3] += theirs[3]
         self.outages += cam.outages
         self.outage_longest_s = max(self.outage_longest_s, cam.outage_longest_s)
+        self.online_faulty_s += cam.online_faulty_s
 
     @property
     def observed_s(self) -> float:
-        return self.seconds[ONLINE] + self.seconds[DEGRADED] + self.seconds[OFFLINE]
+        s = self.seconds
+        return s[ONLINE] + s[DEGRADED] + s[OFFLINE] + self.online_faulty_s
 
     @property
     def share_online(self) -> float | None:

@@ -89,6 +89,7 @@ class Entry:
     rev: int = 1
     last_seen: str | None = None  # ISO 8601, as stored
     target: Target | None = None  # where to probe it (None: nowhere, or not probed)
+    image: str = ""  # the quality verdict's status ('': none), for the list's `image` filter
 
     def sees(self, field: str, full: bool) -> bool:
         """Whether a caller may filter or count by `field` (an unshared field must not be
@@ -227,6 +228,7 @@ class ListQuery:
     department: str | None = None
     carrier: str | None = None
     lifecycle: str | None = None  # None: every state but decommissioned
+    image: str | None = None  # the quality verdict's status (ok, suspect, faulty)
     q: str | None = None
     limit: int = 1000
     cursor: str | None = None
@@ -563,6 +565,7 @@ def _entry(raw: bytes, shares: dict[str, frozenset[str]], edges: frozenset[str])
         department=intern(d["department"]),
         carrier=intern(d["carrier"]),
         lifecycle=lifecycle,
+        image=intern((d.get("image") or {}).get("status") or ""),
         precision_m=_precision_m(d.get("location")),
         haystack=haystack,
         shared_haystack=haystack if shared_haystack == haystack else shared_haystack,
@@ -620,6 +623,7 @@ def _matches(e: Entry, q: ListQuery, visible: tuple[str, ...], full: bool) -> bo
         and (q.department is None or (e.department == q.department and e.sees("department", full)))
         and (q.carrier is None or (e.carrier == q.carrier and e.sees("carrier", full)))
         and _in_lifecycle(e, q.lifecycle, full)
+        and (q.image is None or (e.image == q.image and e.sees("image", full)))
         and (q.q is None or q.q.lower() in haystack)
     )
 

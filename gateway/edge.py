@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -50,6 +50,7 @@ from adapters.base import (
     SnapshotResult,
     Target,
 )
+from adapters.quality.thresholds import Thresholds
 
 from .audit import AuditEvent, AuditLog
 from .errors import CamgwError
@@ -65,6 +66,8 @@ _BLOCK_MS = 1000
 _RETRY_S = 1.0
 _JOB_EVENTS = 1024  # events of one discovery job read but not yet taken by its consumer
 _DEPTH_EVERY_S = 5.0  # how often the inbox depths the metrics show are measured
+# A verdict's time beyond a picture's: the adapter's first diagnosis starts its worker process.
+_JUDGE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -129,6 +132,8 @@ class EdgeHub:
         self._jobs: dict[str, asyncio.Queue[DiscoveryEvent]] = {}
         self._probes: dict[str, _Probe] = {}
         self._snapshots: dict[str, _Assembly] = {}
+        # a quality diagnosis's verdict, or a reference kept, by request
+        self._answers: dict[str, asyncio.Future[wire.DiagnosisResult | wire.ReferenceResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -249,6 +254,17 @@ class EdgeHub:
     def close_snapshot(self, request: str) -> None:
         self._snapshots.pop(request, None)
 
+    def open_answer(
+        self, request: str
+    ) -> asyncio.Future[wire.DiagnosisResult | wire.ReferenceResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[wire.DiagnosisResult | wire.ReferenceResult] = loop.create_future()
+        self._answers[request] = future
+        return future
+
+    def close_answer(self, request: str) -> None:
+        self._answers.pop(request, None)
+
     # -- the outbox -----------------------------------------------------------------------
 
     async def _read_outbox(self, network: str) -> None:
@@ -348,6 +364,12 @@ class EdgeHub:
             self._chunk(network, message, payload)
         elif isinstance(message, wire.SnapshotFailed):
             self._fail_snapshot(network, message)
+        elif isinstance(message, wire.DiagnosisResult | wire.ReferenceResult):
+            waiting = self._answers.pop(message.request, None)
+            if waiting is None or waiting.done():
+                self.status[network].unmatched += 1
+            else:
+                waiting.set_result(message)
         else:
             await self._discovery_event(network, message)
 
@@ -405,6 +427,10 @@ class EdgeHub:
         )
 
     def _fail_snapshot(self, network: str, message: wire.SnapshotFailed) -> None:
+        answer = self._answers.pop(message.request, None)  # (a diagnosis fails alike)
+        if answer is not None and not answer.done():
+            answer.set_exception(snapshot_error(network, message))
+            return
         assembly = self._snapshots.pop(message.request, None)
         if assembly is None or assembly.future.done():
             self.status[network].unmatched += 1
@@ -572,6 +598,73 @@ class EdgeAdapter:
             ) from None
         finally:
             hub.close_snapshot(request_id)
+
+    async def diagnose(
+        self,
+        ref: str,
+        requester: str,
+        reason: str,
+        night: bool,
+        thresholds: Thresholds,
+        previous: wire.PreviousPicture | None,
+    ) -> wire.DiagnosisResult:
+        """The adapter's verdict on the camera's picture (docs/quality.md): the picture is
+        judged inside the network and never leaves it."""
+        request_id = f"diag-{secrets.token_hex(6)}"
+        deadline = self.hub.clock() + self.hub.cfg.snapshot_timeout_s + _JUDGE_S
+        message = wire.Diagnose(
+            request=request_id,
+            ref=ref,
+            requester=requester[:500],
+            reason=reason[:500],
+            night=night,
+            thresholds=thresholds,
+            previous=previous,
+            deadline=deadline,
+        )
+        answer = await self._ask(message, deadline, "no verdict")
+        if not isinstance(answer, wire.DiagnosisResult):
+            raise CameraProtocolError("the adapter answered a diagnosis with something else")
+        return answer
+
+    async def reference(
+        self, ref: str, period: Literal["day", "night"], action: Literal["accept", "delete"],
+        requester: str,
+    ) -> wire.ReferenceResult:  # fmt: skip
+        """Have the adapter keep the camera's picture now as its reference of the period (or
+        forget it): the picture stays in the network; the answer says its size."""
+        request_id = f"ref-{secrets.token_hex(6)}"
+        deadline = self.hub.clock() + self.hub.cfg.snapshot_timeout_s
+        message = wire.Reference(
+            request=request_id,
+            ref=ref,
+            period=period,
+            action=action,
+            requester=requester[:500],
+            deadline=deadline,
+        )
+        answer = await self._ask(message, deadline, "no answer")
+        if not isinstance(answer, wire.ReferenceResult):
+            raise CameraProtocolError("the adapter answered a reference with something else")
+        return answer
+
+    async def _ask(
+        self, message: wire.Diagnose | wire.Reference, deadline: float, none: str
+    ) -> wire.DiagnosisResult | wire.ReferenceResult:
+        hub = self.hub
+        if not hub.connected(self.network):
+            raise hub.down(self.network)
+        future = hub.open_answer(message.request)
+        try:
+            await hub.send(self.network, message)
+            async with asyncio.timeout(max(0.0, deadline - hub.clock())):
+                return await future
+        except TimeoutError:
+            raise CameraTimeout(
+                f"{none} from the {self.network} network's adapter in time"
+            ) from None
+        finally:
+            hub.close_answer(message.request)
 
     async def close(self) -> None:
         return None

@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .availability import ABSENT, UNKNOWN, code
+from .availability import ABSENT, UNKNOWN, code, image_code
 from .errors import redis_errors
 from .settings import Settings
 
@@ -63,6 +63,11 @@ def stream_key(stream_id: bytes | str) -> int:
 def key_id(key: int) -> str:
     """The stream id of a key (as `next_cursor` says it)."""
     return f"{key >> _SEQ_BITS}-{key & _SEQ_MAX}"
+
+
+def image_history_key(prefix: str, network: str) -> str:
+    """The stream of a network's image status changes (verdicts of the quality diagnosis)."""
+    return f"{prefix}:history:image:{network}"
 
 
 def instant(seconds: float) -> datetime:
@@ -142,6 +147,7 @@ class NetworkLog:
     last_id: str = "0-0"  # the newest entry read
     oldest_key: int | None = None  # the oldest entry held
     entries: int = 0
+    codes: Callable[[str], int] = code  # the statuses' (image_code: the verdicts')
 
     def clear(self) -> None:
         self.cameras.clear()
@@ -168,6 +174,11 @@ class StatusHistory:
         self.settings = settings
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.networks = {n.id: NetworkLog(keys(n.id)) for n in settings.networks}
+        prefix = settings.redis.prefix
+        self.images = {
+            n.id: NetworkLog(image_history_key(prefix, n.id), codes=image_code)
+            for n in settings.networks
+        }
         self.errors = ErrorTable()
         self.generation = 0  # bumped by every refresh that read something (metrics cache)
         self.loads_s: list[float] = []  # how long each refresh that read entries took
@@ -193,6 +204,11 @@ class StatusHistory:
         net = self.networks.get(network)
         return net.cameras.get(cam_id) if net is not None else None
 
+    def image(self, network: str, cam_id: str) -> CameraLog | None:
+        """The camera's image status changes held (codes: availability.image_code)."""
+        net = self.images.get(network)
+        return net.cameras.get(cam_id) if net is not None else None
+
     def retained_since(self, network: str) -> float | None:
         """The time of the oldest change held for the network (None: none held): from then on
         every change is held, so a camera with no change since has been in its status since
@@ -212,7 +228,7 @@ class StatusHistory:
     async def _refresh(self) -> None:
         started = time.perf_counter()
         read = 0
-        pending = list(self.networks.values())
+        pending = [*self.networks.values(), *self.images.values()]
         while pending:
             with redis_errors():
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -275,8 +291,8 @@ class StatusHistory:
             cam.append(
                 key,
                 _at_seconds(at, key >> _SEQ_BITS),
-                code(to.decode()) if to else UNKNOWN,
-                code(was.decode()) if was else ABSENT,
+                net.codes(to.decode()) if to else UNKNOWN,
+                net.codes(was.decode()) if was else ABSENT,
                 errors.add(err) if err else 0,
             )
             if net.oldest_key is None:

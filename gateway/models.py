@@ -661,6 +661,11 @@ class CameraQuery(Model):
     lifecycle: Lifecycle | None = Field(
         None, description="Left out: every state but decommissioned (kept, listed when asked for)"
     )
+    image: ImageStatus | None = Field(
+        None,
+        description="The quality diagnosis's verdict on the picture (docs/quality.md); only "
+        "cameras whose network shows the caller `image`",
+    )
     q: QueryText100 | None = Field(None, description="Compared after trimming spaces")
     limit: QueryInt = Field(1000, ge=1, le=10_000, description="Page size")
     cursor: Annotated[str, Field(max_length=200, pattern=_LIST_CURSOR)] | None = Field(

@@ -8,9 +8,10 @@ gateway/schedule.py; the first one interval after start) and runs under the leas
 A round takes each camera in service and not offline, 4 pictures in flight:
 - its picture through the snapshot path: `SnapshotService.frame` for an in-process network
   (the shared cache, single flight, minimum interval and circuit breaker operators' requests
-  use), `SnapshotService.snapshot` for an edge network (its adapter's export policy decides);
-  paced by the network's `max_per_minute` through the same Redis rate limiter as operators, the
-  round being its own caller (`quality#quality-{network}`); every read audited as `camera.snapshot`
+  use); an edge network's adapter judges the picture itself and only its verdict crosses
+  (`_judged_at_edge`, docs/quality.md "Edge networks"); paced by the network's
+  `max_per_minute` through the same Redis rate limiter as operators, the round being its own
+  caller (`quality#quality-{network}`); every read audited as `camera.snapshot`
   with the reason "quality diagnosis" and the verdict;
 - judged in the diagnosis worker: one process, OpenCV on one thread, never the event loop
   (adapters/quality/job.py), against the camera's accepted reference frame of the period (day
@@ -19,6 +20,11 @@ A round takes each camera in service and not offline, 4 pictures in flight:
   camera suspect, `confirm_rounds` failing rounds in a row faulty (the count stops there, so a
   camera that stays faulty is not rewritten every round); counted in Prometheus per check,
   department and carrier.
+
+Each change of a camera's image status (ok, suspect, faulty) is also added to
+`<prefix>:history:image:{network}` (as the status history: id, from, to, at, error; trimmed
+alike), so that availability and the outage report count "online but faulty" time
+(gateway/history.py, gateway/reports.py).
 
 Redis: `<prefix>:quality:sig:{network}` hash id -> "digest-hex taken_at" (the frozen check's
 memory); `<prefix>:quality:ref:{id}:day` and `:night` the accepted reference JPEGs.
@@ -33,21 +39,34 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
-from adapters import tasks
-from adapters.quality.checks import Level, Signature
-from adapters.quality.diagnose import Diagnosis
+from adapters import tasks, wire
+from adapters.base import AdapterError, AdapterUnavailable, SnapshotRefused
+from adapters.imaging import render
+from adapters.quality.checks import Check, Level, Signature
+from adapters.quality.diagnose import CheckResult, Diagnosis
 from adapters.quality.job import JobResult, init_worker, judge
 from adapters.quality.thresholds import QualityConfig
 
 from .audit import AuditEvent, AuditLog
 from .catalog import Catalog
-from .errors import CamgwError, StaleLease, TooManyRequests, redis_errors
+from .edge import EdgeAdapter
+from .errors import (
+    BadGateway,
+    CamgwError,
+    StaleLease,
+    TooManyRequests,
+    Unavailable,
+    redis_errors,
+)
+from .history import image_history_key
 from .keys import AUDIT, CATALOG, DISCOVERY, METRICS, REDIS, REGISTRY, SETTINGS, SNAPSHOTS
 from .lease import Fence, Leases
 from .models import (
@@ -60,16 +79,37 @@ from .models import (
     Role,
 )
 from .policy import Principal
+from .quality_refs import ReferenceStore
 from .registry import Registry
 from .schedule import Schedule
 from .settings import NetworkConfig, Settings, SharingPolicy
-from .snapshots import Frame, SnapshotService
+from .snapshots import Frame, SnapshotService, _http_error
 
 log = logging.getLogger(__name__)
 
 WORK = "quality"
 REASON = "quality diagnosis"
 MAX_REFERENCE_BYTES = 4 << 20
+# The evidence thumbnail: enough to see blur, a cover or a turned camera, ~10-20 KB.
+EVIDENCE_WIDTH = 320
+EVIDENCE_QUALITY = 60
+
+
+def evidence_ttl(interval_s: float) -> int:
+    """Seconds a thumbnail is kept: two rounds (each failing round writes it afresh), at least
+    a day, so that the owner told of a fault on a Friday still sees it on Saturday."""
+    return int(max(2 * interval_s, 86_400))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    jpeg: bytes
+    taken_at: float  # the picture's capture time (epoch seconds)
+    status: str  # the verdict it made: suspect or faulty
+    failing: str  # its failing checks, comma-separated
+    width: int
+
+
 _FETCHES = 4  # pictures in flight per round (the worker judges one at a time)
 _STATUS = {
     Level.ok: ImageStatus.ok,
@@ -298,6 +338,8 @@ class QualityService:
         cfg = net.quality
         pace = net.sharing.model_copy(update={"rate_limit_per_minute": cfg.max_per_minute})
         started = time.perf_counter()
+        if net.mode == "edge":  # judged in the network's adapter: only the verdict leaves
+            return await self._judged_at_edge(camera, net, who, pace, started, fence)
         try:
             await self._within_rate(who, net.id, pace)
             frame = await self._picture(camera, net, who)
@@ -351,6 +393,72 @@ class QualityService:
             "source": frame.source,
         }
         await self._audit(camera, who, started, 200, "ok", "", extra)
+        await self._keep_evidence(camera, net, frame, after, worker)
+        return await self._store(camera.id, after, fence)
+
+    async def _judged_at_edge(
+        self,
+        camera: Camera,
+        net: NetworkConfig,
+        who: Principal,
+        pace: SharingPolicy,
+        started: float,
+        fence: Fence | None,
+    ) -> int:
+        """An edge network's camera: its adapter judges the picture inside the network (its
+        export policy's `diagnosis`, whatever it says of snapshots) and answers the verdict and
+        the picture's digest for the frozen check; recorded, audited and counted as here."""
+        cfg = net.quality
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        night = cfg.is_night(now)
+        adapter = self.snapshots.adapters.get(net.id)
+        ref = camera.device.ref if camera.device else None
+        with redis_errors():
+            raw_sig = await self.redis.hget(self._sig_key(net.id), camera.id)
+        previous = _signature(raw_sig)
+        try:
+            if not isinstance(adapter, EdgeAdapter) or ref is None:
+                raise Unavailable(f"camera {camera.id} has no adapter ref yet (run a discovery)")
+            await self._within_rate(who, net.id, pace)
+            answer = await adapter.diagnose(
+                ref,
+                who.actor,
+                REASON,
+                night,
+                cfg.night if night else cfg.day,
+                wire.PreviousPicture(digest=previous.digest.hex(), taken_at=previous.taken_at)
+                if previous
+                else None,
+            )
+            diagnosis = _from_wire(answer)
+        except SnapshotRefused as exc:  # the owner's policy (diagnosis off, camera not shared)
+            self.counters.diagnoses.labels(net.id, "unreachable").inc()
+            await self._audit(camera, who, started, 403, "denied", str(exc)[:300], {})
+            return 0
+        except (AdapterError, CamgwError) as exc:
+            error = (
+                exc
+                if isinstance(exc, CamgwError)
+                else Unavailable(str(exc))
+                if isinstance(exc, AdapterUnavailable)  # the adapter is gone, not the camera
+                else _http_error(camera, exc)
+            )
+            self.counters.diagnoses.labels(net.id, "unreachable").inc()
+            await self._audit(camera, who, started, error.status, "error", error.audit_detail, {})
+            return 0
+        with redis_errors():
+            await self.redis.hset(
+                self._sig_key(net.id), camera.id, f"{answer.digest} {answer.taken_at!r}"
+            )
+        after = verdict(diagnosis, camera.image, cfg.confirm_rounds, night, now)
+        self._count(camera, net.id, after)
+        extra = {
+            "reason": REASON,
+            "image": after.status.value,
+            "failing": ",".join(f.check for f in after.failing),
+            "source": f"edge-adapter ({answer.source})",
+        }
+        await self._audit(camera, who, started, 200, "ok", "", extra)
         return await self._store(camera.id, after, fence)
 
     async def _picture(self, camera: Camera, net: NetworkConfig, who: Principal) -> Frame:
@@ -376,6 +484,7 @@ class QualityService:
             current = await self.registry.get(cam_id)
             if current is None or not _changed(current.image, after):
                 return 0
+            was = current.image.status if current.image is not None else None
             updated = current.model_copy(
                 update={"image": after, "updated_at": datetime.now(UTC), "rev": current.rev + 1}
             )
@@ -385,7 +494,98 @@ class QualityService:
         except CamgwError:
             return 0  # changed meanwhile: the next round writes it
         self.catalog.note_version(version)
+        if was is not after.status:
+            await self.note_change(current.network, cam_id, was, after.status, after.since)
         return 1
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def evidence_key(self, cam_id: str) -> str:
+        return f"{self.settings.redis.prefix}:quality:evidence:{cam_id}"
+
+    async def _keep_evidence(
+        self,
+        camera: Camera,
+        net: NetworkConfig,
+        frame: Frame,
+        after: ImageQuality,
+        worker: ProcessPoolExecutor,
+    ) -> None:
+        """A small JPEG of the picture that made the verdict suspect or faulty, made in the
+        diagnosis worker (not on the loop), kept `evidence_ttl` in Redis; dropped when the
+        verdict is ok again. Kept only where the picture may leave the network: an in-process
+        network's pictures come to the gateway for its operators; an edge network's are judged
+        in its adapter and never leave (this path is not taken for them)."""
+        key = self.evidence_key(camera.id)
+        if after.status is ImageStatus.ok or net.mode == "edge":
+            with redis_errors():
+                await self.redis.delete(key)
+            return
+        width = min(EVIDENCE_WIDTH, frame.width, net.sharing.max_width)
+        loop = asyncio.get_running_loop()
+        try:
+            thumb: bytes = await loop.run_in_executor(
+                worker, render, frame.jpeg, frame.width, width, None, EVIDENCE_QUALITY
+            )
+        except (BrokenProcessPool, ValueError) as exc:  # the verdict stands without it
+            log.warning("no quality evidence", extra={"camera": camera.id, "error": str(exc)})
+            return
+        evidence: dict[Any, Any] = {
+            "jpeg": thumb,
+            "taken_at": repr(frame.taken_at),
+            "status": after.status.value,
+            "failing": ",".join(f.check for f in after.failing),
+            "width": min(width, frame.width),  # (render never upscales)
+        }
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping=evidence)
+                pipe.expire(key, evidence_ttl(net.quality.interval_s))
+                await pipe.execute()
+
+    async def evidence(self, cam_id: str) -> Evidence | None:
+        """The evidence kept for the camera, if any (it expires)."""
+        with redis_errors():
+            got = await self.redis.hgetall(self.evidence_key(cam_id))
+        raw = {_text(k): v for k, v in got.items()}
+        jpeg = raw.get("jpeg")
+        if not isinstance(jpeg, bytes) or not jpeg:
+            return None
+        return Evidence(
+            jpeg=jpeg,
+            taken_at=float(_text(raw.get("taken_at", "0"))),
+            status=_text(raw.get("status", "")),
+            failing=_text(raw.get("failing", "")),
+            width=int(_text(raw.get("width", "0")) or 0),
+        )
+
+    async def note_change(
+        self,
+        network: str,
+        cam_id: str,
+        was: ImageStatus | None,
+        to: ImageStatus,
+        at: datetime,
+    ) -> None:
+        """Add a change of image status to the network's image history, trimmed as the status
+        history is (by age, Redis's clock, and by count). Written after the record: a Redis
+        failure between the two loses this one change from the history, never the verdict."""
+        history = self.settings.history
+        key = image_history_key(self.settings.redis.prefix, network)
+        oldest_ms = int(time.time() * 1000) - history.status_days * 86_400_000
+        fields: dict[Any, Any] = {
+            "id": cam_id,
+            "from": was.value if was is not None else "",
+            "to": to.value,
+            "at": at.isoformat(),
+            "error": "",
+        }
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(key, fields, minid=str(oldest_ms), approximate=True)
+                pipe.xtrim(key, maxlen=history.status_max_entries, approximate=True)
+                await pipe.execute()
 
     def _count(self, camera: Camera, network: str, after: ImageQuality) -> None:
         self.counters.diagnoses.labels(network, after.status.value).inc()
@@ -418,6 +618,32 @@ class QualityService:
                 extra={"reason": REASON, "latency_ms": latency, **extra},
             )
         )
+
+
+def _from_wire(answer: wire.DiagnosisResult) -> Diagnosis:
+    """An edge adapter's verdict as the diagnosis it reports (its check names known here)."""
+    try:
+        return Diagnosis(
+            status=Level(answer.status),
+            failing=[Check(r.check) for r in answer.results if r.level != "ok"],
+            results=[
+                CheckResult(
+                    check=Check(r.check),
+                    level=Level(r.level),
+                    measures=dict(r.measures),
+                    masked_by=Check(r.masked_by) if r.masked_by else None,
+                )
+                for r in answer.results
+            ],
+            width=answer.width,
+            height=answer.height,
+        )
+    except ValueError as exc:  # (a check this gateway does not know: a newer adapter)
+        raise BadGateway(f"the adapter's verdict names an unknown check: {exc}"[:300]) from None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _signature(raw: bytes | str | None) -> Signature | None:
@@ -467,6 +693,8 @@ def quality_context() -> Callable[[web.Application], AsyncIterator[None]]:
             QualityCounters(app[METRICS].registry),
         )
         app[QUALITY] = service
+        # a deleted camera's references and signature go with it
+        app[REGISTRY].on_delete.append(ReferenceStore(app[REDIS], app[SETTINGS]).forget)
         async for _ in service.background():
             yield
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -181,6 +181,9 @@ class Registry:
         self._upsert = redis.register_script(source("upsert.lua"))
         self._delete = redis.register_script(source("delete.lua"))
         self._remember = redis.register_script(source("credfp.lua"))
+        # Called with a deleted camera's id, after its record went: what others keep of it
+        # (the quality references and signature, gateway/quality_refs.py) goes too.
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
 
     async def version(self) -> int:
         with redis_errors():
@@ -451,6 +454,8 @@ class Registry:
             version = await self._audited(self._delete, self._keys(cam_id), args, audit)
         if version == 0:
             raise NotFound(f"camera {cam_id} not found")
+        for hook in self.on_delete:
+            await hook(cam_id)
         return version
 
     async def near(

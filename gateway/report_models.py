@@ -14,6 +14,7 @@ from .models import (
     CameraId,
     CameraStatus,
     DocumentedPattern,
+    ImageStatus,
     Maintenance,
     Model,
     QueryInt,
@@ -81,7 +82,11 @@ class OutageQuery(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_minutes: QueryInt = Field(
-        60, ge=0, le=525_600, description="Down (offline or degraded) at least this long"
+        60,
+        ge=0,
+        le=525_600,
+        description="Down (offline or degraded), or online with a faulty picture, at least this "
+        "long",
     )
     format: ReportFormat = Field(
         ReportFormat.json,
@@ -123,8 +128,15 @@ class StatusHistoryPage(Model):
 
 class Figures(Model):
     cameras: int = Field(description="Cameras counted")
-    observed_s: float = Field(description="Seconds in a known status: online, degraded, offline")
-    online_s: float
+    observed_s: float = Field(
+        description="Seconds in a known status: online (with or without a faulty picture), "
+        "degraded, offline"
+    )
+    online_s: float = Field(description="Seconds online, with a picture not judged faulty")
+    online_faulty_s: float = Field(
+        description="Seconds online with a picture the quality diagnosis judged faulty (counted "
+        "where the caller sees `image`; else as online)"
+    )
     degraded_s: float
     outage_total_s: float = Field(description="Seconds offline")
     unknown_s: float = Field(description="Seconds in status unknown (not observed)")
@@ -163,12 +175,19 @@ class OutageRow(Model):
     network: str
     name: str | None
     category: str | None
-    status: CameraStatus = Field(description="offline or degraded")
-    since: datetime = Field(description="When it went down (offline or degraded, in any order)")
+    status: CameraStatus = Field(
+        description="offline or degraded; online: its picture is faulty (`image`)"
+    )
+    since: datetime = Field(
+        description="When it went down (offline or degraded, in any order); for an online "
+        "camera, since when it has been online with a faulty picture"
+    )
     since_exact: bool = Field(
         description="false: it was down before the oldest change held; `since` is that change"
     )
-    down_s: float = Field(description="Seconds down so far, as of generated_at")
+    down_s: float = Field(
+        description="Seconds down (or online with a faulty picture) so far, as of generated_at"
+    )
     department: str | None = Field(description="null where its network does not share it")
     carrier: str | None
     project: str | None
@@ -179,6 +198,12 @@ class OutageRow(Model):
     last_error: str | None
     outages_recent: int = Field(description="Offline spans within history_days")
     history: list[StatusChange] = Field(description="Changes within history_days, newest first")
+    image: ImageStatus | None = Field(
+        None, description="The quality diagnosis's verdict (null: none, or `image` not shared)"
+    )
+    failing: str | None = Field(
+        None, description="Its failing checks, comma-separated (null: none, or not shared)"
+    )
 
 
 class OutageReport(Model):

@@ -6,6 +6,11 @@ Grants and sharing apply as everywhere: only the caller's networks are ever coun
 non-admin a field a network does not share is blank (null in a camera's row, '' as a group's
 key); where a network does not share `status`, its cameras' time counts as not observed and
 they are in no outage report (their status is not the caller's to know).
+
+"Online but faulty" (issue 15): time online while the quality diagnosis's verdict on the picture
+was `faulty` is counted apart (`online_faulty_s`), from the image status changes the history
+holds beside the statuses; the outage report lists cameras online with a faulty picture for at
+least `min_minutes` too (`image`, `failing`). Only where the caller sees the record's `image`.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import csv
 import io
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +35,8 @@ from adapters import tasks
 from .availability import (
     ABSENT,
     DOWN,
+    IMAGE_FAULTY,
+    ONLINE,
     STATUSES,
     CameraWindow,
     Rollup,
@@ -36,13 +44,15 @@ from .availability import (
     code,
     combine,
     down_since,
+    faulty_online,
+    image_code,
 )
 from .catalog import Catalog, Snapshot
 from .errors import redis_errors
 from .history import HISTORY, CameraLog, StatusHistory, instant, key_id, stream_key, window_bounds
 from .keys import CATALOG, METRICS, REDIS, REGISTRY, SETTINGS
 from .lifecycle_log import NOT_COUNTED, LifecycleLog, Span, settled
-from .models import Camera, CameraStatus, Maintenance
+from .models import Camera, CameraStatus, ImageStatus, Maintenance
 from .outage_metrics import OutageCollector
 from .policy import Principal
 from .report_models import (
@@ -89,6 +99,9 @@ class Attrs:
     maintenance: dict[str, Any] | None = None  # its own contact, as stored
     lifecycle: str = "in-service"
     lifecycle_since: float | None = None
+    image: int = ABSENT  # availability.image_code of the record's verdict
+    image_since: float | None = None
+    failing: str = ""  # the failing checks, comma-separated
 
     @property
     def stamp(self) -> tuple[str, float | None]:
@@ -112,6 +125,7 @@ def _seconds(value: object) -> float | None:
 def _attrs(raw: bytes, shared: frozenset[str]) -> Attrs:
     d = orjson.loads(raw)
     lifecycle = d.get("lifecycle") or "in-service"
+    image = d.get("image") or {}
     return Attrs(
         id=d["id"],
         network=d["network"],
@@ -128,6 +142,9 @@ def _attrs(raw: bytes, shared: frozenset[str]) -> Attrs:
         maintenance=d.get("maintenance"),
         lifecycle=lifecycle,
         lifecycle_since=_seconds(d.get("lifecycle_since")),
+        image=image_code(image.get("status")),
+        image_since=_seconds(image.get("since")),
+        failing=",".join(f.get("check", "") for f in image.get("failing") or ()),
     )
 
 
@@ -259,9 +276,9 @@ class Accountability:
                 if "status" not in shared:
                     w = nothing
                 elif spans is None:
-                    w = self._status_window(a, start, until)
+                    w = self._status_window(a, start, until, "image" in shared)
                 else:
-                    w = self._window(a, start, until, spans)
+                    w = self._window(a, start, until, spans, "image" in shared)
                 if by_camera:
                     rows.append(_camera_row(a, w, shared))
                     key = ""
@@ -308,7 +325,12 @@ class Accountability:
         return self._window(a, start, end)
 
     def _window(
-        self, a: Attrs, start: float, end: float, spans: list[Span] | None = None
+        self,
+        a: Attrs,
+        start: float,
+        end: float,
+        spans: list[Span] | None = None,
+        image: bool = False,
     ) -> CameraWindow:
         """The camera's figures over the parts of [start, end) its lifecycle counts (`spans`,
         computed when not given; they may reach past `end`)."""
@@ -316,21 +338,65 @@ class Accountability:
             spans = self.spans(a, start, end)
         parts = [(max(s, start), min(e, end)) for s, e in spans if min(e, end) > max(s, start)]
         if parts == [(start, end)]:
-            return self._status_window(a, start, end)
-        return combine((self._status_window(a, s, e) for s, e in parts), start, end)
+            return self._status_window(a, start, end, image)
+        return combine((self._status_window(a, s, e, image) for s, e in parts), start, end)
 
-    def _status_window(self, a: Attrs, start: float, end: float) -> CameraWindow:
+    def _status_window(
+        self, a: Attrs, start: float, end: float, image: bool = False
+    ) -> CameraWindow:
+        """Its figures over [start, end); with `image`, online-but-faulty time counted apart."""
         cam = self.history.camera(a.network, a.id)
         begin = start
         if cam is None or not cam.keys:
             if a.created_at is not None and a.created_at > start:
                 begin = min(a.created_at, end)  # not observed before it was registered
-            return camera_window(a.status, (), (), begin, end)
+            w = camera_window(a.status, (), (), begin, end)
+            if image:
+                self._faulty(a, w, a.status, (), (), 0, 0, begin, end)
+            return w
         lo, hi = window_bounds(cam, start, end)
         initial = cam.to[lo - 1] if lo else cam.was[0]
         if lo == 0 and initial != ABSENT and a.created_at is not None and a.created_at > start:
             begin = min(a.created_at, cam.times[0], end)  # registered before its history began
-        return camera_window(initial, cam.times, cam.to, begin, end, lo, hi)
+        w = camera_window(initial, cam.times, cam.to, begin, end, lo, hi)
+        if image:
+            self._faulty(a, w, initial, cam.times, cam.to, lo, hi, begin, end)
+        return w
+
+    def _faulty(
+        self,
+        a: Attrs,
+        w: CameraWindow,
+        initial: int,
+        times: Sequence[float],
+        statuses: Sequence[int],
+        lo: int,
+        hi: int,
+        start: float,
+        end: float,
+    ) -> None:
+        """Move the window's online-but-faulty time apart: the camera's image changes held (the
+        record's verdict throughout when none is held)."""
+        if w.seconds[ONLINE] <= 0:
+            return
+        img = self.history.image(a.network, a.id)
+        if img is None or not img.keys:
+            if a.image == IMAGE_FAULTY:
+                w.mark_faulty(
+                    faulty_online(
+                        initial, times, statuses, lo, hi, IMAGE_FAULTY, (), (), 0, 0, start, end
+                    )
+                )
+            return
+        ilo, ihi = window_bounds(img, start, end)
+        before = img.to[ilo - 1] if ilo else img.was[0]
+        if before != IMAGE_FAULTY and IMAGE_FAULTY not in img.to[ilo:ihi]:
+            return  # (most cameras: never faulty in the window)
+        w.mark_faulty(
+            faulty_online(
+                initial, times, statuses, lo, hi, before, img.times, img.to, ilo, ihi, start, end
+            )
+        )
 
     # -- the outage report -----------------------------------------------------------------
 
@@ -368,8 +434,10 @@ class Accountability:
     def _outage_row(
         self, a: Attrs, who: Principal, now: float, recent: float, min_s: float
     ) -> OutageRow | None:
-        """The camera's row if it is down now, and has been for at least `min_s`."""
+        """The camera's row if it is down now, or online with a faulty picture (where the
+        caller sees `image`), and has been for at least `min_s`."""
         cam = self.history.camera(a.network, a.id)
+        image = a.shows("image", who)
         since: float | None = None
         if cam is not None and cam.keys:
             n = bisect_right(cam.times, now)  # as of now: what the clock says has happened
@@ -378,11 +446,17 @@ class Accountability:
                 _, since = down_since(cam.times, cam.to, cam.was[0], n)
         else:
             current = a.status
-        if current not in DOWN:
+        if current in DOWN:
+            exact = since is not None
+            if since is None:
+                since = self.held_since(a, now)
+        elif current == ONLINE and image:
+            faulty = self._faulty_since(a, cam, now)
+            if faulty is None:
+                return None
+            since, exact = faulty
+        else:
             return None
-        exact = since is not None
-        if since is None:
-            since = self.held_since(a, now)
         spans = self.spans(a, since, now)
         if spans and spans[-1][0] > since:  # back in service since, down all along: from then
             since, exact = spans[-1][0], True
@@ -408,7 +482,38 @@ class Accountability:
             last_error=a.value("last_error", who),
             outages_recent=self.window(a, who, min(recent, now), now).outages,
             history=recent_changes,
+            image=ImageStatus(_IMAGE[a.image]) if a.image != ABSENT and image else None,
+            failing=(a.failing or None) if image else None,
         )
+
+    def _faulty_since(
+        self, a: Attrs, cam: CameraLog | None, now: float
+    ) -> tuple[float, bool] | None:
+        """Since when an online camera has been online with a faulty picture (and whether that
+        is exact), or None when its picture is not faulty now."""
+        img = self.history.image(a.network, a.id)
+        faulty_from: float | None = None
+        if img is not None and img.keys:
+            n = bisect_right(img.times, now)
+            if (img.to[n - 1] if n else img.was[0]) != IMAGE_FAULTY:
+                return None
+            if n:  # (a verdict's change is written only when its status changes)
+                faulty_from = img.times[n - 1]
+        elif a.image != IMAGE_FAULTY:
+            return None
+        if faulty_from is None:  # faulty before the oldest change held: the record says since
+            faulty_from = a.image_since if a.image_since is not None else self.held_since(a, now)
+            faulty_exact = False
+        else:
+            faulty_exact = True
+        online_from, online_exact = self.held_since(a, now), False
+        if cam is not None and cam.keys:
+            n = bisect_right(cam.times, now)
+            if n:
+                online_from, online_exact = cam.times[n - 1], True
+        if online_from > faulty_from:
+            return online_from, online_exact
+        return faulty_from, faulty_exact
 
     def contact(self, a: Attrs, who: Principal) -> Maintenance | None:
         """Who fixes it: its own contact, else its category's and carrier's from the config
@@ -493,12 +598,18 @@ def _status(status: int) -> CameraStatus:
     return CameraStatus(STATUSES[status])
 
 
-def _numbers(cameras: int, seconds: list[float], outages: int, longest: float) -> dict[str, Any]:
-    observed = seconds[0] + seconds[1] + seconds[2]
+_IMAGE = ("ok", "suspect", "faulty")
+
+
+def _numbers(
+    cameras: int, seconds: list[float], outages: int, longest: float, faulty: float
+) -> dict[str, Any]:
+    observed = seconds[0] + seconds[1] + seconds[2] + faulty
     return {
         "cameras": cameras,
         "observed_s": observed,
         "online_s": seconds[0],
+        "online_faulty_s": faulty,
         "degraded_s": seconds[1],
         "outage_total_s": seconds[2],
         "unknown_s": seconds[3],
@@ -516,6 +627,7 @@ def _total(groups: Iterable[Rollup]) -> Rollup:
             total.seconds[i] += g.seconds[i]
         total.outages += g.outages
         total.outage_longest_s = max(total.outage_longest_s, g.outage_longest_s)
+        total.online_faulty_s += g.online_faulty_s
     return total
 
 
@@ -524,11 +636,12 @@ def _total(groups: Iterable[Rollup]) -> Rollup:
 
 
 def _figures(g: Rollup) -> Figures:
-    return Figures.model_construct(**_numbers(g.cameras, g.seconds, g.outages, g.outage_longest_s))
+    numbers = _numbers(g.cameras, g.seconds, g.outages, g.outage_longest_s, g.online_faulty_s)
+    return Figures.model_construct(**numbers)
 
 
 def _group_row(key: str, g: Rollup) -> AvailabilityRow:
-    numbers = _numbers(g.cameras, g.seconds, g.outages, g.outage_longest_s)
+    numbers = _numbers(g.cameras, g.seconds, g.outages, g.outage_longest_s, g.online_faulty_s)
     return AvailabilityRow.model_construct(
         key=key, network=None, department=None, carrier=None, project=None, **numbers
     )
@@ -541,7 +654,7 @@ def _camera_row(a: Attrs, w: CameraWindow, shared: frozenset[str]) -> Availabili
         department=a.department if "department" in shared else None,
         carrier=a.carrier if "carrier" in shared else None,
         project=a.project if "project" in shared else None,
-        **_numbers(1, w.seconds, w.outages, w.outage_longest_s),
+        **_numbers(1, w.seconds, w.outages, w.outage_longest_s, w.online_faulty_s),
     )
 
 
@@ -569,6 +682,8 @@ COLUMNS = (
     "maintenance",
     "last_error",
     "outages_recent",
+    "image",
+    "failing",
 )
 HISTORY_COLUMNS = ("id", "at", "previous", "status", "error")
 
@@ -596,7 +711,7 @@ def _cell(value: object) -> object:
         return contact_text(value)
     if isinstance(value, datetime):
         return _iso(value)
-    if isinstance(value, CameraStatus):
+    if isinstance(value, Enum):
         return value.value
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -632,7 +747,7 @@ def report_xlsx(report: OutageReport) -> bytes:
             v = getattr(row, c)
             if isinstance(v, datetime):
                 v = excel_time(v)
-            elif isinstance(v, CameraStatus):
+            elif isinstance(v, Enum):
                 v = v.value
             elif isinstance(v, Maintenance):
                 v = contact_text(v)

@@ -90,3 +90,15 @@ def judge(
         min_frozen_gap_s=min_frozen_gap_s,
     )
     return JobResult(diagnosis, signature)
+
+
+def check_reference(jpeg: bytes) -> tuple[int, int]:
+    """Blocking: (width, height) of a picture an admin uploads as a reference, or ValueError
+    saying why it cannot be one: not a JPEG, does not decode, or no camera view (smaller than
+    64x36, a sliver beyond 4:1: what the diagnosis itself refuses to judge)."""
+    if not jpeg.startswith(b"\xff\xd8\xff"):
+        raise NotDecodable("the picture is not a JPEG (it does not begin with a JPEG marker)")
+    picture = decode(jpeg)
+    prepare(picture)  # the diagnosis's own rules for what a frame is
+    height, width = picture.shape[:2]
+    return width, height

@@ -95,6 +95,7 @@ def _list_query(request: web.Request) -> ListQuery:
         department=params.department,
         carrier=params.carrier,
         lifecycle=params.lifecycle.value if params.lifecycle else None,
+        image=params.image.value if params.image else None,
         q=params.q,
         limit=params.limit,
         cursor=params.cursor,

@@ -297,13 +297,15 @@ def _semantic_refusal(case: Case, response: Any) -> bool:
     op = case.operation.label
     if op == "GET /api/v1/cameras":
         return fields == {"cursor"} and "not a cursor this API returned" in problem["detail"]
-    if op == "GET /api/v1/cameras/{id}/snapshot":
+    if op in ("GET /api/v1/cameras/{id}/snapshot", "GET /api/v1/cameras/{id}/quality/evidence"):
         return fields == {"reason"} and not (case.query or {}).get("reason")
     if op == "POST /api/v1/cameras/import":
         csv = (case.media_type or "").endswith("csv")
         return csv and all(f in ("body", "header") or f.startswith("header[") for f in fields)
     if op in ("POST /api/v1/cameras", "PATCH /api/v1/cameras/{id}"):
         return all(_IN_WORDS.search(e.get("message", "")) for e in errors)
+    if op == "PUT /api/v1/cameras/{id}/references/{period}":  # a JPEG of a camera view
+        return fields == {"body"} and problem["detail"].startswith("not usable as a reference")
     return False
 
 

@@ -1,7 +1,6 @@
-"""Quality rounds of an edge network: the pictures come through the network's own adapter, on
-its export policy (its largest width, the reason it is given), and the verdict lands on the
-record the gateway keeps. (The adapter-side diagnosis, where only the verdict would leave the
-network, is not built yet: docs/quality.md.)"""
+"""Quality rounds of an edge network: the pictures are judged in the network's own adapter and
+the verdict lands on the record the gateway keeps (the picture never leaves the network:
+test_quality_edge_verdicts.py shows it, with an owner who shares no snapshots at all)."""
 
 from __future__ import annotations
 
@@ -28,7 +27,8 @@ async def test_an_edge_networks_pictures_are_judged_through_its_adapter(edge: Ed
     # The shipped config leaves the police network's diagnosis off until its owner opts in.
     assert not service.settings.network_by_id["police"].quality.enabled
     service.settings = _opted_in(service.settings, "police")
-    # (the picture arrives 640 wide: the owner's largest width, applied in the adapter)
+    # (judged at the camera's own size in the adapter: the owner's largest width is for
+    # pictures that leave, and this one does not)
     await service.run_round("police")
     registry = edge.client.app[REGISTRY]
     verdicts = []

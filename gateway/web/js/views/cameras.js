@@ -5,12 +5,12 @@ import { clear, debounce, h, option } from "../dom.js";
 import { fmtTime, named, t } from "../i18n.js";
 import { every } from "../poll.js";
 import { context } from "../state.js";
-import { LIFECYCLES, STATUSES, badge, categories, categoryName, errorNote, networkName, rememberCategories } from "./common.js";
+import { IMAGES, LIFECYCLES, STATUSES, badge, categories, categoryName, errorNote, imageBadge, networkName, rememberCategories } from "./common.js";
 
 // Health rounds run every 30 s (health_interval_s): a status change shows within one of them.
 export const LIST_POLL_MS = 15_000;
 const SIZES = [25, 50, 100, 200];
-const FILTERS = ["network", "category", "status", "lifecycle", "department", "carrier", "q"];
+const FILTERS = ["network", "category", "status", "image", "lifecycle", "department", "carrier", "q"];
 
 // Filters survive a visit to a camera's detail and back (this tab only).
 const state = { filters: {}, cursors: [null], page: 0, size: 50 };
@@ -56,6 +56,7 @@ export default async function camerasView(root) {
     select("network", context.networks.map((n) => [n.id, named(n)])),
     select("category", [...categories.keys()].map((c) => [c, categoryName(c)])),
     select("status", STATUSES.map((s) => [s, t(`status.${s}`)])),
+    select("image", IMAGES.map((s) => [s, t(`image.${s}`)])),
     select("lifecycle", LIFECYCLES.map((l) => [l, t(`lifecycle.${l}`)])),
     select("department", Object.keys(summary.by_department).filter(Boolean).map((d) => [d, d])),
     select("carrier", Object.keys(summary.by_carrier).filter(Boolean).map((c) => [c, c])),
@@ -74,6 +75,7 @@ export default async function camerasView(root) {
       network: f.network,
       category: f.category,
       status: f.status,
+      image: f.image,
       lifecycle: f.lifecycle,
       department: f.department,
       carrier: f.carrier,
@@ -124,7 +126,7 @@ export default async function camerasView(root) {
 }
 
 function drawTable(root, items) {
-  const cols = ["cameras.status", "cameras.name", "cameras.id", "summary.network", "summary.category", "summary.department", "summary.carrier", "cameras.lifecycle", "cameras.lastSeen"];
+  const cols = ["cameras.status", "field.image", "cameras.name", "cameras.id", "summary.network", "summary.category", "summary.department", "summary.carrier", "cameras.lifecycle", "cameras.lastSeen"];
   clear(
     root,
     h(
@@ -137,8 +139,9 @@ function drawTable(root, items) {
         items.map((c) =>
           h(
             `tr.s-${c.status || "unknown"}`,
-            { "data-id": c.id, "data-status": c.status || "unknown", onclick: () => (location.hash = `#/camera/${encodeURIComponent(c.id)}`) },
+            { "data-id": c.id, "data-status": c.status || "unknown", "data-image": (c.image && c.image.status) || "", onclick: () => (location.hash = `#/camera/${encodeURIComponent(c.id)}`) },
             h("td", {}, badge(c.status)),
+            h("td", {}, imageBadge(c.image) || "—"),
             h("td", {}, h("a", { href: `#/camera/${encodeURIComponent(c.id)}` }, c.name || c.id)),
             h("td.mono", {}, c.id),
             h("td", {}, networkName(c.network)),

@@ -16,6 +16,25 @@ export function badge(status) {
   return h(`span.badge.s-${status || "unknown"}`, { "data-status": status || "unknown" }, t(`status.${status || "unknown"}`));
 }
 
+// The quality diagnosis's verdict on the picture (docs/quality.md): a badge where the record
+// holds one (admins; others where the network shares `image`), with its failing checks.
+export const IMAGES = ["ok", "suspect", "faulty"];
+export const IMAGE_BADGE = { ok: "s-online", suspect: "s-degraded", faulty: "s-offline" };
+
+export function checkNames(failing) {
+  return (failing || []).map((f) => t(`check.${typeof f === "string" ? f : f.check}`)).join(", ");
+}
+
+export function imageBadge(image, { compact = false } = {}) {
+  if (!image || !image.status) return null;
+  const checks = checkNames(image.failing);
+  return h(
+    `span.badge.img.${IMAGE_BADGE[image.status] || "s-unknown"}`,
+    { "data-image": image.status, title: checks ? `${t("field.image")}: ${checks}` : t("field.image") },
+    compact ? t(`image.short.${image.status}`) : t(`image.${image.status}`),
+  );
+}
+
 export function networkName(id) {
   return named(network(id)) || id || "—";
 }

@@ -6,7 +6,7 @@ import { clear, h, svg } from "../dom.js";
 import { fmtDuration, fmtTime, t } from "../i18n.js";
 import { every } from "../poll.js";
 import { can } from "../state.js";
-import { STATUS_COLOURS, askReason, badge, categoryName, errorNote, networkName, reasonRequired, reasons } from "./common.js";
+import { IMAGE_BADGE, STATUS_COLOURS, askReason, badge, categoryName, errorNote, networkName, reasonRequired, reasons } from "./common.js";
 import { editForm } from "./admin.js";
 
 export const AUTO_REFRESH_MS = 10_000;
@@ -35,14 +35,13 @@ export default async function detailView(root, id) {
   );
   if (can("snapshot")) snapshotPanel(snap, cam);
   else snap.remove();
+  if (can("snapshot") && cam.image && cam.image.status !== "ok") evidencePanel(snap, cam);
   drawHistory(history, cam);
   if (can("read_history")) drawLifecycle(lifecycle, cam);
   if (can("write_cameras")) editForm(edit, cam);
 }
 
 // The last video quality diagnosis (docs/quality.md): its verdict, the failing checks, since when.
-const IMAGE_BADGE = { ok: "s-online", suspect: "s-degraded", faulty: "s-offline" };
-
 function imageQuality(image) {
   if (!image) return null;
   const checks = image.failing.map((f) => t(`check.${f.check}`)).join(", ");
@@ -86,6 +85,42 @@ function metadata(cam) {
     "dl.meta#camera-meta",
     {},
     rows.filter(([, v]) => v !== undefined && v !== null && v !== "").map(([k, v]) => [h("dt", {}, t(k)), h("dd", { "data-field": k }, v)]),
+  );
+}
+
+// The small picture that made the verdict suspect or faulty (GET .../quality/evidence), on the
+// snapshot's terms: asked for by a click, with the network's reason where it requires one.
+function evidencePanel(root, cam) {
+  const img = h("img#evidence-img", { alt: t("image.evidence"), hidden: true });
+  const note = h("p.muted#evidence-note");
+  const load = async () => {
+    let reason = reasons.get(cam.network) || "";
+    if (reasonRequired(cam.network) && !reason) {
+      reason = await askReason(cam.network);
+      if (!reason) return;
+      reasons.set(cam.network, reason);
+    }
+    try {
+      const { blob, headers } = await api.blob(`/api/v1/cameras/${encodeURIComponent(cam.id)}/quality/evidence${api.qs({ reason })}`);
+      if (img.src) URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(blob);
+      img.hidden = false;
+      img.dataset.loaded = "yes";
+      note.textContent = t("image.evidenceTaken", { time: fmtTime(headers.get("X-Snapshot-Taken-At")) });
+    } catch (exc) {
+      img.hidden = true;
+      clear(note, errorNote(exc));
+    }
+  };
+  root.append(
+    h(
+      "section.evidence#evidence",
+      {},
+      h("h3", {}, t("image.evidence")),
+      h("button#evidence-load", { type: "button", onclick: load }, t("image.evidenceShow")),
+      img,
+      note,
+    ),
   );
 }
 
@@ -168,6 +203,7 @@ async function drawHistory(root, cam) {
           outages: row ? row.outages : "—",
           longest: row ? fmtDuration(row.outage_longest_s) : "—",
         }),
+        row && row.online_faulty_s > 0 ? h("span#availability-faulty", {}, " · ", t("history.faulty", { time: fmtDuration(row.online_faulty_s) })) : null,
       ),
       timeline(page, 7 * 86400),
       h(

@@ -2,7 +2,22 @@
 import * as api from "../api.js";
 import { clear, h } from "../dom.js";
 import { fmtDuration, fmtTime, t } from "../i18n.js";
-import { badge, errorNote, networkName } from "./common.js";
+import { IMAGE_BADGE, badge, checkNames, errorNote, networkName } from "./common.js";
+
+// A row is a camera down, or online with a picture the quality diagnosis judged faulty (the
+// report's `image`, `failing`): "online but faulty", counted apart from outages.
+function problem(o) {
+  if (o.status === "online" && o.image === "faulty") {
+    return h("span.badge.s-offline", { "data-status": "online-faulty" }, t("outages.onlineFaulty"));
+  }
+  return badge(o.status);
+}
+
+function verdict(o) {
+  if (!o.image) return "—";
+  const checks = o.failing ? checkNames(o.failing.split(",")) : "";
+  return [h(`span.badge.${IMAGE_BADGE[o.image] || "s-unknown"}`, { "data-image": o.image }, t(`image.${o.image}`)), checks ? ` ${checks}` : ""];
+}
 
 export default function outagesView(root) {
   const minutes = h("input#out-min", { type: "number", min: 0, max: 525600, value: 60 });
@@ -28,19 +43,26 @@ export default function outagesView(root) {
       const r = await api.get(`/api/v1/reports/outages${api.qs({ min_minutes: minutes.value })}`);
       clear(
         body,
-        h("p#outage-total", { "data-total": r.total }, t("outages.total", { n: r.total, time: fmtTime(r.generated_at) })),
+        h(
+          "p#outage-total",
+          { "data-total": r.total },
+          t("outages.total", { n: r.total, time: fmtTime(r.generated_at) }),
+          " ",
+          h("span#outage-faulty", {}, t("outages.faultyCount", { n: r.items.filter((o) => o.status === "online").length })),
+        ),
         h(
           "table.grid#outage-table",
           {},
-          h("thead", {}, h("tr", {}, ["cameras.status", "cameras.name", "summary.network", "outages.since", "outages.down", "summary.department", "summary.carrier", "field.maintenance", "field.lastError"].map((k) => h("th", {}, t(k))))),
+          h("thead", {}, h("tr", {}, ["cameras.status", "field.image", "cameras.name", "summary.network", "outages.since", "outages.down", "summary.department", "summary.carrier", "field.maintenance", "field.lastError"].map((k) => h("th", {}, t(k))))),
           h(
             "tbody",
             {},
             r.items.map((o) =>
               h(
                 "tr",
-                { "data-id": o.id },
-                h("td", {}, badge(o.status)),
+                { "data-id": o.id, "data-image": o.image || "" },
+                h("td", {}, problem(o)),
+                h("td", {}, verdict(o)),
                 h("td", {}, h("a", { href: `#/camera/${encodeURIComponent(o.id)}` }, o.name || o.id)),
                 h("td", {}, networkName(o.network)),
                 h("td", {}, fmtTime(o.since), o.since_exact ? "" : " *"),

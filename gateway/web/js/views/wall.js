@@ -6,7 +6,7 @@ import { clear, h } from "../dom.js";
 import { fmtTime, t } from "../i18n.js";
 import { stopAll } from "../poll.js";
 import { can } from "../state.js";
-import { askReason, badge, errorNote, reasonRequired, reasons } from "./common.js";
+import { askReason, badge, errorNote, imageBadge, reasonRequired, reasons } from "./common.js";
 import mapView from "./map.js";
 import summaryView from "./summary.js";
 
@@ -53,9 +53,11 @@ function runWall(grid, cams, { once = false } = {}) {
     grid,
     cams.map((c) => {
       const img = h("img", { alt: c.name || c.id, hidden: true });
-      const note = h("figcaption", {}, badge(c.status), " ", c.name || c.id);
+      // (the verdict as the list gave it: a wall is not the place to judge a picture again)
+      const verdict = imageBadge(c.image, { compact: true });
+      const note = h("figcaption", {}, badge(c.status), verdict ? [" ", verdict] : "", " ", c.name || c.id);
       const err = h("div.nopic", {}, t("wall.waiting"));
-      const fig = h("figure.thumb", { "data-id": c.id }, img, err, note);
+      const fig = h("figure.thumb", { "data-id": c.id, "data-image": (c.image && c.image.status) || "" }, img, err, note);
       tiles.set(c.id, { img, err, fig, url: "" });
       return fig;
     }),
