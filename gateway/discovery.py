@@ -18,12 +18,14 @@ import contextlib
 import logging
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from pydantic import ValidationError
+import orjson
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
 from adapters.base import (
@@ -59,7 +61,7 @@ from .records import (
     discovered_id,
     merge_discovered,
 )
-from .registry import CredentialChange, Registry
+from .registry import CredentialChange, ProbedWrite, Registry
 from .schedule import Schedule
 from .settings import Settings
 from .status import Streak, Streaks, observe
@@ -70,7 +72,7 @@ JOB_TTL_S = 7 * 24 * 3600
 MAX_JOB_FAILURES = 1000
 _JOB_REASON_CHARS = 300  # of a failure's reason, in the job
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
-_HEALTH_WRITES = 16  # a health round's record writes in flight at once
+_HEALTH_BATCH = 2000  # a health round's writes made ready at once (written 100 per script)
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
 _FP_BATCH = 500  # fingerprints of credentials written per script call
@@ -621,50 +623,19 @@ class DiscoveryService:
         judge = partial(_verdicts, entries, by_key, streaks, now)
         # (a district's network is 100,000 verdicts: a pass of Python off the event loop)
         moved, writes = await asyncio.to_thread(judge) if len(entries) > 2000 else judge()
-        queue = iter(writes)
-
-        async def writer() -> None:
-            for e, status, result in queue:
-                await self._probed(self.catalog.parsed(e), status, result, now, fence)
-
-        try:
-            async with asyncio.TaskGroup() as group:  # (StaleLease: the rest are cancelled)
-                for _ in range(min(_HEALTH_WRITES, len(writes))):
-                    group.create_task(writer())
-        except* StaleLease as lost:
-            raise lost.exceptions[0] from None
+        stamp = _json_time(now)
+        for at in range(0, len(writes), _HEALTH_BATCH):
+            make = partial(_probed_writes, writes[at : at + _HEALTH_BATCH], stamp)
+            batch = await asyncio.to_thread(make) if len(writes) > 2000 else make()
+            versions = await self.registry.write_probed(network, batch, stamp, fence)
+            if any(versions):
+                self.catalog.note_version(max(versions))
         await self.streaks.save(network, moved)
         state = self.state[network]
         state.health_runs += 1
         state.health_probes += len(targets)
         state.health_last_s = time.monotonic() - started
         return len(writes)
-
-    async def _probed(
-        self,
-        cam: Camera,
-        status: CameraStatus,
-        result: HealthResult,
-        now: datetime,
-        fence: Fence | None,
-    ) -> None:
-        """One camera's probe written to its record (its status moved, or last_seen is due)."""
-        update: dict[str, object] = {"status": status, "updated_at": now, "rev": cam.rev + 1}
-        if result.ok:
-            update["last_seen"] = now
-            if cam.status is CameraStatus.offline:
-                update["last_error"] = None
-        else:
-            update["last_error"] = f"health: {result.error}"[:500]
-        try:
-            version = await self.registry.replace(
-                cam.model_copy(update=update), cam.rev, fence=fence
-            )
-        except StaleLease:
-            raise
-        except CamgwError:
-            return  # (changed meanwhile: the next round writes it again)
-        self.catalog.note_version(version)
 
     async def background(self) -> AsyncIterator[None]:
         """Cleanup-context body: health and scheduled discovery per network, each isolated."""
@@ -763,15 +734,63 @@ def _verdicts(
         status, streak = observe(streaks[cam_id], current, result.ok)
         if streak != streaks[cam_id]:
             moved[cam_id] = streak
-        if status is not current or (result.ok and _seen_due(e.last_seen, now)):
+        if status is not current or (result.ok and _seen_due(e.id, e.last_seen, now)):
             writes.append((e, status, result))
     return moved, writes
 
 
-def _seen_due(last_seen: str | None, now: datetime) -> bool:
-    """last_seen is rewritten at most every LAST_SEEN_RESOLUTION (a write per camera per round
-    would rebuild the catalog all the time)."""
-    return last_seen is None or now - datetime.fromisoformat(last_seen) >= LAST_SEEN_RESOLUTION
+def _probed_writes(writes: list[Write], updated_at: str) -> list[ProbedWrite]:
+    return [probed_record(e.full, status, result, updated_at) for e, status, result in writes]
+
+
+def probed_record(raw: bytes, status: CameraStatus, result: HealthResult, now: str) -> ProbedWrite:
+    """The stored record `raw` as a probe leaves it: status, last_seen (answered), last_error
+    (cleared when an offline camera answers, else the probe's), updated_at and rev; the rest
+    byte for byte. Made from its JSON, not through the model: nothing else of it changes, and
+    a round may write every camera of a district (tests/gateway/test_health_writes.py holds
+    it to what the model would write)."""
+    d = orjson.loads(raw)
+    rev = int(d["rev"])
+    was = d["status"]
+    d["status"] = status.value
+    if result.ok:
+        d["last_seen"] = now
+        if was == CameraStatus.offline.value:
+            d["last_error"] = None
+    else:
+        d["last_error"] = f"health: {result.error}"[:500]
+    d["updated_at"] = now
+    d["rev"] = rev + 1
+    error = d.get("last_error") or ""
+    return ProbedWrite(d["id"], rev, orjson.dumps(d), status.value, error, was)
+
+
+_TIME = TypeAdapter(datetime)
+
+
+def _json_time(at: datetime) -> str:
+    """`at` as the records' JSON writes a time (pydantic's form)."""
+    text: str = _TIME.dump_python(at, mode="json")
+    return text
+
+
+def _seen_due(cam_id: str, last_seen: str | None, now: datetime) -> bool:
+    """Whether an answering camera's last_seen is rewritten this round: once per
+    LAST_SEEN_RESOLUTION (a write per camera per round would rebuild the catalog all the
+    time), each camera at its own point of that period. Due "5 minutes after the last write",
+    the cameras a district's first round brought online were all due again in one round,
+    every 5 minutes: 100,000 writes at once. By its own point, a camera is due when a period
+    boundary shifted by its offset lies between its last_seen and now; the boundaries are
+    spread evenly, so each round writes its share, and last_seen is never older than the
+    period plus a round."""
+    if last_seen is None:
+        return True
+    period = LAST_SEEN_RESOLUTION.total_seconds()
+    shift = zlib.crc32(cam_id.encode()) % 1_000_000 / 1_000_000 * period
+    seen = datetime.fromisoformat(last_seen).timestamp()
+    return (now.timestamp() + shift) // period != (seen + shift) // period or (
+        now.timestamp() - seen >= period
+    )
 
 
 def _add_failure(job: DiscoveryJob, f: Failure) -> None:

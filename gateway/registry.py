@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -69,6 +69,7 @@ _CHANGES_READ = 256  # changes read with the version (a catalog usually trails b
 _PIPELINE_CHUNK = 50  # creates per pipeline: packing its commands holds the loop (~5 ms for 50)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
 _FP_CHUNK = 500  # fingerprints remembered per script call
+_PROBED_CHUNK = 100  # health writes per script call (~5 ms of Redis's time each)
 
 
 class CredentialChange(enum.Enum):
@@ -162,6 +163,18 @@ class Changed:
     records: dict[str, bytes | None]
 
 
+@dataclass(frozen=True, slots=True)
+class ProbedWrite:
+    """One record as a health probe leaves it (gateway/discovery.py: `probed_record`)."""
+
+    cam_id: str
+    rev: int  # the stored record's, which the write expects
+    record: bytes  # the new record's JSON (rev + 1)
+    status: str
+    error: str  # its last_error ('' for none), for the status history
+    was: str  # the status of the stored record (at `rev`)
+
+
 class Registry:
     def __init__(
         self,
@@ -181,6 +194,7 @@ class Registry:
         self._upsert = redis.register_script(source("upsert.lua"))
         self._delete = redis.register_script(source("delete.lua"))
         self._remember = redis.register_script(source("credfp.lua"))
+        self._health = redis.register_script(source("health.lua"))
         # Called with a deleted camera's id, after its record went: what others keep of it
         # (the quality references and signature, gateway/quality_refs.py) goes too.
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
@@ -447,6 +461,46 @@ class Registry:
             camera, "update", expected_rev, change, creds, fence=fence, audit=audit
         )
         return await self._run(self._upsert, camera, args, audit)
+
+    async def write_probed(
+        self,
+        network: str,
+        writes: Sequence[ProbedWrite],
+        updated_at: str,
+        fence: Fence | None = None,
+    ) -> list[int]:
+        """A health round's records of `network`, many per script call (health.lua): the
+        version each was written at, 0 where it was not (gone or changed meanwhile: the next
+        round writes it again). A round writes up to every camera of a district at once; one
+        upsert each, with its model validated and its claims worked out again, was a
+        millisecond of the gateway's CPU per camera. Raises StaleLease when `fence` has
+        passed (nothing of that call written)."""
+        history = self.settings.history
+        head: list[str | bytes] = [
+            self.keys.prefix,
+            network,
+            orjson.dumps([fence.key, fence.value]) if fence is not None else "",
+            orjson.dumps([history.status_days * 86_400_000, history.status_max_entries]),
+            updated_at,
+        ]
+        out: list[int] = []
+        for at in range(0, len(writes), _PROBED_CHUNK):
+            args = list(head)
+            for w in writes[at : at + _PROBED_CHUNK]:
+                args += [w.cam_id, str(w.rev), w.record, w.status, w.error, w.was]
+            with redis_errors():
+                try:
+                    async with replicated(self.redis, self.settings.redis) as conn:
+                        done = await self._health(keys=[self.keys.version], args=args, client=conn)
+                except ResponseError as exc:
+                    if str(exc).startswith("FENCE"):
+                        raise StaleLease(
+                            f"health of {network} not written: this replica's lease has passed "
+                            f"to another (fence now {str(exc).split(' ', 1)[1]})"
+                        ) from exc
+                    raise
+            out += [int(v) for v in done]
+        return out
 
     async def delete(self, cam_id: str, audit: AuditEvent | None = None) -> int:
         args: list[str | bytes] = [self.keys.prefix, cam_id]
