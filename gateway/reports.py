@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from sys import intern
 from typing import Any, TypeVar
 
 import orjson
@@ -124,16 +125,16 @@ def _seconds(value: object) -> float | None:
 
 def _attrs(raw: bytes, shared: frozenset[str]) -> Attrs:
     d = orjson.loads(raw)
-    lifecycle = d.get("lifecycle") or "in-service"
+    lifecycle = intern(d.get("lifecycle") or "in-service")
     image = d.get("image") or {}
-    return Attrs(
+    return Attrs(  # (the few distinct values of the grouping fields held once, not per camera)
         id=d["id"],
-        network=d["network"],
+        network=intern(d["network"]),
         name=d.get("name") or "",
-        category=d.get("category") or "",
-        department=d.get("department") or "",
-        carrier=d.get("carrier") or "",
-        project=d.get("project") or "",
+        category=intern(d.get("category") or ""),
+        department=intern(d.get("department") or ""),
+        carrier=intern(d.get("carrier") or ""),
+        project=intern(d.get("project") or ""),
         status=code(d.get("status") or CameraStatus.unknown.value),
         last_error=d.get("last_error") or "",
         created_at=_seconds(d.get("created_at")),
@@ -156,11 +157,13 @@ class AttrsCache:
 
     def __init__(self) -> None:
         self._by_id: dict[str, tuple[bytes, Attrs]] = {}
-        self._held: tuple[Snapshot | None, list[Attrs]] = (None, [])
+        # (the snapshot's version, not the snapshot: holding it kept a district's superseded
+        # entries, and their records, alive until the next build)
+        self._held: tuple[int | None, list[Attrs]] = (None, [])
 
     def of(self, snap: Snapshot) -> list[Attrs] | None:
-        held_snap, held = self._held
-        return held if snap is held_snap else None
+        held_version, held = self._held
+        return held if snap.version == held_version else None
 
     def build(self, snap: Snapshot) -> list[Attrs]:
         held = self.of(snap)
@@ -170,11 +173,16 @@ class AttrsCache:
         out = []
         for e in snap.entries:
             known = old.get(e.id)
-            if known is None or known[0] != e.full or known[1].shared != e.shared_fields:
+            if known is None or known[1].shared != e.shared_fields:
                 known = (e.full, _attrs(e.full, e.shared_fields))
+            elif known[0] is not e.full:
+                # The catalog's own bytes are kept, never an equal older copy (after a full
+                # load every record is a new object: 170 MB twice at 100,000 cameras).
+                same = known[0] == e.full
+                known = (e.full, known[1] if same else _attrs(e.full, e.shared_fields))
             new[e.id] = known
             out.append(known[1])
-        self._by_id, self._held = new, (snap, out)
+        self._by_id, self._held = new, (snap.version, out)
         return out
 
 

@@ -3,12 +3,16 @@ threads leaves behind at district scale is returned by `trim`, so RSS follows wh
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from gateway import memory
+from gateway.catalog import Snapshot, _entries
+from gateway.reports import AttrsCache
 
 
 def _rss_mib() -> float:
@@ -38,3 +42,28 @@ def test_memory_freed_in_a_worker_thread_is_returned_by_trim() -> None:
     assert grown > 250 and len(survivors) == 20_000
     memory.trim()
     assert _rss_mib() - before < grown / 3
+
+
+def test_the_accountability_cache_holds_the_catalogs_records_not_copies() -> None:
+    """After a full reload every record is a new bytes object equal to the old one: the
+    per-camera figures are kept (not parsed again) but pinned to the new record, so the old
+    ones can go (they stayed: a district's 170 MB of records twice); and no superseded
+    snapshot is held (its entries would stay alive with it)."""
+
+    def records() -> list[bytes]:
+        return [
+            orjson.dumps({"id": f"governance.c{i}", "network": "governance", "status": "online",
+                          "category": "sharp-eyes", "department": "d", "carrier": "c"})
+            for i in range(50)
+        ]  # fmt: skip
+
+    shares = {"governance": frozenset({"id", "network", "status"})}
+    first = Snapshot(1, *_entries(records(), shares, frozenset()))
+    cache = AttrsCache()
+    unheld = sys.getrefcount(first)
+    attrs = cache.build(first)
+    second = Snapshot(2, *_entries(records(), shares, frozenset()))
+    again = cache.build(second)
+    assert all(a is b for a, b in zip(attrs, again, strict=True))  # (equal records: not parsed)
+    assert all(cache._by_id[e.id][0] is e.full for e in second.entries)
+    assert sys.getrefcount(first) == unheld  # (the first snapshot is nobody's but ours)
