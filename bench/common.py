@@ -214,7 +214,8 @@ def wait_http(
 def loop_delay_counts(base: str, headers: dict[str, str]) -> list[int]:
     """The gateway's event-loop delay histogram (camgw_event_loop_delay_seconds), per bucket
     (gateway.loop_monitor.BUCKETS, then +Inf): two readings' difference is one run's."""
-    reply = http_request("GET", f"{base}/metrics", headers=headers)
+    # (the first reading after a 100,000-camera import waits for the catalog's full load)
+    reply = http_request("GET", f"{base}/metrics", headers=headers, timeout=120)
     if reply.status != 200:
         raise BenchError(f"/metrics answered {reply.status}")
     cumulative = [
