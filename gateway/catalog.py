@@ -83,6 +83,7 @@ class Entry:
     haystack: str  # lower-cased text that `q` searches (admins)
     shared_haystack: str  # the same from the shared record: no match on an unshared field
     full: bytes  # the stored record (admins; everyone else sees `shown(False)`)
+    shared: bytes | None  # what the owner shares, made ahead below LARGE_REGISTRY cameras
     shared_fields: frozenset[str] = frozenset()
     # What a health round needs, read once per change of the record rather than once per round
     # (parsing 100,000 records every 30 s was seconds of CPU and a gigabyte of models).
@@ -93,10 +94,14 @@ class Entry:
 
     def shown(self, full: bool) -> bytes:
         """The record as a caller sees it: whole for admins, else only what the network's
-        owner shares. The shared view is made as a page is built, not held per camera (at
-        100,000 cameras a second copy of every record was 150 MB of the gateway's memory)."""
+        owner shares. In a district's registry the shared view is made as a page is built,
+        not held per camera (at 100,000 cameras a second copy of every record was 150 MB of
+        the gateway's memory); below LARGE_REGISTRY it is made once per change (a town's
+        full list, rebuilt at each change, would cut 3,308 views each time)."""
         if full:
             return self.full
+        if self.shared is not None:
+            return self.shared
         return shared_view(self.full, orjson.loads(self.full), self.shared_fields)
 
     def sees(self, field: str, full: bool) -> bool:
@@ -614,10 +619,11 @@ def _grouped(entries: Iterable[Entry]) -> dict[str, tuple[Entry, ...]]:
 
 
 def _entries(
-    raws: Iterable[bytes], shares: dict[str, frozenset[str]], edges: frozenset[str]
+    raws: Sequence[bytes], shares: dict[str, frozenset[str]], edges: frozenset[str]
 ) -> tuple[tuple[Entry, ...], dict[str, Entry]]:
     """Every record as the list serves it, sorted by id, and by id (run in a worker thread)."""
-    by_id = {e.id: e for e in (_entry(raw, shares, edges) for raw in raws)}  # (twice: once)
+    keep = len(raws) < LARGE_REGISTRY
+    by_id = {e.id: e for e in (_entry(raw, shares, edges, keep) for raw in raws)}  # (once)
     return tuple(sorted(by_id.values(), key=_entry_id)), by_id
 
 
@@ -630,6 +636,7 @@ def _applied(
     """`snap` with the changed `records` (None: deleted) replaced, added or removed; entries
     that did not change are the snapshot's own objects."""
     by_id = dict(snap.by_id)
+    keep = len(by_id) + len(records) < LARGE_REGISTRY
     entries = list(snap.entries)
     for cam_id, raw in records.items():
         at = bisect_left(entries, cam_id, key=_entry_id)
@@ -639,7 +646,7 @@ def _applied(
                 del entries[at]
                 del by_id[cam_id]
             continue
-        entry = by_id[cam_id] = _entry(raw, shares, edges)
+        entry = by_id[cam_id] = _entry(raw, shares, edges, keep)
         if there:
             entries[at] = entry
         else:
@@ -660,7 +667,9 @@ def _entry_id(e: Entry) -> str:
     return e.id
 
 
-def _entry(raw: bytes, shares: dict[str, frozenset[str]], edges: frozenset[str]) -> Entry:
+def _entry(
+    raw: bytes, shares: dict[str, frozenset[str]], edges: frozenset[str], keep_shared: bool
+) -> Entry:
     d = orjson.loads(raw)
     allowed = shares.get(d["network"], frozenset())
     lifecycle = intern(d.get("lifecycle") or Lifecycle.in_service.value)
@@ -679,6 +688,7 @@ def _entry(raw: bytes, shares: dict[str, frozenset[str]], edges: frozenset[str])
         haystack=haystack,
         shared_haystack=haystack if shared_haystack == haystack else shared_haystack,
         full=raw,
+        shared=shared_view(raw, d, allowed) if keep_shared else None,
         shared_fields=allowed,
         rev=d.get("rev", 1),
         last_seen=d.get("last_seen"),

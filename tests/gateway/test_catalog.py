@@ -263,3 +263,29 @@ def test_filtered_pages_match_every_camera_the_filters_name_once(settings: Setti
     assert snap.matching(queries[1], admin.visible(settings), True) is snap.matching(
         queries[1], admin.visible(settings), True
     )
+
+
+def test_a_district_cuts_the_shared_view_per_page_and_serves_the_same_bytes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below LARGE_REGISTRY each entry holds its shared view; above it, none is held and each
+    page cuts its own: the bytes a viewer gets are the same either way."""
+    records = [
+        orjson.dumps(
+            {"id": f"governance.c{i:03d}", "network": "governance", "name": f"cam {i}",
+             "status": "online", "category": "sharp-eyes", "department": "d", "carrier": "c",
+             "image": {"status": "secret"}, "lifecycle": "in-service"}
+        )
+        for i in range(40)
+    ]  # fmt: skip
+    shares = {n.id: frozenset(n.sharing.share) for n in settings.networks}
+    town = Snapshot(1, *_entries(records, shares, frozenset()))
+    monkeypatch.setattr(gateway.catalog, "LARGE_REGISTRY", 10)
+    district = Snapshot(1, *_entries(records, shares, frozenset()))
+    assert all(e.shared is not None for e in town.entries)
+    assert all(e.shared is None for e in district.entries)
+    viewer = Principal("v", "viewer", Role.viewer, None)
+    query = ListQuery(limit=15)
+    page = gateway.catalog._list_body(town, viewer, settings, query)
+    assert gateway.catalog._list_body(district, viewer, settings, query) == page
+    assert b"secret" not in page and b"cam 3" in page
