@@ -14,9 +14,10 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
@@ -50,7 +51,7 @@ from .httpauth import Authenticator
 from .imaging import ImageTooLarge, NotAPicture, identify, usable_jpeg
 from .imaging import describe as describe_answer
 from .inventory import parse_host, read_csv_inventory, rtsp_target
-from .liveness import clock_answers
+from .liveness import ClockProbe, clock_answers, probe_clocks
 from .onvif import (
     PER_DEVICE_CONNECTIONS,
     OnvifClient,
@@ -131,14 +132,18 @@ class CameraNetworkAdapter:
         return self._http
 
     async def close(self) -> None:
-        if self._started:
-            await self._onvif.close()
-            self._started = False
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-        await self._streams.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        try:  # (each session closed even if closing another fails or is cancelled)
+            if self._started:
+                self._started = False
+                await self._onvif.close()
+        finally:
+            try:
+                if self._http is not None:
+                    http, self._http = self._http, None
+                    await http.close()
+            finally:
+                await self._streams.close()
+                self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -520,18 +525,53 @@ class CameraNetworkAdapter:
         devices: dict[tuple[object, ...], list[int]] = {}
         for i, target in enumerate(targets):
             devices.setdefault(_device_key(target), []).append(i)
-        queue = iter(devices.values())
+        # Plain-HTTP device services (nearly all) answer the clock to one epoll loop in a
+        # worker thread; HTTPS ones (zeep) and RTSP-only ones take the asyncio path.
+        clocks = [same for same in devices.values() if _clock_probe(targets[same[0]]) is not None]
+        others = iter(same for same in devices.values() if _clock_probe(targets[same[0]]) is None)
+
+        def fan(same: list[int], first: HealthResult) -> None:
+            results[same[0]] = first
+            for i in same[1:]:
+                results[i] = replace(first, address=targets[i].address, ref=targets[i].ref)
 
         async def worker() -> None:
-            for same in queue:
-                first = await self._probe_one(targets[same[0]])
-                results[same[0]] = first
-                for i in same[1:]:
-                    results[i] = replace(first, address=targets[i].address, ref=targets[i].ref)
+            for same in others:
+                fan(same, await self._probe_one(targets[same[0]]))
 
-        workers = min(self.spec.discovery.health_concurrency, len(devices))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        workers = min(self.spec.discovery.health_concurrency, len(devices) - len(clocks))
+        await asyncio.gather(
+            self._clock_round(targets, clocks, fan), *(worker() for _ in range(workers))
+        )
         return [r for r in results if r is not None]
+
+    async def _clock_round(
+        self,
+        targets: Sequence[Target],
+        devices: list[list[int]],
+        fan: Callable[[list[int], HealthResult], None],
+    ) -> None:
+        if not devices:
+            return
+        probes = [_clock_probe(targets[same[0]]) for same in devices]
+        stop = threading.Event()
+        cfg = self.spec.discovery
+        try:
+            outcomes = await asyncio.to_thread(
+                probe_clocks,
+                [p for p in probes if p is not None],
+                cfg.health_concurrency,
+                cfg.timeout_s,
+                stop,
+            )
+        finally:
+            stop.set()  # (a cancelled round: the thread's unanswered probes end at once)
+        for same, outcome in zip(devices, outcomes, strict=True):
+            t = targets[same[0]]
+            if outcome.error is None:
+                fan(same, HealthResult(t.address, True, None, outcome.latency_ms, t.ref))
+            else:
+                fan(same, HealthResult(t.address, False, str(outcome.error), ref=t.ref))
 
     async def _probe_one(self, target: Target) -> HealthResult:
         started = time.perf_counter()
@@ -566,6 +606,14 @@ def _device_service(target: Target) -> tuple[str, int, str]:
     url = device_url(target)
     parts = urlsplit(url)
     return parts.scheme, parts.port or (443 if parts.scheme == "https" else 80), url
+
+
+def _clock_probe(target: Target) -> ClockProbe | None:
+    """The clock probe of an ONVIF device service over plain HTTP (None: another kind)."""
+    if target.kind == "rtsp":
+        return None
+    scheme, port, url = _device_service(target)
+    return ClockProbe(target.address, port, url) if scheme == "http" else None
 
 
 def _device_key(target: Target) -> tuple[object, ...]:

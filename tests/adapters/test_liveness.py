@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from adapters.base import CameraProtocolError, CameraUnreachable, Target
+from adapters.base import CameraProtocolError, CameraTimeout, CameraUnreachable, Target
 from adapters.config import DiscoveryConfig
-from adapters.liveness import MAX_ANSWER, clock_answers, request_bytes
+from adapters.liveness import MAX_ANSWER, ClockProbe, clock_answers, probe_clocks, request_bytes
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.onvif import device_url
 from adapters.simulator.devices import ONVIF_PORT
@@ -75,15 +76,32 @@ def _answer(status: bytes, body: bytes) -> Reply:
     return reply
 
 
-async def _probe(port: int) -> None:
-    await clock_answers("127.0.0.1", port, f"http://127.0.0.1:{port}/onvif/device_service")
+@pytest.fixture(params=["epoll", "asyncio"])
+def path(request: pytest.FixtureRequest) -> str:
+    """Each answer through both probes: the health round's epoll loop (probe_clocks, in a
+    worker thread) and the asyncio one (clock_answers), which must judge alike."""
+    return str(request.param)
+
+
+async def _probe(port: int, path: str = "epoll") -> None:
+    url = f"http://127.0.0.1:{port}/onvif/device_service"
+    if path == "asyncio":
+        await clock_answers("127.0.0.1", port, url)
+        return
+    probes = [ClockProbe("127.0.0.1", port, url)]
+    (outcome,) = await asyncio.to_thread(probe_clocks, probes, 4, 5.0)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.latency_ms > 0
 
 
 CLOCK = b"<s:Envelope><s:Body><tds:GetSystemDateAndTimeResponse/></s:Body></s:Envelope>"
 
 
-async def test_a_clock_answer_is_alive(hostile: Callable[[Reply], Awaitable[int]]) -> None:
-    await _probe(await hostile(_answer(b"200 OK", CLOCK)))
+async def test_a_clock_answer_is_alive(
+    hostile: Callable[[Reply], Awaitable[int]], path: str
+) -> None:
+    await _probe(await hostile(_answer(b"200 OK", CLOCK)), path)
 
 
 @pytest.mark.parametrize(
@@ -102,25 +120,75 @@ async def test_a_clock_answer_is_alive(hostile: Callable[[Reply], Awaitable[int]
     ids=["fault", "auth", "not-soap", "flood", "garbage-status"],
 )  # fmt: skip
 async def test_an_answer_that_is_not_the_clock_is_not_alive(
-    hostile: Callable[[Reply], Awaitable[int]], reply: Reply, error: type, message: str
+    hostile: Callable[[Reply], Awaitable[int]], reply: Reply, error: type, message: str, path: str
 ) -> None:
     port = await hostile(reply)
     with pytest.raises(error) as caught:
-        await _probe(port)
+        await _probe(port, path)
     assert str(caught.value) == message
 
 
-async def test_no_answer_is_unreachable(hostile: Callable[[Reply], Awaitable[int]]) -> None:
+async def test_no_answer_is_unreachable(
+    hostile: Callable[[Reply], Awaitable[int]], path: str
+) -> None:
     async def close(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         return None
 
-    with pytest.raises(CameraUnreachable, match="closed without an answer"):
-        await _probe(await hostile(close))
+    with pytest.raises(CameraUnreachable) as caught:
+        await _probe(await hostile(close), path)
+    assert str(caught.value) == "device service: closed without an answer"
 
 
-async def test_a_refused_connection_is_unreachable() -> None:
-    with pytest.raises(CameraUnreachable, match="device service: ConnectionRefusedError"):
-        await _probe(1)  # (nothing listens on port 1 of loopback)
+async def test_a_refused_connection_is_unreachable(path: str) -> None:
+    with pytest.raises(CameraUnreachable) as caught:
+        await _probe(1, path)  # (nothing listens on port 1 of loopback)
+    assert str(caught.value) == "device service: ConnectionRefusedError"
+
+
+async def test_a_device_that_never_answers_times_out_and_the_others_still_answer(
+    hostile: Callable[[Reply], Awaitable[int]],
+) -> None:
+    """Four devices answer, then one is silent: it ends as a timeout and each of the others
+    gets its own answer, in order. The clock is the test's: it stands still until the silent
+    device has the connection, then jumps past the 5 s limit (one probe at a time, so the
+    others are done by then)."""
+    silent, reached = asyncio.Event(), threading.Event()
+
+    async def hang(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+        await silent.wait()
+
+    good = await hostile(_answer(b"200 OK", CLOCK))
+    bad = await hostile(hang)
+    probes = [
+        ClockProbe("127.0.0.1", port, f"http://127.0.0.1:{port}/onvif/device_service")
+        for port in (good, good, good, good, bad)
+    ]
+    outcomes = await asyncio.to_thread(
+        probe_clocks, probes, 1, 5.0, None, lambda: 100.0 if reached.is_set() else 0.0
+    )
+    silent.set()
+    assert [str(o.error) if o.error else "ok" for o in outcomes] == [
+        "ok", "ok", "ok", "ok", "timeout"
+    ]  # fmt: skip
+    assert isinstance(outcomes[4].error, CameraTimeout)
+
+
+async def test_a_stopped_round_ends_its_unanswered_probes_at_once(
+    hostile: Callable[[Reply], Awaitable[int]],
+) -> None:
+    silent = asyncio.Event()
+
+    async def hang(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await silent.wait()
+
+    port = await hostile(hang)
+    probes = [ClockProbe("127.0.0.1", port, f"http://127.0.0.1:{port}/x")] * 3
+    stop = threading.Event()
+    stop.set()
+    outcomes = await asyncio.to_thread(probe_clocks, probes, 3, 3600.0, stop)
+    silent.set()
+    assert [str(o.error) for o in outcomes] == ["timeout"] * 3
 
 
 async def test_a_recorders_channels_are_one_probe_each_with_its_own_result(
