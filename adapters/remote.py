@@ -183,11 +183,17 @@ class EdgeRunner:
             await self._read_inbox()
         finally:
             # A heartbeat's XADD may swallow one cancel (tasks.stop says how): never gather
-            # after a single cancel, or a stopping adapter can hang here for good.
-            await tasks.stop(beat, *self._tasks)
-            await self.adapter.close()
-            await self.log.close()
-            await asyncio.to_thread(self.worker.close)
+            # after a single cancel, or a stopping adapter can hang here for good. Each step
+            # runs even if a second cancel interrupts the one before (the adapter's HTTP
+            # sessions would be left open).
+            try:
+                await tasks.stop(beat, *self._tasks)
+            finally:
+                try:
+                    await self.adapter.close()
+                finally:
+                    await self.log.close()
+                    await asyncio.to_thread(self.worker.close)
 
     async def send(self, message: wire.WireModel, payload: bytes = b"") -> None:
         await self.redis.xadd(
