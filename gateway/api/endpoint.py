@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from ..audit import AuditEvent
 from ..errors import CamgwError, Forbidden, Unauthorized
 from ..keys import AUDIT, METRICS, PRINCIPAL, REQUEST_ID, TOKENS
+from ..models import Camera
 from ..policy import Permission, Principal
 from .scope import NetworksOf, networks_of
 
@@ -150,6 +151,26 @@ async def authenticate(request: web.Request) -> Principal:
         )
     request[PRINCIPAL] = who
     return who
+
+
+async def audit_done(
+    request: web.Request, action: str, camera: Camera, status: int, extra: dict[str, str]
+) -> None:
+    """One entry for an action the request's caller carried out on `camera`."""
+    who = request[PRINCIPAL]
+    await request.app[AUDIT].append(
+        AuditEvent(
+            actor=who.actor,
+            role=who.role.value,
+            action=action,
+            target=camera.id,
+            network=camera.network,
+            outcome="ok",
+            status=status,
+            request_id=request.get(REQUEST_ID, ""),
+            extra=extra,
+        )
+    )
 
 
 async def audit_refusal(

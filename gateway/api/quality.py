@@ -26,15 +26,14 @@ from adapters import wire
 from adapters.base import AdapterError
 from adapters.quality.job import check_reference
 
-from ..audit import AuditEvent
 from ..edge import EdgeAdapter
 from ..errors import CamgwError, Conflict, FieldError, Invalid, NotFound
-from ..keys import AUDIT, CATALOG, NETWORK, PRINCIPAL, REDIS, REQUEST_ID, SETTINGS, SNAPSHOTS
+from ..keys import CATALOG, NETWORK, PRINCIPAL, REDIS, SETTINGS, SNAPSHOTS
 from ..models import Camera, CameraId, CameraPath, Model
 from ..policy import Permission, Principal
 from ..quality import MAX_REFERENCE_BYTES, QUALITY
 from ..quality_refs import PERIODS, Period, ReferenceInfo, ReferenceStore, now_info
-from .endpoint import Endpoint
+from .endpoint import Endpoint, audit_done
 from .http import json_response, read_body
 from .scope import camera_network
 
@@ -136,22 +135,16 @@ async def accept_reference(request: web.Request) -> web.StreamResponse:
         camera.id,
         now_info(answer.period, who.actor, "current", len(frame.jpeg), frame.width, frame.height),
     )
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.reference",
-            target=camera.id,
-            network=camera.network,
-            outcome="ok",
-            status=200,
-            request_id=request.get(REQUEST_ID, ""),
-            extra={
-                "bytes": str(len(frame.jpeg)),
-                "source": frame.source,
-                "period": answer.period,
-            },
-        )
+    await audit_done(
+        request,
+        "camera.reference",
+        camera,
+        200,
+        {
+            "bytes": str(len(frame.jpeg)),
+            "source": frame.source,
+            "period": answer.period,
+        },
     )
     return json_response(answer)
 
@@ -165,18 +158,12 @@ async def _accept_at_edge(
     kept = await _at_edge(request, camera, edge, period, "accept")
     info = now_info(period, who.actor, "current", kept.bytes, kept.width, kept.height)
     await _store(request).describe(camera.id, info)
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.reference",
-            target=camera.id,
-            network=camera.network,
-            outcome="ok",
-            status=200,
-            request_id=request.get(REQUEST_ID, ""),
-            extra={"bytes": str(kept.bytes), "source": "edge-adapter", "period": period},
-        )
+    await audit_done(
+        request,
+        "camera.reference",
+        camera,
+        200,
+        {"bytes": str(kept.bytes), "source": "edge-adapter", "period": period},
     )
     answer = ReferenceAccepted(
         id=camera.id,
@@ -206,18 +193,12 @@ async def upload_reference(request: web.Request) -> web.StreamResponse:
         raise Invalid([FieldError("body", message)], detail=message) from None
     info = now_info(period, who.actor, "upload", len(jpeg), width, height)
     await _store(request).put(camera.id, jpeg, info)
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.reference.upload",
-            target=camera.id,
-            network=camera.network,
-            outcome="ok",
-            status=200,
-            request_id=request.get(REQUEST_ID, ""),
-            extra={"bytes": str(len(jpeg)), "source": "upload", "period": period},
-        )
+    await audit_done(
+        request,
+        "camera.reference.upload",
+        camera,
+        200,
+        {"bytes": str(len(jpeg)), "source": "upload", "period": period},
     )
     answer = ReferenceAccepted(
         id=camera.id,
@@ -249,19 +230,7 @@ async def delete_reference(request: web.Request) -> web.StreamResponse:
         existed = await _store(request).delete(camera.id, period)
     if not existed:
         raise NotFound(f"camera {camera.id} has no {period} reference")
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.reference.delete",
-            target=camera.id,
-            network=camera.network,
-            outcome="ok",
-            status=204,
-            request_id=request.get(REQUEST_ID, ""),
-            extra={"period": period},
-        )
-    )
+    await audit_done(request, "camera.reference.delete", camera, 204, {"period": period})
     return web.Response(status=204)
 
 

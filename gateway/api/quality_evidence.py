@@ -15,13 +15,12 @@ from pydantic import ConfigDict, Field
 
 from adapters.imaging import render, watermark_lines
 
-from ..audit import AuditEvent
 from ..errors import FieldError, Forbidden, Invalid, NotFound
-from ..keys import AUDIT, CATALOG, NETWORK, PRINCIPAL, REQUEST_ID, SETTINGS, SNAPSHOTS
+from ..keys import CATALOG, NETWORK, PRINCIPAL, SETTINGS, SNAPSHOTS
 from ..models import CameraPath, Model, Reason
 from ..policy import Permission
 from ..quality import QUALITY
-from .endpoint import Endpoint
+from .endpoint import Endpoint, audit_done
 from .http import cached_query
 from .scope import camera_network
 
@@ -82,25 +81,19 @@ async def get_evidence(request: web.Request) -> web.StreamResponse:
             marks,
             80,
         )
-    await request.app[AUDIT].append(
-        AuditEvent(
-            actor=who.actor,
-            role=who.role.value,
-            action="camera.evidence",
-            target=camera.id,
-            network=camera.network,
-            outcome="ok",
-            status=200,
-            request_id=request.get(REQUEST_ID, ""),
-            extra={
-                "reason": params.reason or "",
-                "latency_ms": f"{(time.perf_counter() - started) * 1000:.1f}",
-                "source": "quality-evidence",
-                "image": evidence.status,
-                "failing": evidence.failing,
-                "bytes": str(len(jpeg)),
-            },
-        )
+    await audit_done(
+        request,
+        "camera.evidence",
+        camera,
+        200,
+        {
+            "reason": params.reason or "",
+            "latency_ms": f"{(time.perf_counter() - started) * 1000:.1f}",
+            "source": "quality-evidence",
+            "image": evidence.status,
+            "failing": evidence.failing,
+            "bytes": str(len(jpeg)),
+        },
     )
     return web.Response(
         body=jpeg,
