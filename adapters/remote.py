@@ -444,15 +444,8 @@ class EdgeRunner:
             role=message.role,
             reason=message.reason,
         )
-        camera = self.table.cameras.get(message.ref)
-        if camera is None:
-            reason = "this adapter does not know the camera (run a discovery)"
-            await self._snapshot_failed(message, "unreachable", reason, entry)
-            return
-        info = wire.to_info(camera)
-        if not is_shared(info, self.cfg.export):  # e.g. a ref from before a tighter policy
-            reason = f"the {self.network} network does not share this camera"
-            await self._snapshot_failed(message, "refused", reason, entry)
+        info = await self._shared_camera(message, entry)
+        if info is None:
             return
         refusal = self.gate.decide(message, self.cfg.export)
         if refusal is not None:
@@ -498,6 +491,23 @@ class EdgeRunner:
                 piece,
             )
 
+    async def _shared_camera(
+        self, message: wire.Snapshot | wire.Diagnose, entry: LogEvent
+    ) -> wire.CameraInfo | None:
+        """The camera a request names, if this adapter knows it and the network shares it
+        (a ref from before a tighter policy is refused); else the failure is answered."""
+        camera = self.table.cameras.get(message.ref)
+        if camera is None:
+            reason = "this adapter does not know the camera (run a discovery)"
+            await self._snapshot_failed(message, "unreachable", reason, entry)
+            return None
+        info = wire.to_info(camera)
+        if not is_shared(info, self.cfg.export):
+            reason = f"the {self.network} network does not share this camera"
+            await self._snapshot_failed(message, "refused", reason, entry)
+            return None
+        return info
+
     async def _snapshot_failed(
         self,
         message: wire.Snapshot | wire.Diagnose | wire.Reference,
@@ -524,15 +534,8 @@ class EdgeRunner:
             requester=message.requester,
             reason=message.reason,
         )
-        camera = self.table.cameras.get(message.ref)
-        if camera is None:
-            reason = "this adapter does not know the camera (run a discovery)"
-            await self._snapshot_failed(message, "unreachable", reason, entry)
-            return
-        info = wire.to_info(camera)
-        if not is_shared(info, self.cfg.export):
-            reason = f"the {self.network} network does not share this camera"
-            await self._snapshot_failed(message, "refused", reason, entry)
+        info = await self._shared_camera(message, entry)
+        if info is None:
             return
         if not self.cfg.export.diagnosis:
             reason = f"the {self.network} network does not diagnose its cameras for the town"
