@@ -527,8 +527,11 @@ class CameraNetworkAdapter:
             devices.setdefault(_device_key(target), []).append(i)
         # Plain-HTTP device services (nearly all) answer the clock to one epoll loop in a
         # worker thread; HTTPS ones (zeep) and RTSP-only ones take the asyncio path.
-        clocks = [same for same in devices.values() if _clock_probe(targets[same[0]]) is not None]
-        others = iter(same for same in devices.values() if _clock_probe(targets[same[0]]) is None)
+        clocks: list[list[int]] = []
+        rest: list[list[int]] = []
+        for same in devices.values():
+            (rest if _clock_probe(targets[same[0]]) is None else clocks).append(same)
+        others = iter(rest)
 
         def fan(same: list[int], first: HealthResult) -> None:
             results[same[0]] = first

@@ -63,7 +63,7 @@ def _store(request: web.Request) -> ReferenceStore:
     return ReferenceStore(request.app[REDIS], request.app[SETTINGS])
 
 
-async def _camera(request: web.Request, who: Principal) -> Camera:
+async def granted_camera(request: web.Request, who: Principal) -> Camera:
     """The camera, 404 alike when missing or in a network the caller is not granted."""
     cam_id = request.match_info["id"][:128]
     camera = await request.app[CATALOG].camera(cam_id)
@@ -110,7 +110,7 @@ def _period(request: web.Request) -> Period:
 
 async def accept_reference(request: web.Request) -> web.StreamResponse:
     who = request[PRINCIPAL]
-    camera = await _camera(request, who)
+    camera = await granted_camera(request, who)
     edge = _edge(request, camera)
     if edge is not None:
         return await _accept_at_edge(request, camera, edge)
@@ -178,7 +178,7 @@ async def _accept_at_edge(
 
 async def upload_reference(request: web.Request) -> web.StreamResponse:
     who = request[PRINCIPAL]
-    camera = await _camera(request, who)
+    camera = await granted_camera(request, who)
     if _edge(request, camera) is not None:
         raise Conflict(
             f"camera {camera.id} is in the {camera.network} network, whose adapter keeps its "
@@ -212,7 +212,7 @@ async def upload_reference(request: web.Request) -> web.StreamResponse:
 
 
 async def list_references(request: web.Request) -> web.StreamResponse:
-    camera = await _camera(request, request[PRINCIPAL])
+    camera = await granted_camera(request, request[PRINCIPAL])
     in_adapter = request.app[SETTINGS].network_by_id[camera.network].mode == "edge"
     items = await _store(request).listed(camera.id, in_adapter)
     return json_response(References(id=camera.id, items=items))
@@ -220,7 +220,7 @@ async def list_references(request: web.Request) -> web.StreamResponse:
 
 async def delete_reference(request: web.Request) -> web.StreamResponse:
     who = request[PRINCIPAL]
-    camera = await _camera(request, who)
+    camera = await granted_camera(request, who)
     period = _period(request)
     edge = _edge(request, camera)
     if edge is not None:

@@ -16,12 +16,13 @@ from pydantic import ConfigDict, Field
 from adapters.imaging import render, watermark_lines
 
 from ..errors import FieldError, Forbidden, Invalid, NotFound
-from ..keys import CATALOG, NETWORK, PRINCIPAL, SETTINGS, SNAPSHOTS
+from ..keys import PRINCIPAL, SETTINGS, SNAPSHOTS
 from ..models import CameraPath, Model, Reason
 from ..policy import Permission
 from ..quality import QUALITY
 from .endpoint import Endpoint, audit_done
 from .http import cached_query
+from .quality import granted_camera
 from .scope import camera_network
 
 
@@ -43,11 +44,7 @@ async def get_evidence(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     who = request[PRINCIPAL]
     params = cached_query(request, EvidenceQuery)
-    cam_id = request.match_info["id"][:128]
-    camera = await request.app[CATALOG].camera(cam_id)
-    if camera is None or not who.sees(camera.network):
-        raise NotFound(f"camera {cam_id} not found")
-    request[NETWORK] = camera.network
+    camera = await granted_camera(request, who)
     net = request.app[SETTINGS].network_by_id[camera.network]
     if net.mode == "edge":
         raise Forbidden(
