@@ -1,5 +1,7 @@
-"""A 100,000-row import does not hold the event loop: while it runs, /healthz and the camera list
-keep answering (security review, issue 7, finding 12: `/healthz` took 11 s during one).
+"""A large import does not hold the event loop: while it runs, /healthz and the camera list keep
+answering (security review, issue 7, finding 12: `/healthz` took 11 s during a 100,000-row one).
+The suite imports 40,000 rows, enough for the class of fault (an import that held the loop for
+seconds, in proportion to its rows); `bench/scale.py` measures the loop during 100,000.
 
 What is asserted is the event loop's own lag (a task that sleeps 10 ms and records how late it
 wakes): on a loaded 2-core machine it is a steadier measure than request latencies, which are
@@ -29,7 +31,7 @@ from gateway.vault import CredentialVault
 Client = TestClient[web.Request, web.Application]
 Factory = Callable[..., Awaitable[Client]]
 
-ROWS = 100_000
+ROWS = 40_000
 # The finding's aim is 100 ms for health and list answers; alone on this machine the p99 is
 # ~30-50 ms, but beside a full suite's other processes on 2 cores it reached 80-120 ms. The test
 # guards the class of fault (an import that holds the loop: 11 s before the fix) with room for
@@ -102,7 +104,7 @@ async def import_while_polling(
     each path's latencies, printed."""
     body = big_csv()
     data = settings.model_dump()
-    data["server"]["max_import_bytes"] = 16 << 20  # 100,000 rows are 4.2 MB
+    data["server"]["max_import_bytes"] = 16 << 20  # 100,000 rows would be 4.2 MB
     for network in data["networks"]:
         network["discovery"]["health_interval_s"] = 0  # the import alone, no health rounds
     client = await aiohttp_client(create_app(Settings.model_validate(data), vault))
@@ -141,7 +143,7 @@ async def import_while_polling(
 
 
 @pytest.mark.slow
-async def test_health_and_list_answer_during_a_100k_row_import(
+async def test_health_and_list_answer_during_a_large_import(
     aiohttp_client: Factory, settings: Settings, vault: CredentialVault
 ) -> None:
     """Before: /healthz took 11 s during such an import. The list is polled too: its catalog
