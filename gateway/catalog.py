@@ -655,12 +655,13 @@ def _applied(
 
 
 def _changes_worth_applying(cameras: int) -> int:
-    """Up to how many changes are applied to a snapshot rather than everything loaded: a
-    quarter of the cameras (a change costs one record's parse, as a full load's every record
-    does), at least MAX_CHANGES, at most what the change log surely still holds. At 100,000
-    cameras a health round's status changes were over 5,000 per rebuild: each rebuild then
-    loaded and parsed every record again, seconds of CPU while dashboards waited."""
-    return min(int(CHANGES_KEPT * 0.9), max(MAX_CHANGES, cameras // 4))
+    """Up to how many changes are applied to a snapshot rather than everything loaded: half
+    the cameras (a change costs one record's parse, as a full load's every record does), at
+    least MAX_CHANGES, at most what the change log surely still holds. At 100,000 cameras a
+    health round's status changes were over 5,000 per rebuild, and the first rounds after an
+    import over 20,000: each rebuild then loaded and parsed every record again, seconds of CPU
+    while dashboards waited."""
+    return min(int(CHANGES_KEPT * 0.9), max(MAX_CHANGES, cameras // 2))
 
 
 def _entry_id(e: Entry) -> str:

@@ -64,7 +64,7 @@ from .vault import CredentialVault
 GEO_MAX_LAT = 85.05112878  # Redis GEO's latitude range (Web Mercator's)
 _MGET_CHUNK = 1000
 MAX_CHANGES = 5000  # more changes than this since a snapshot: the catalog loads everything
-CHANGES_KEPT = 20_000  # the change log's length (MAXLEN ~ in upsert.lua and delete.lua)
+CHANGES_KEPT = 100_000  # the change log's length (MAXLEN ~ in upsert.lua, delete.lua, health.lua)
 _CHANGES_READ = 256  # changes read with the version (a catalog usually trails by a few)
 _PIPELINE_CHUNK = 50  # creates per pipeline: packing its commands holds the loop (~5 ms for 50)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head

@@ -67,7 +67,7 @@ redis.call('DEL', KEYS[1], KEYS[5])
 redis.call('HDEL', prefix .. ':credfp:' .. o.network, id)
 local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', o.network, 1)
-redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 20000, '*', 'v', version, 'id', id)
+redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 100000, '*', 'v', version, 'id', id)
 if audited then
   redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 6))
   redis.call('SET', prefix .. ':audit:head', ARGV[4])

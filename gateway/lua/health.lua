@@ -57,7 +57,7 @@ for at = 6, #ARGV, 6 do
     end
     version = redis.call('INCR', KEYS[1])
     redis.call('HINCRBY', prefix .. ':netversion', network, 1)
-    redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 20000, '*', 'v', version, 'id', id)
+    redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 100000, '*', 'v', version, 'id', id)
     out[#out + 1] = version
   end
 end

@@ -159,7 +159,7 @@ local version = redis.call('INCR', KEYS[4])
 redis.call('HINCRBY', prefix .. ':netversion', ARGV[6], 1)
 -- Which record each version changed, so that a catalog holding version N reads only the
 -- records changed since (gateway/registry.py: Registry.changes_since).
-redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 20000, '*', 'v', version, 'id', id)
+redis.call('XADD', prefix .. ':changes', 'MAXLEN', '~', 100000, '*', 'v', version, 'id', id)
 if audited then
   redis.call('XADD', prefix .. ':audit', '*', unpack(ARGV, 17))
   redis.call('SET', prefix .. ':audit:head', ARGV[15])

@@ -4,10 +4,14 @@ it serves always equals a full load. Against the suite's redis-server."""
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from gateway.catalog import Catalog
 from gateway.keys import CATALOG, REGISTRY
+from gateway.lua import source
+from gateway.registry import CHANGES_KEPT
 from tests.gateway.test_cameras_api import cam, create
 
 
@@ -63,3 +67,11 @@ async def test_changes_the_log_no_longer_holds_make_the_catalog_load_everything(
     assert [e.id for e in snap.entries][-2:] == ["governance.cam-002", "governance.cam-004"]
     assert cat.full_loads == loads + 1
     await _snapshot_matches_a_full_load(cat)
+
+
+def test_every_script_keeps_the_change_log_the_catalog_counts_on() -> None:
+    """The catalog applies up to 90% of CHANGES_KEPT changes, trusting the log to hold them: a
+    script that trims it shorter would make a rebuild miss changes it believes it has."""
+    for name in ("upsert.lua", "delete.lua", "health.lua"):
+        trims = re.findall(r"':changes', 'MAXLEN', '~', (\d+)", source(name))
+        assert trims == [str(CHANGES_KEPT)], name
