@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .frame import Floats, Prepared
+from .frame import Floats, Image, Prepared
 from .thresholds import Limit, Thresholds
 
 
@@ -66,9 +66,10 @@ _UNIFORM_DISTANCE: Final = 12.0  # BGR distance from the median colour that stil
 def signal_loss(p: Prepared, t: Thresholds) -> Result:
     """A flat black or blue page with no sensor noise in it: what an encoder or a platform draws
     when the video input is lost. A dark but live picture keeps its noise and is `too_dark`."""
-    pixels = p.small.reshape(-1, 3).astype(np.float32)
-    median = np.median(pixels, axis=0)
-    uniform = float((np.linalg.norm(pixels - median, axis=1) <= _UNIFORM_DISTANCE).mean())
+    pixels = p.small.reshape(-1, 3)
+    median = _channel_medians(pixels)
+    off = pixels - median
+    uniform = float((np.einsum("ij,ij->i", off, off) <= _UNIFORM_DISTANCE**2).mean())
     b, g, r = (float(c) for c in median)
     black = max(b, g, r) < 40
     blue = b >= 100 and b - r >= 60 and b - g >= 60
@@ -77,6 +78,19 @@ def signal_loss(p: Prepared, t: Thresholds) -> Result:
     measures = {"uniform_fraction": _rounded(uniform), "noise_sigma": _rounded(p.noise_sigma)}
     measures |= {"median_b": _rounded(b, 1), "median_g": _rounded(g, 1), "median_r": _rounded(r, 1)}
     return Result(Check.signal_loss, level, measures)
+
+
+def _channel_medians(pixels: Image) -> Floats:
+    """np.median(pixels, axis=0) of 8-bit pixels, from each channel's histogram (a quarter of
+    the cost of the sort)."""
+    n = pixels.shape[0]
+    middle = ((n - 1) // 2 + 1, n // 2 + 1)  # the two middle ranks (equal when n is odd)
+    out = np.empty(pixels.shape[1], np.float32)
+    for c in range(pixels.shape[1]):
+        cumulative = np.cumsum(np.bincount(pixels[:, c], minlength=256))
+        low, high = np.searchsorted(cumulative, middle)
+        out[c] = (int(low) + int(high)) / 2
+    return out
 
 
 def too_dark(p: Prepared, t: Thresholds) -> Result:

@@ -42,8 +42,8 @@ class Prepared:
     noise_sigma: float  # grey levels at full resolution
     tile_std: Floats  # TILES: luma std per tile of `grey`
     tile_sharp: Floats  # TILES: mean |Laplacian| per tile of `grey`
-    tile_coarse: Floats  # TILES: luma std per tile of `grey` blurred (shapes, not grain)
-    coarse_std: float  # luma std of the whole blurred `grey`
+    tile_coarse: Floats  # TILES: luma std per tile of a blurred half-size `grey` (shapes)
+    coarse_std: float  # luma std of that whole blurred picture
     digest: bytes  # of the 320-wide grey picture: equal only for the same picture
 
 
@@ -55,13 +55,16 @@ def prepare(frame: Image) -> Prepared:
         raise ValueError(f"a frame of {w}x{h} is too small to diagnose")
     if not 1 / 4 <= w / h <= 4:  # (a panorama strip or a sliver: no camera view to judge)
         raise ValueError(f"a frame of {w}x{h} is narrower than 1:4 or wider than 4:1")
-    colour = _resize(frame, WORK_WIDTH)  # one pass over the full frame; the rest is small
+    colour = _downscale(frame, WORK_WIDTH)  # the only pass over the full frame; the rest is small
     work = np.asarray(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), np.uint8)
     grey = work.astype(np.float32)
     small = _resize(colour, SMALL_WIDTH)
     half = _resize(work, WORK_WIDTH // 2)
     std, sharp = _tiles(grey)
-    coarse = np.asarray(cv2.GaussianBlur(grey, (0, 0), _COARSE_SIGMA), np.float32)
+    # (on the half-size picture, with half the sigma: the same shapes at a quarter of the cost)
+    coarse = np.asarray(
+        cv2.GaussianBlur(half.astype(np.float32), (0, 0), _COARSE_SIGMA / 2), np.float32
+    )
     return Prepared(
         width=w,
         height=h,
@@ -74,6 +77,24 @@ def prepare(frame: Image) -> Prepared:
         coarse_std=float(coarse.std()),
         digest=hashlib.blake2b(half.tobytes(), digest_size=16).digest(),
     )
+
+
+def _downscale(frame: Image, width: int) -> Image:
+    """`frame` scaled down to `width`: halved by area averaging while it is at least twice as
+    wide (OpenCV's exact halving is vectorised: 0.7 ms for a 1080p frame), then the last step
+    of less than 2x by linear interpolation, which at that ratio still weighs in (nearly) every
+    source pixel. An area filter at 1.5x costs 2.8 ms, and 3x straight from 1080p 3.4 ms, for
+    the same picture within a grey level on average."""
+    while frame.shape[1] >= 2 * width:
+        h, w = frame.shape[:2]
+        frame = np.asarray(
+            cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.uint8
+        )
+    h, w = frame.shape[:2]
+    if w == width:
+        return frame
+    size = (width, max(1, round(h * width / w)))
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 def _resize(img: Image, width: int) -> Image:

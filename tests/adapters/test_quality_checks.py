@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from adapters.quality.checks import Check, Level, make_reference
+from adapters.quality.checks import Check, Level, _channel_medians, make_reference
 from adapters.quality.diagnose import diagnose, no_frame
 from adapters.quality.frame import prepare
 from adapters.quality.thresholds import Limit, QualityConfig
@@ -101,6 +101,30 @@ def test_a_reference_of_another_shape_is_not_used() -> None:
     )
     assert diagnosis.result(Check.displacement).measures == {"reference": 0.0}
     assert diagnosis.failing == []
+
+
+@pytest.mark.parametrize("count", [1, 2, 14_399, 14_400])
+def test_channel_medians_from_histograms_equal_numpys(count: int) -> None:
+    """The signal-loss check's median colour, counted from histograms, is np.median's: the
+    mean of the two middle values when the count is even."""
+    rng = np.random.default_rng(count)
+    for pixels in (
+        rng.integers(0, 256, (count, 3), dtype=np.uint8),
+        rng.integers(100, 103, (count, 3), dtype=np.uint8),  # ties across the middle
+    ):
+        assert _channel_medians(pixels).tolist() == np.median(pixels, axis=0).tolist()
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (2560, 1440), (1280, 720), (704, 576), (400, 300)])
+def test_every_frame_size_is_judged_on_the_same_work_picture(size: tuple[int, int]) -> None:
+    """Whatever the camera's resolution, the checks see a 640-wide picture of the same scene:
+    a clean street is clean at each (the downscale halves by area, then interpolates)."""
+    width, height = size
+    spec = SceneSpec(seed=7, period=Period.day, width=width, height=height)
+    frame = jpeg(picture(spec, None, frame_seed=1))
+    p = prepare(frame)
+    assert p.grey.shape == (round(height * 640 / width), 640)
+    assert diagnose(frame, CONFIG.day)[0].failing == []
 
 
 def test_what_is_not_a_frame_is_refused_with_a_reason() -> None:
