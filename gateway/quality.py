@@ -19,7 +19,9 @@ A round takes each camera in service and not offline, 4 pictures in flight:
 - the verdict on the record (`image`), written only when it changed: a failing check makes the
   camera suspect, `confirm_rounds` failing rounds in a row faulty (the count stops there, so a
   camera that stays faulty is not rewritten every round); counted in Prometheus per check,
-  department and carrier.
+  department and carrier. A round's verdicts are written together, every 5 s or 500 verdicts
+  and at its end (`_RoundVerdicts`), so that a first round over a town moves the camera list
+  a few times a minute rather than with every camera.
 
 Each change of a camera's image status (ok, suspect, faulty) is also added to
 `<prefix>:history:image:{network}` (as the status history: id, from, to, at, error; trimmed
@@ -39,7 +41,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -298,7 +300,7 @@ class QualityService:
             and e.lifecycle not in NOT_PROBED_VALUES
         ]
         queue = iter(entries)
-        changed: list[int] = []
+        verdicts = _RoundVerdicts(self, fence, self._clock())
         skipped = 0
 
         async def worker() -> None:
@@ -310,7 +312,9 @@ class QualityService:
                     # (the police's): not sent on a schedule (docs/quality.md).
                     skipped += 1
                     continue
-                changed.append(await self.diagnose_camera(camera, net, fence))
+                after = await self.diagnose_camera(camera, net)
+                if after is not None:
+                    await verdicts.add(camera.id, after)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -318,35 +322,35 @@ class QualityService:
                     group.create_task(worker())
         except* StaleLease as lost:
             raise lost.exceptions[0] from None
+        await verdicts.flush()
         self.rounds[network] = self.rounds.get(network, 0) + 1
         log.info(
             "quality round",
             extra={"network": network, "cameras": len(entries) - skipped, "skipped": skipped},
         )
-        return sum(changed)
+        return verdicts.changed
 
     def principal(self, network: str) -> Principal:
         return Principal(f"{WORK}-{network}", WORK, Role.operator, frozenset({network}))
 
-    async def diagnose_camera(
-        self, camera: Camera, net: NetworkConfig, fence: Fence | None = None
-    ) -> int:
-        """One camera: picture, verdict, record, audit, counts. Returns 1 if its record
-        changed. A picture that could not be had is audited and leaves the record as it was
-        (whether the camera answers is the health round's business)."""
+    async def diagnose_camera(self, camera: Camera, net: NetworkConfig) -> ImageQuality | None:
+        """One camera: picture, verdict, audit, counts; the verdict for its record (written by
+        the round, `_RoundVerdicts`). A picture that could not be had is audited, and None
+        leaves the record as it was (whether the camera answers is the health round's
+        business)."""
         who = self.principal(net.id)
         cfg = net.quality
         pace = net.sharing.model_copy(update={"rate_limit_per_minute": cfg.max_per_minute})
         started = time.perf_counter()
         if net.mode == "edge":  # judged in the network's adapter: only the verdict leaves
-            return await self._judged_at_edge(camera, net, who, pace, started, fence)
+            return await self._judged_at_edge(camera, net, who, pace, started)
         try:
             await self._within_rate(who, net.id, pace)
             frame = await self._picture(camera, net, who)
         except CamgwError as exc:
             self.counters.diagnoses.labels(net.id, "unreachable").inc()
             await self._audit(camera, who, started, exc.status, "error", exc.audit_detail, {})
-            return 0
+            return None
         now = datetime.fromtimestamp(self._clock(), UTC)
         night = cfg.is_night(now)
         with redis_errors():
@@ -374,11 +378,11 @@ class QualityService:
                 worker.shutdown(wait=False, cancel_futures=True)
             self.counters.diagnoses.labels(net.id, "worker-failed").inc()
             await self._audit(camera, who, started, 500, "error", "diagnosis worker stopped", {})
-            return 0
+            return None
         except ValueError as exc:  # no picture to judge (no decode, a sliver): said, not stored
             self.counters.diagnoses.labels(net.id, "not-judged").inc()
             await self._audit(camera, who, started, 502, "error", str(exc)[:300], {})
-            return 0
+            return None
         sig = result.signature
         with redis_errors():
             await self.redis.hset(
@@ -394,7 +398,7 @@ class QualityService:
         }
         await self._audit(camera, who, started, 200, "ok", "", extra)
         await self._keep_evidence(camera, net, frame, after, worker)
-        return await self._store(camera.id, after, fence)
+        return after
 
     async def _judged_at_edge(
         self,
@@ -403,8 +407,7 @@ class QualityService:
         who: Principal,
         pace: SharingPolicy,
         started: float,
-        fence: Fence | None,
-    ) -> int:
+    ) -> ImageQuality | None:
         """An edge network's camera: its adapter judges the picture inside the network (its
         export policy's `diagnosis`, whatever it says of snapshots) and answers the verdict and
         the picture's digest for the frozen check; recorded, audited and counted as here."""
@@ -434,7 +437,7 @@ class QualityService:
         except SnapshotRefused as exc:  # the owner's policy (diagnosis off, camera not shared)
             self.counters.diagnoses.labels(net.id, "unreachable").inc()
             await self._audit(camera, who, started, 403, "denied", str(exc)[:300], {})
-            return 0
+            return None
         except (AdapterError, CamgwError) as exc:
             error = (
                 exc
@@ -445,7 +448,7 @@ class QualityService:
             )
             self.counters.diagnoses.labels(net.id, "unreachable").inc()
             await self._audit(camera, who, started, error.status, "error", error.audit_detail, {})
-            return 0
+            return None
         with redis_errors():
             await self.redis.hset(
                 self._sig_key(net.id), camera.id, f"{answer.digest} {answer.taken_at!r}"
@@ -459,7 +462,7 @@ class QualityService:
             "source": f"edge-adapter ({answer.source})",
         }
         await self._audit(camera, who, started, 200, "ok", "", extra)
-        return await self._store(camera.id, after, fence)
+        return after
 
     async def _picture(self, camera: Camera, net: NetworkConfig, who: Principal) -> Frame:
         """Through the snapshot path: the shared frame of an in-process network, the edge
@@ -480,23 +483,50 @@ class QualityService:
                 await self._sleep(float(exc.extra.get("retry_after", 1)))
 
     async def _store(self, cam_id: str, after: ImageQuality, fence: Fence | None) -> int:
+        """One camera's verdict on its record (1 if the record changed)."""
+        return await self._store_many({cam_id: after}, fence)
+
+    async def _store_many(self, verdicts: dict[str, ImageQuality], fence: Fence | None) -> int:
+        """Verdicts on their records, those that changed written in one pipeline; how many
+        records changed. A record changed meanwhile keeps its state: the next round writes it.
+        Raises StaleLease when the round's lease has passed."""
+        ids = list(verdicts)
         try:
-            current = await self.registry.get(cam_id)
-            if current is None or not _changed(current.image, after):
+            records = await self.registry.get_many(ids)
+            now = datetime.now(UTC)
+            todo = [
+                (cur, after)
+                for cur, after in zip(records, verdicts.values(), strict=True)
+                if cur is not None and _changed(cur.image, after)
+            ]
+            if not todo:
                 return 0
-            was = current.image.status if current.image is not None else None
-            updated = current.model_copy(
-                update={"image": after, "updated_at": datetime.now(UTC), "rev": current.rev + 1}
+            update = {"updated_at": now}
+            replies = await self.registry.replace_many(
+                [
+                    (cur.model_copy(update=update | {"image": after, "rev": cur.rev + 1}), cur.rev)
+                    for cur, after in todo
+                ],
+                fence=fence,
             )
-            version = await self.registry.replace(updated, current.rev, fence=fence)
-        except StaleLease:
-            raise
-        except CamgwError:
-            return 0  # changed meanwhile: the next round writes it
-        self.catalog.note_version(version)
-        if was is not after.status:
-            await self.note_change(current.network, cam_id, was, after.status, after.since)
-        return 1
+        except CamgwError as exc:
+            if isinstance(exc, StaleLease):
+                raise
+            log.warning("quality verdicts not written", extra={"error": str(exc)})
+            return 0
+        changes: list[tuple[str, str, ImageStatus | None, ImageQuality]] = []
+        for (cur, after), reply in zip(todo, replies, strict=True):
+            if isinstance(reply, StaleLease) or not isinstance(reply, int | CamgwError):
+                raise reply
+            if isinstance(reply, CamgwError):
+                continue  # changed meanwhile
+            self.catalog.note_version(reply)
+            was = cur.image.status if cur.image is not None else None
+            if was is not after.status:
+                changes.append((cur.network, cur.id, was, after))
+        if changes:
+            await self.note_changes(changes)
+        return sum(1 for r in replies if not isinstance(r, Exception))
 
     # -- evidence -----------------------------------------------------------------------------
 
@@ -560,31 +590,30 @@ class QualityService:
             width=int(_text(raw.get("width", "0")) or 0),
         )
 
-    async def note_change(
-        self,
-        network: str,
-        cam_id: str,
-        was: ImageStatus | None,
-        to: ImageStatus,
-        at: datetime,
+    async def note_changes(
+        self, changes: list[tuple[str, str, ImageStatus | None, ImageQuality]]
     ) -> None:
-        """Add a change of image status to the network's image history, trimmed as the status
-        history is (by age, Redis's clock, and by count). Written after the record: a Redis
-        failure between the two loses this one change from the history, never the verdict."""
+        """Add changes of image status (network, camera, from, to) to each network's image
+        history, trimmed as the status history is (by age, Redis's clock, and by count).
+        Written after the records: a Redis failure between the two loses these changes from
+        the history, never the verdicts."""
         history = self.settings.history
-        key = image_history_key(self.settings.redis.prefix, network)
         oldest_ms = int(time.time() * 1000) - history.status_days * 86_400_000
-        fields: dict[Any, Any] = {
-            "id": cam_id,
-            "from": was.value if was is not None else "",
-            "to": to.value,
-            "at": at.isoformat(),
-            "error": "",
-        }
         with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, fields, minid=str(oldest_ms), approximate=True)
-                pipe.xtrim(key, maxlen=history.status_max_entries, approximate=True)
+                for network, cam_id, was, to in changes:
+                    key = image_history_key(self.settings.redis.prefix, network)
+                    fields: dict[Any, Any] = {
+                        "id": cam_id,
+                        "from": was.value if was is not None else "",
+                        "to": to.status.value,
+                        "at": to.since.isoformat(),
+                        "error": "",
+                    }
+                    pipe.xadd(key, fields, minid=str(oldest_ms), approximate=True)
+                for network in {c[0] for c in changes}:
+                    key = image_history_key(self.settings.redis.prefix, network)
+                    pipe.xtrim(key, maxlen=history.status_max_entries, approximate=True)
                 await pipe.execute()
 
     def _count(self, camera: Camera, network: str, after: ImageQuality) -> None:
@@ -618,6 +647,36 @@ class QualityService:
                 extra={"reason": REASON, "latency_ms": latency, **extra},
             )
         )
+
+
+# A round's verdicts reach the records together, at least this often: a registry write makes
+# every dashboard's next poll a new list (a first round over a town changed every record, one
+# every ~65 ms, and each poll waited for a catalog rebuild).
+_FLUSH_EVERY_S = 5.0
+_FLUSH_AT = 500  # ... or once this many wait
+
+
+@dataclass(slots=True)
+class _RoundVerdicts:
+    """A round's verdicts waiting to be written, and how many records they changed."""
+
+    service: QualityService
+    fence: Fence | None
+    flushed_at: float
+    pending: dict[str, ImageQuality] = field(default_factory=dict)
+    changed: int = 0
+
+    async def add(self, cam_id: str, after: ImageQuality) -> None:
+        self.pending[cam_id] = after
+        waited = self.service._clock() - self.flushed_at
+        if len(self.pending) >= _FLUSH_AT or waited >= _FLUSH_EVERY_S:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self.pending = self.pending, {}  # (taken first: another worker may add meanwhile)
+        self.flushed_at = self.service._clock()
+        if batch:
+            self.changed += await self.service._store_many(batch, self.fence)
 
 
 def _from_wire(answer: wire.DiagnosisResult) -> Diagnosis:

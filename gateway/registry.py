@@ -212,6 +212,17 @@ class Registry:
         raw = await self.get_raw(cam_id)
         return Camera.model_validate_json(raw) if raw else None
 
+    async def get_many(self, cam_ids: Sequence[str]) -> list[Camera | None]:
+        """The records of `cam_ids`, in their order (None where there is none), MGET in
+        chunks."""
+        out: list[Camera | None] = []
+        for at in range(0, len(cam_ids), _MGET_CHUNK):
+            keys = [self.keys.cam(i) for i in cam_ids[at : at + _MGET_CHUNK]]
+            with redis_errors():
+                raws = await self.redis.mget(keys)
+            out += [Camera.model_validate_json(raw) if raw else None for raw in raws]
+        return out
+
     async def all_worked_credentials(self, network: str) -> dict[str, str]:
         """id -> the fingerprint of the credentials that last read the camera, for every camera
         of the network that has one (one call: a discovery reads them when it starts)."""
@@ -461,6 +472,36 @@ class Registry:
             camera, "update", expected_rev, change, creds, fence=fence, audit=audit
         )
         return await self._run(self._upsert, camera, args, audit)
+
+    async def replace_many(
+        self, items: Sequence[tuple[Camera, int]], *, fence: Fence | None = None
+    ) -> list[int | Exception]:
+        """Background rewrites of existing records (camera, expected rev), their credentials
+        kept, one pipeline per _PIPELINE_CHUNK: the version each was written at, or the error
+        that refused it (Conflict when it changed meanwhile, StaleLease when `fence` has
+        passed). Not audited and not waited for by replicas: the round that wrote them writes
+        them again (a user's write goes through `replace`)."""
+        out: list[int | Exception] = []
+        for at in range(0, len(items), _PIPELINE_CHUNK):
+            chunk = items[at : at + _PIPELINE_CHUNK]
+            for camera, _ in chunk:
+                self.check(camera)
+            with redis_errors():
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for camera, rev in chunk:
+                        change = (
+                            CredentialChange.keep
+                            if camera.has_credentials
+                            else CredentialChange.clear
+                        )
+                        args = self._upsert_args(camera, "update", rev, change, None, fence=fence)
+                        await self._upsert(keys=self._keys(camera.id), args=args, client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+            for (camera, _), reply in zip(chunk, replies, strict=True):
+                out.append(
+                    _translate(reply, camera) if isinstance(reply, Exception) else int(reply)
+                )
+        return out
 
     async def write_probed(
         self,

@@ -363,3 +363,68 @@ async def test_a_dead_worker_costs_one_round_of_verdicts_not_the_service(
     assert service._pool is not None and service._pool is not pool
     after = await _image(client, admin, "governance.quality-a")
     assert _summary(after) == ("ok", [], 0)
+
+
+class _Clock:
+    """Wall time that moves `step` seconds at each reading."""
+
+    def __init__(self, start: float, step: float = 0.0) -> None:
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("gateway", [False], indirect=True)
+async def test_a_rounds_verdicts_reach_the_records_together(
+    sim: Simulator,
+    gateway: tuple[TestClient, Headers],  # type: ignore[type-arg]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A town's first round changes every camera's record; written one by one, each would
+    make every dashboard's next poll a new list. Verdicts within 5 s of each other are written
+    together (at the latest when the round ends), later ones as they come."""
+    client, admin = gateway
+    app = client.app
+    clock = _Clock(1_000_000.0)
+    service = QualityService(
+        _settings(app[QUALITY].settings, tmp_path),
+        app[REDIS],
+        app[REGISTRY],
+        app[CATALOG],
+        app[SNAPSHOTS],
+        app[AUDIT],
+        app[DISCOVERY].leases,
+        QualityCounters(CollectorRegistry()),
+        clock=clock,
+    )
+    registry = app[REGISTRY]
+    written: list[list[str]] = []
+    replace_many = registry.replace_many
+
+    async def spied(items: Any, *, fence: Any = None) -> Any:
+        written.append(sorted(camera.id for camera, _ in items))
+        return await replace_many(items, fence=fence)
+
+    monkeypatch.setattr(registry, "replace_many", spied)
+    version = await registry.version()
+    devices = [sim.device(cam_id) for cam_id in ADDRESSES]
+    try:
+        assert await service.run_round("governance") == 2
+        assert written == [sorted(ADDRESSES)]  # one pipeline, at the round's end
+        assert await registry.version() == version + 2
+        assert _summary(await _image(client, admin, "governance.quality-b")) == ("ok", [], 0)
+
+        clock.step = 6.0  # now every verdict comes 5 s after the last write or later
+        for device in devices:
+            device.quirks.picture = Picture(Period.day, PictureFault(Fault.blur, 0.65))
+        assert await service.run_round("governance") == 2
+        assert sorted(written[1:]) == [[cam_id] for cam_id in sorted(ADDRESSES)]
+        for cam_id in ADDRESSES:
+            assert _summary(await _image(client, admin, cam_id)) == ("suspect", ["blur"], 1)
+    finally:
+        for device in devices:
+            device.quirks.picture = Picture(Period.day)
+        service.close()
