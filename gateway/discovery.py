@@ -37,6 +37,7 @@ from adapters.base import (
     FailureKind,
     HealthResult,
     NetworkAdapter,
+    Target,
 )
 from adapters.tasks import stop
 
@@ -73,6 +74,7 @@ MAX_JOB_FAILURES = 1000
 _JOB_REASON_CHARS = 300  # of a failure's reason, in the job
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
 _HEALTH_BATCH = 2000  # a health round's writes made ready at once (written 100 per script)
+_LOOP_ITEMS = 2000  # a health round over more cameras works through them in a thread
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
 _FP_BATCH = 500  # fingerprints of credentials written per script call
@@ -612,21 +614,23 @@ class DiscoveryService:
         `fence`, written under the network's health lease (StaleLease once it has passed).
         Cameras are read from the catalog's entries: a record is parsed only to be written."""
         started = time.monotonic()
-        entries = {e.id: e for e in await self.catalog.probed(network)}
-        if not entries:
+        probed = await self.catalog.probed(network)
+        if not probed:
             return 0
-        targets = [e.target for e in entries.values() if e.target is not None]
+        # A district's network is 100,000 cameras: each pass of Python over them (indexing,
+        # verdicts, records) runs off the event loop; a town's is quicker done on it.
+        big = len(probed) > _LOOP_ITEMS
+        plan = partial(_probe_plan, probed)
+        entries, targets = await asyncio.to_thread(plan) if big else plan()
         results = await self.adapters[network].probe(targets)
-        by_key = {r.key: r for r in results}
         streaks = await self.streaks.load(network, list(entries))
         now = datetime.now(UTC)
-        judge = partial(_verdicts, entries, by_key, streaks, now)
-        # (a district's network is 100,000 verdicts: a pass of Python off the event loop)
-        moved, writes = await asyncio.to_thread(judge) if len(entries) > 2000 else judge()
+        judge = partial(_verdicts, entries, results, streaks, now)
+        moved, writes = await asyncio.to_thread(judge) if big else judge()
         stamp = _json_time(now)
         for at in range(0, len(writes), _HEALTH_BATCH):
             make = partial(_probed_writes, writes[at : at + _HEALTH_BATCH], stamp)
-            batch = await asyncio.to_thread(make) if len(writes) > 2000 else make()
+            batch = await asyncio.to_thread(make) if big else make()
             versions = await self.registry.write_probed(network, batch, stamp, fence)
             if any(versions):
                 self.catalog.note_version(max(versions))
@@ -715,14 +719,21 @@ def _text(raw: bytes | str) -> str:
 Write = tuple[Entry, CameraStatus, HealthResult]
 
 
+def _probe_plan(probed: list[Entry]) -> tuple[dict[str, Entry], list[Target]]:
+    """The round's cameras by id, and where to probe them."""
+    entries = {e.id: e for e in probed}
+    return entries, [e.target for e in entries.values() if e.target is not None]
+
+
 def _verdicts(
     entries: dict[str, Entry],
-    by_key: dict[str, HealthResult],
+    results: list[HealthResult],
     streaks: dict[str, Streak],
     now: datetime,
 ) -> tuple[dict[str, Streak], list[Write]]:
     """A health round's outcome: the streaks that moved, and the records to write (status
     moved, or last_seen due)."""
+    by_key = {r.key: r for r in results}
     moved: dict[str, Streak] = {}
     writes: list[Write] = []
     for cam_id, e in entries.items():
