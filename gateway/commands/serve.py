@@ -43,10 +43,12 @@ def run_app(
     from .. import memory
     from ..access_log import AccessLogger
     from ..app import create_app
+    from ..loop_monitor import favour_the_loop
 
     settings = settings or ctx.settings
     raise_nofile_limit()  # every network's discovery may hold concurrency x 4 connections
     memory.limit_arenas()  # before any worker thread: see gateway/memory.py
+    favour_the_loop()
     log.info(
         "registry %s (settings: %s)",
         settings.redis.shown,
