@@ -81,7 +81,7 @@ from .models import (
     Role,
 )
 from .policy import Principal
-from .quality_refs import ReferenceStore
+from .quality_refs import ReferenceStore, evidence_key
 from .registry import Registry
 from .schedule import Schedule
 from .settings import NetworkConfig, Settings, SharingPolicy
@@ -531,7 +531,7 @@ class QualityService:
     # -- evidence -----------------------------------------------------------------------------
 
     def evidence_key(self, cam_id: str) -> str:
-        return f"{self.settings.redis.prefix}:quality:evidence:{cam_id}"
+        return evidence_key(self.settings.redis.prefix, cam_id)
 
     async def _keep_evidence(
         self,
@@ -752,7 +752,7 @@ def quality_context() -> Callable[[web.Application], AsyncIterator[None]]:
             QualityCounters(app[METRICS].registry),
         )
         app[QUALITY] = service
-        # a deleted camera's references and signature go with it
+        # a deleted camera's references, evidence and signature go with it
         app[REGISTRY].on_delete.append(ReferenceStore(app[REDIS], app[SETTINGS]).forget)
         async for _ in service.background():
             yield

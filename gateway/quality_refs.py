@@ -3,7 +3,8 @@
 The JPEGs are where the rounds read them (`<prefix>:quality:ref:{id}:day|night`, gateway/
 quality.py); beside them, `<prefix>:quality:refmeta:{id}` (hash period -> JSON) says when each
 was set, by whom, from where (the camera's picture then, or an upload) and its size. Deleting a
-camera deletes both and its frozen-check signature (`Registry.on_delete`).
+camera deletes both, its evidence thumbnail and its frozen-check signature
+(`Registry.on_delete`).
 """
 
 from __future__ import annotations
@@ -98,14 +99,23 @@ class ReferenceStore:
         return bool(gone)
 
     async def forget(self, cam_id: str) -> None:
-        """A deleted camera: its references and its frozen-check signature in every network's
-        hash (the record, and so its network, is gone already)."""
+        """A deleted camera: its references, its evidence thumbnail and its frozen-check
+        signature in every network's hash (the record, and so its network, is gone already)."""
         with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete(*(self.jpeg_key(cam_id, p) for p in PERIODS), self.meta_key(cam_id))
+                pipe.delete(
+                    *(self.jpeg_key(cam_id, p) for p in PERIODS),
+                    self.meta_key(cam_id),
+                    evidence_key(self.prefix, cam_id),
+                )
                 for net in self.settings.networks:
                     pipe.hdel(f"{self.prefix}:quality:sig:{net.id}", cam_id)
                 await pipe.execute()
+
+
+def evidence_key(prefix: str, cam_id: str) -> str:
+    """The camera's evidence thumbnail (gateway/quality.py keeps it)."""
+    return f"{prefix}:quality:evidence:{cam_id}"
 
 
 def now_info(

@@ -245,3 +245,26 @@ async def test_failing_checks_are_counted_per_check_department_and_carrier(
         'camgw_quality_failing_checks_total{carrier="China Unicom",check="too_dark",'
         'department="Town Safety Office"} 2.0',
     ]
+
+
+async def test_a_deleted_camera_takes_its_evidence_with_it(
+    sim: Simulator,
+    gateway: tuple[TestClient, Headers],  # type: ignore[type-arg]
+) -> None:
+    """The thumbnail would otherwise outlive the camera by up to a day (its time to live):
+    a picture from the network kept for no camera."""
+    client, admin = gateway
+    service = client.app[QUALITY]
+    a = sim.device("governance.ev-a")
+    a.quirks.picture = Picture(Period.day, PictureFault(Fault.blur, 0.65))
+    try:
+        await service.run_round("governance")
+    finally:
+        a.quirks.picture = Picture(Period.day)
+    redis = client.app[REDIS]
+    assert await redis.exists(service.evidence_key("governance.ev-a")) == 1
+
+    resp = await client.delete("/api/v1/cameras/governance.ev-a", headers=admin)
+    assert resp.status == 204
+    assert await redis.exists(service.evidence_key("governance.ev-a")) == 0
+    assert await service.evidence("governance.ev-a") is None
