@@ -23,11 +23,13 @@ with contextlib.suppress(ImportError):  # conftest.SKIP says why; every test her
 
 pytestmark = needs_browser
 
+LIST_POLL_MS = 15_000  # gateway/web/js/views/cameras.js
 
-def _image(status: str, check: str) -> dict[str, Any]:
+
+def _image(status: str, check: str | None) -> dict[str, Any]:
     return {
         "status": status,
-        "failing": [{"check": check, "level": status, "measures": {}}],
+        "failing": [{"check": check, "level": status, "measures": {}}] if check else [],
         "since": "2026-12-01T03:40:00Z",
         "night": False,
         "failing_rounds": 2 if status == "faulty" else 1,
@@ -58,7 +60,7 @@ async def _with_verdicts(s: Session) -> dict[str, str]:
         for item in body["items"]:
             if item["id"] in verdicts:
                 status = verdicts[item["id"]]
-                item["image"] = _image(status, checks[status])
+                item["image"] = _image(status, checks.get(status))
         if wanted is not None:
             body["items"] = [
                 i for i in body["items"] if (i.get("image") or {}).get("status") == wanted
@@ -89,6 +91,29 @@ async def test_the_wall_tiles_carry_the_picture_verdict(session: Session) -> Non
     ).to_have_text("picture faulty")
     await s.shot("wall-image-badges")
     await s.page.select_option("#lang", "zh")
+    await s.page.unroute_all(behavior="ignoreErrors")
+
+
+async def test_the_wall_follows_verdicts_that_change(session: Session) -> None:
+    """A wall stays up for hours: its captions follow the camera list, polled as the list
+    view polls it. The page's clock is Playwright's: the poll comes at once, no test sleeps."""
+    s = session
+    await s.page.clock.install()
+    verdicts = await _with_verdicts(s)
+    await s.sign_in("operator")
+    await s.go("wall")
+    faulty, suspect = sorted(verdicts, key=lambda c: verdicts[c] != "faulty")
+    await expect(s.page.locator(f'#wall figure[data-id="{faulty}"]')).to_have_attribute(
+        "data-image", "faulty"
+    )
+    verdicts[faulty], verdicts[suspect] = "ok", "faulty"  # repaired; the other got worse
+    await s.page.clock.fast_forward(LIST_POLL_MS + 1000)
+    for cam_id, status in ((faulty, "ok"), (suspect, "faulty")):
+        tile = s.page.locator(f'#wall figure[data-id="{cam_id}"]')
+        await expect(tile).to_have_attribute("data-image", status)
+        await expect(tile.locator("figcaption .badge[data-image]")).to_have_attribute(
+            "data-image", status
+        )
     await s.page.unroute_all(behavior="ignoreErrors")
 
 

@@ -4,8 +4,9 @@
 import * as api from "../api.js";
 import { clear, h } from "../dom.js";
 import { fmtTime, t } from "../i18n.js";
-import { stopAll } from "../poll.js";
+import { every, stopAll } from "../poll.js";
 import { can } from "../state.js";
+import { LIST_POLL_MS } from "./cameras.js";
 import { askReason, badge, errorNote, imageBadge, reasonRequired, reasons } from "./common.js";
 import mapView from "./map.js";
 import summaryView from "./summary.js";
@@ -45,7 +46,27 @@ async function reasonsFor(cams) {
   return true;
 }
 
-// Thumbnails for `cams` in `grid`, refreshed round-robin at the pace, until stopped.
+// A tile's caption: the camera's status and picture verdict as the list gives them (a wall is
+// not the place to judge a picture again), and its name.
+function caption(c) {
+  const verdict = imageBadge(c.image, { compact: true });
+  return h("figcaption", {}, badge(c.status), verdict ? [" ", verdict] : "", " ", c.name || c.id);
+}
+
+// Each tile's caption again from the list's records (a poll found it changed).
+function recaption(tiles, items) {
+  for (const c of items) {
+    const tile = tiles.get(c.id);
+    if (!tile) continue;
+    const note = caption(c);
+    tile.note.replaceWith(note);
+    tile.note = note;
+    tile.fig.dataset.image = (c.image && c.image.status) || "";
+  }
+}
+
+// Thumbnails for `cams` in `grid`, refreshed round-robin at the pace, until stopped; their
+// captions follow the camera list (polled like the list view) unless `once`.
 function runWall(grid, cams, { once = false } = {}) {
   stopPacer();
   const tiles = new Map();
@@ -53,15 +74,23 @@ function runWall(grid, cams, { once = false } = {}) {
     grid,
     cams.map((c) => {
       const img = h("img", { alt: c.name || c.id, hidden: true });
-      // (the verdict as the list gave it: a wall is not the place to judge a picture again)
-      const verdict = imageBadge(c.image, { compact: true });
-      const note = h("figcaption", {}, badge(c.status), verdict ? [" ", verdict] : "", " ", c.name || c.id);
+      const note = caption(c);
       const err = h("div.nopic", {}, t("wall.waiting"));
       const fig = h("figure.thumb", { "data-id": c.id, "data-image": (c.image && c.image.status) || "" }, img, err, note);
-      tiles.set(c.id, { img, err, fig, url: "" });
+      tiles.set(c.id, { img, err, fig, note, url: "" });
       return fig;
     }),
   );
+  const captions = once
+    ? null
+    : every(
+        LIST_POLL_MS,
+        async () => {
+          const { data, changed } = await api.poll(LIST_PATH);
+          if (changed) recaption(tiles, data.items);
+        },
+        { now: false },
+      );
   let i = 0;
   let stopped = false;
   let timer = 0;
@@ -94,14 +123,17 @@ function runWall(grid, cams, { once = false } = {}) {
     stop() {
       stopped = true;
       clearTimeout(timer);
+      if (captions) captions.stop();
       for (const tile of tiles.values()) if (tile.url) URL.revokeObjectURL(tile.url);
     },
   };
   tick();
 }
 
+const LIST_PATH = "/api/v1/cameras?limit=10000";
+
 async function candidates() {
-  const { data } = await api.poll("/api/v1/cameras?limit=10000");
+  const { data } = await api.poll(LIST_PATH);
   return data.items;
 }
 
