@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 _EVENT_BUFFER = 256  # discovery events read but not yet taken by the consumer
 _PLACES_KEPT = 1 << 17  # device services remembered (a district network's devices, with room)
+_LOOP_ITEMS = 2000  # a health round over more cameras sorts and answers them in a thread
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -522,59 +523,48 @@ class CameraNetworkAdapter:
         district's round is 100,000 of them)."""
         await self._ensure_started()
         results: list[HealthResult | None] = [None] * len(targets)
-        devices: dict[tuple[object, ...], list[int]] = {}
-        for i, target in enumerate(targets):
-            devices.setdefault(_device_key(target), []).append(i)
-        # Plain-HTTP device services (nearly all) answer the clock to one epoll loop in a
-        # worker thread; HTTPS ones (zeep) and RTSP-only ones take the asyncio path.
-        clocks: list[list[int]] = []
-        rest: list[list[int]] = []
-        for same in devices.values():
-            (rest if _clock_probe(targets[same[0]]) is None else clocks).append(same)
+        # A district's round is 75,000 cameras in one process: its passes over them (grouping,
+        # the clock probes, their answers) run in a thread, not on the loop that discovery's
+        # reads share (a two-second pass there made their connects time out).
+        plan = functools.partial(_probe_plan, targets)
+        clocks, rest = await asyncio.to_thread(plan) if len(targets) > _LOOP_ITEMS else plan()
         others = iter(rest)
-
-        def fan(same: list[int], first: HealthResult) -> None:
-            results[same[0]] = first
-            for i in same[1:]:
-                results[i] = replace(first, address=targets[i].address, ref=targets[i].ref)
 
         async def worker() -> None:
             for same in others:
-                fan(same, await self._probe_one(targets[same[0]]))
+                _fan(results, targets, same, await self._probe_one(targets[same[0]]))
 
-        workers = min(self.spec.discovery.health_concurrency, len(devices) - len(clocks))
+        workers = min(self.spec.discovery.health_concurrency, len(rest))
         await asyncio.gather(
-            self._clock_round(targets, clocks, fan), *(worker() for _ in range(workers))
+            self._clock_round(targets, clocks, results), *(worker() for _ in range(workers))
         )
         return [r for r in results if r is not None]
 
     async def _clock_round(
         self,
         targets: Sequence[Target],
-        devices: list[list[int]],
-        fan: Callable[[list[int], HealthResult], None],
+        clocks: list[tuple[list[int], ClockProbe]],
+        results: list[HealthResult | None],
     ) -> None:
-        if not devices:
+        """The plain-HTTP devices' clocks, through one epoll loop in a worker thread
+        (adapters/liveness.py); their results set there too (`results` at their own
+        indices: the asyncio workers set the others)."""
+        if not clocks:
             return
-        probes = [_clock_probe(targets[same[0]]) for same in devices]
         stop = threading.Event()
         cfg = self.spec.discovery
         try:
-            outcomes = await asyncio.to_thread(
-                probe_clocks,
-                [p for p in probes if p is not None],
+            await asyncio.to_thread(
+                _clock_results,
+                targets,
+                clocks,
+                results,
                 cfg.health_concurrency,
                 cfg.timeout_s,
                 stop,
             )
         finally:
             stop.set()  # (a cancelled round: the thread's unanswered probes end at once)
-        for same, outcome in zip(devices, outcomes, strict=True):
-            t = targets[same[0]]
-            if outcome.error is None:
-                fan(same, HealthResult(t.address, True, None, outcome.latency_ms, t.ref))
-            else:
-                fan(same, HealthResult(t.address, False, str(outcome.error), ref=t.ref))
 
     async def _probe_one(self, target: Target) -> HealthResult:
         started = time.perf_counter()
@@ -609,6 +599,57 @@ def _device_service(target: Target) -> tuple[str, int, str]:
     url = device_url(target)
     parts = urlsplit(url)
     return parts.scheme, parts.port or (443 if parts.scheme == "https" else 80), url
+
+
+def _probe_plan(
+    targets: Sequence[Target],
+) -> tuple[list[tuple[list[int], ClockProbe]], list[list[int]]]:
+    """The round's devices (the indices of the targets that share one) as (indices, clock
+    probe) for plain-HTTP device services, nearly all, and indices alone for the rest (HTTPS
+    through zeep, RTSP-only)."""
+    devices: dict[tuple[object, ...], list[int]] = {}
+    for i, target in enumerate(targets):
+        devices.setdefault(_device_key(target), []).append(i)
+    clocks: list[tuple[list[int], ClockProbe]] = []
+    rest: list[list[int]] = []
+    for same in devices.values():
+        probe = _clock_probe(targets[same[0]])
+        if probe is None:
+            rest.append(same)
+        else:
+            clocks.append((same, probe))
+    return clocks, rest
+
+
+def _clock_results(
+    targets: Sequence[Target],
+    clocks: list[tuple[list[int], ClockProbe]],
+    results: list[HealthResult | None],
+    concurrency: int,
+    timeout_s: float,
+    stop: threading.Event,
+) -> None:
+    """Blocking: the clock probes' answers as each device's cameras' results."""
+    outcomes = probe_clocks([p for _, p in clocks], concurrency, timeout_s, stop)
+    for (same, _), outcome in zip(clocks, outcomes, strict=True):
+        t = targets[same[0]]
+        if outcome.error is None:
+            first = HealthResult(t.address, True, None, outcome.latency_ms, t.ref)
+        else:
+            first = HealthResult(t.address, False, str(outcome.error), ref=t.ref)
+        _fan(results, targets, same, first)
+
+
+def _fan(
+    results: list[HealthResult | None],
+    targets: Sequence[Target],
+    same: list[int],
+    first: HealthResult,
+) -> None:
+    """A device's answer as the result of each camera it serves (an NVR's channels)."""
+    results[same[0]] = first
+    for i in same[1:]:
+        results[i] = replace(first, address=targets[i].address, ref=targets[i].ref)
 
 
 def _clock_probe(target: Target) -> ClockProbe | None:

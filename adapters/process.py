@@ -76,6 +76,7 @@ from .base import (
 )
 from .config import SnapshotConfig
 from .files import raise_nofile_limit
+from .gil import favour_the_loop
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ _FRAME_SLACK = 64 << 20  # beyond the largest picture: a probe's targets or resu
 _STREAM_LIMIT = 1 << 20  # asyncio's read buffer on each side
 _WINDOW = 64  # discovery events sent and not yet acknowledged
 _ACK_EVERY = 16  # the parent acknowledges events in batches of this many
-_LOOP_PICKLE_ITEMS = 1_000  # a call with a longer argument is pickled in a worker thread
+_LOOP_PICKLE_ITEMS = 1_000  # a call or answer this long is pickled in a worker thread
 _LOOP_PICKLE_BYTES = 256 << 10  # a bigger frame is unpickled in a worker thread
 _METHODS = frozenset({"probe", "snapshot", "close"})
 _EXIT_WAIT_S = 2.0  # after the socket broke: time for the child to be seen gone
@@ -167,6 +168,15 @@ def load_exception(data: bytes) -> BaseException:
 
 
 # -- frames ---------------------------------------------------------------------------------------
+
+
+def _long(value: object) -> bool:
+    """A sequence too long to pickle on an event loop (a health round's targets or answers)."""
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and len(value) > _LOOP_PICKLE_ITEMS
+    )
 
 
 def _frame(message: tuple[Any, ...], max_frame: int) -> bytes:
@@ -459,7 +469,7 @@ class AdapterProcess:
         link.pending[ident] = future
         try:
             message = ("call", ident, network, method, args)
-            if any(isinstance(a, Sequence) and len(a) > _LOOP_PICKLE_ITEMS for a in args):
+            if any(_long(a) for a in args):
                 # A health round's targets (100,000 at a district) are pickled off the loop.
                 link.send_frame(await asyncio.to_thread(_frame, message, link.max_frame))
             else:
@@ -600,6 +610,7 @@ def _child_main(
         except OSError as exc:
             log.warning("adapter process: niceness not changed", extra={"error": str(exc)})
     raise_nofile_limit()  # each network's discovery may hold concurrency x 4 connections
+    favour_the_loop()  # (the health probes' epoll thread computes beside discovery's loop)
     asyncio.run(_Child(sock, specs, factory).serve())
     # Everything is closed: the interpreter's own teardown (a second of finalising zeep, lxml
     # and OpenCV's modules) would only delay the gateway's stop.
@@ -674,7 +685,10 @@ class _Child:
     async def _send(self, message: tuple[Any, ...]) -> None:
         assert self.writer is not None
         try:
-            frame = _frame(message, self.max_frame)
+            if _long(message[-1]):  # a district's health answers: pickled off the loop
+                frame = await asyncio.to_thread(_frame, message, self.max_frame)
+            else:
+                frame = _frame(message, self.max_frame)
         except FrameError as exc:
             frame = _frame(("error", message[1], dump_exception(AdapterError(str(exc)))), 1 << 20)
         except Exception as exc:  # a result that does not pickle

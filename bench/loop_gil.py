@@ -1,5 +1,5 @@
 """How late the event loop runs while a worker thread computes, at CPython's default GIL switch
-interval (5 ms) and at the one `camgw serve` sets (gateway.loop_monitor.SWITCH_INTERVAL_S).
+interval (5 ms) and at the one `camgw serve` and its adapter processes set (adapters/gil.py).
 
 The gateway's worker threads (catalog rebuilds, a district's health verdicts, /metrics) compute
 while the event loop serves sockets. The loop gives the GIL up at every select and socket call
@@ -25,7 +25,8 @@ import time
 import orjson
 from common import header_lines, markdown_table, percentile, progress
 
-from gateway.loop_monitor import BUCKETS, SWITCH_INTERVAL_S, LoopDelay
+from adapters.gil import SWITCH_INTERVAL_S
+from gateway.loop_monitor import BUCKETS, LoopDelay
 
 DEFAULT_S = 0.005  # CPython's own
 RECORD = orjson.dumps(

@@ -6,7 +6,6 @@ graphs, and benchmarks read its quantiles (bench/discovery.py)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -16,19 +15,6 @@ from prometheus_client.registry import Collector
 
 # (0.015: "under 20 ms", an aim of issue 11, is told apart from "up to 20 ms")
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-
-
-# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
-SWITCH_INTERVAL_S = 0.001
-
-
-def favour_the_loop() -> None:
-    """Hand the GIL over sooner. The gateway's worker threads (catalog rebuilds, a district's
-    health verdicts, /metrics) compute while the event loop waits on sockets; the loop
-    releases the GIL at every select and socket call and waited up to the switch interval to
-    get it back each time, so one pass of the loop could wait 5 ms several times over while a
-    thread computed. Process-wide: set once, by `camgw serve`."""
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 class LoopDelay(Collector):

@@ -39,11 +39,11 @@ def run_app(
     from aiohttp import web
 
     from adapters.files import raise_nofile_limit
+    from adapters.gil import favour_the_loop
 
     from .. import memory
     from ..access_log import AccessLogger
     from ..app import create_app
-    from ..loop_monitor import favour_the_loop
 
     settings = settings or ctx.settings
     raise_nofile_limit()  # every network's discovery may hold concurrency x 4 connections

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from adapters import network
 from adapters.base import CameraProtocolError, CameraTimeout, CameraUnreachable, Target
 from adapters.config import DiscoveryConfig
 from adapters.liveness import MAX_ANSWER, ClockProbe, clock_answers, probe_clocks, request_bytes
@@ -191,11 +192,17 @@ async def test_a_stopped_round_ends_its_unanswered_probes_at_once(
     assert [str(o.error) for o in outcomes] == ["timeout"] * 3
 
 
+@pytest.mark.parametrize("in_thread", [False, True], ids=["town", "district"])
 async def test_a_recorders_channels_are_one_probe_each_with_its_own_result(
     hostile: Callable[[Reply], Awaitable[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    in_thread: bool,
 ) -> None:
     """A 16-channel NVR answers one probe per round for all its channels (its device service
-    is theirs); each channel still gets its own result, and another device its own probe."""
+    is theirs); each channel still gets its own result, and another device its own probe.
+    Alike when the round is sorted and answered in a thread (a district's, over _LOOP_ITEMS)."""
+    if in_thread:
+        monkeypatch.setattr(network, "_LOOP_ITEMS", 0)
     calls = {"nvr": 0, "camera": 0}
 
     def counted(name: str, status: bytes, body: bytes) -> Reply:
