@@ -66,6 +66,7 @@ _MGET_CHUNK = 1000
 MAX_CHANGES = 5000  # more changes than this since a snapshot: the catalog loads everything
 CHANGES_KEPT = 100_000  # the change log's length (MAXLEN ~ in upsert.lua, delete.lua, health.lua)
 _CHANGES_READ = 256  # changes read with the version (a catalog usually trails by a few)
+_CHANGES_PAGE = 2000  # then this many per read
 _PIPELINE_CHUNK = 50  # creates per pipeline: packing its commands holds the loop (~5 ms for 50)
 _CHAIN_ROUNDS = 100  # pipelined creates re-sent after another writer moved the audit head
 _FP_CHUNK = 500  # fingerprints remembered per script call
@@ -313,15 +314,23 @@ class Registry:
             now = int(now or 0)
             if now - version > most or now < version:
                 return None
-            if now - version > _CHANGES_READ:  # (read after the version: newer ones may lead)
-                log = await self.redis.xrevrange(self.keys.changes, count=now - version + 256)
             ids: dict[str, None] = {}
             seen = 0
-            for _, fields in log:
-                v = int(fields[b"v"])
-                if version < v <= now:
-                    seen += 1
-                    ids[_text(fields[b"id"])] = None
+            # Newest first, page by page, until past `version` (a district's first health round
+            # is tens of thousands of changes: one reply of them all was parsed in one go on the
+            # event loop). Changes newer than `now` may lead: they are skipped.
+            page = log
+            while True:
+                for _, fields in page:
+                    v = int(fields[b"v"])
+                    if version < v <= now:
+                        seen += 1
+                        ids[_text(fields[b"id"])] = None
+                done = seen == now - version or not page or int(page[-1][1][b"v"]) <= version
+                if done or len(page) < (_CHANGES_READ if page is log else _CHANGES_PAGE):
+                    break
+                upper = b"(" + _bytes(page[-1][0])
+                page = await self.redis.xrevrange(self.keys.changes, upper, "-", _CHANGES_PAGE)
             if seen != now - version:
                 return None
             cam = self.keys.cam("")

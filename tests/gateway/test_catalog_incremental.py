@@ -8,6 +8,7 @@ import re
 
 import orjson
 
+from gateway import registry as registry_module
 from gateway.catalog import Catalog
 from gateway.keys import CATALOG, REGISTRY
 from gateway.lua import source
@@ -75,3 +76,27 @@ def test_every_script_keeps_the_change_log_the_catalog_counts_on() -> None:
     for name in ("upsert.lua", "delete.lua", "health.lua"):
         trims = re.findall(r"':changes', 'MAXLEN', '~', (\d+)", source(name))
         assert trims == [str(CHANGES_KEPT)], name
+
+
+async def test_a_long_change_log_is_read_page_by_page(client, token, monkeypatch) -> None:
+    """A district's first health round leaves tens of thousands of changes to read: they come
+    in pages (here of 3, after a first read of 2), and every record changed is found once."""
+    monkeypatch.setattr(registry_module, "_CHANGES_READ", 2)
+    monkeypatch.setattr(registry_module, "_CHANGES_PAGE", 3)
+    admin = await token("admin")
+    registry = client.app[REGISTRY]
+    await create(client, admin, cam(1))
+    start = await registry.version()
+    for n in range(2, 12):
+        await create(client, admin, cam(n))
+    resp = await client.patch("/api/v1/cameras/governance.cam-003", json={"name": "Gate"},
+                              headers=admin)  # fmt: skip
+    assert resp.status == 200
+    changed = await registry.changes_since(start, most=1000)
+    assert changed is not None and changed.version == start + 11
+    assert sorted(changed.records) == sorted(f"governance.cam-{n:03d}" for n in range(2, 12))
+    earlier = await registry.changes_since(start - 1, most=1000)
+    assert earlier is not None and "governance.cam-001" in earlier.records
+    # the log trimmed past `start`: it cannot tell every change, and says so
+    await registry.redis.xtrim(registry.keys.changes, maxlen=5, approximate=False)
+    assert await registry.changes_since(start, most=1000) is None
