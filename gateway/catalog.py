@@ -442,7 +442,7 @@ class Catalog:
             self.full_loads += 1
             log.info("catalog loaded", extra={"version": version, "cameras": len(entries)})
         self.builds += 1
-        _freeze_long_lived(collect=self.quiet)
+        _freeze_long_lived(collect=self.quiet, cameras=len(entries))
         return Snapshot(version, entries, by_id, networks, by_network=groups)
 
     def _shared_fields(self) -> dict[str, frozenset[str]]:
@@ -901,6 +901,7 @@ def summarize(
 
 
 _FULL_GC_EVERY_S = 60.0
+_FULL_GC_EVERY_LARGE_S = 600.0  # from LARGE_REGISTRY cameras on: that pass holds the loop ~0.5 s
 _last_full_gc = [0.0]
 
 
@@ -917,15 +918,17 @@ def _release(old: list[Any], trim: bool) -> None:
         memory.trim()
 
 
-def _freeze_long_lived(collect: bool = True) -> None:
+def _freeze_long_lived(collect: bool = True, cameras: int = 0) -> None:
     """Keep the snapshot (and everything loaded before it) out of the cyclic collector's full
     passes, which otherwise stall a request for tens of milliseconds now and then; plain
     refcounting still frees old snapshots. Cyclic garbage that happened to exist when freezing
-    would be frozen too, so at most once a minute everything is thawed and collected first, and
-    only when the registry has been quiet for a while (at 100,000 cameras that pass holds the
-    loop for 0.3 s or more: not while an import or a discovery writes)."""
+    would be frozen too, so now and then everything is thawed and collected first, and only
+    when the registry has been quiet for a while: at most once a minute, and at most every ten
+    minutes in a district's registry (at 100,000 cameras that pass holds the loop for 0.3 to
+    1 s: not while an import or a discovery writes, and rarely in between)."""
     now = time.monotonic()
-    if collect and now - _last_full_gc[0] >= _FULL_GC_EVERY_S:
+    every = _FULL_GC_EVERY_LARGE_S if cameras >= LARGE_REGISTRY else _FULL_GC_EVERY_S
+    if collect and now - _last_full_gc[0] >= every:
         _last_full_gc[0] = now
         gc.unfreeze()
         gc.collect()
