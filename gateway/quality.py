@@ -676,7 +676,10 @@ class _RoundVerdicts:
         batch, self.pending = self.pending, {}  # (taken first: another worker may add meanwhile)
         self.flushed_at = self.service._clock()
         if batch:
-            self.changed += await self.service._store_many(batch, self.fence)
+            # (read after the await: `self.changed += await ...` would read it before, and
+            # lose a neighbour's flush that ended meanwhile)
+            written = await self.service._store_many(batch, self.fence)
+            self.changed += written
 
 
 def _from_wire(answer: wire.DiagnosisResult) -> Diagnosis:
