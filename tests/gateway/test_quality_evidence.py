@@ -31,7 +31,7 @@ from adapters.simulator.server import Simulator
 from gateway.app import create_app
 from gateway.keys import REDIS, TOKENS
 from gateway.models import Role
-from gateway.quality import EVIDENCE_WIDTH, QUALITY, evidence_ttl
+from gateway.quality import EVIDENCE_WIDTH, QUALITY, QualityService, evidence_ttl
 from gateway.settings import Settings
 from gateway.vault import CredentialVault
 
@@ -134,18 +134,23 @@ async def _problem(resp: Any, status: int) -> str:
 EVIDENCE = "/api/v1/cameras/{}/quality/evidence"
 
 
-async def test_the_evidence_is_kept_and_shown_to_those_who_may_take_a_snapshot(
-    sim: Simulator,
-    gateway: tuple[TestClient, Headers],  # type: ignore[type-arg]
-) -> None:
-    client, admin = gateway
-    service = client.app[QUALITY]
+async def _round_with_ev_a_blurred(sim: Simulator, service: QualityService) -> None:
+    """A round in which camera ev-a's picture is blurred (suspect: its evidence kept)."""
     a = sim.device("governance.ev-a")
     a.quirks.picture = Picture(Period.day, PictureFault(Fault.blur, 0.65))
     try:
         await service.run_round("governance")
     finally:
         a.quirks.picture = Picture(Period.day)
+
+
+async def test_the_evidence_is_kept_and_shown_to_those_who_may_take_a_snapshot(
+    sim: Simulator,
+    gateway: tuple[TestClient, Headers],  # type: ignore[type-arg]
+) -> None:
+    client, admin = gateway
+    service = client.app[QUALITY]
+    await _round_with_ev_a_blurred(sim, service)
 
     operator = await _token(client, "operator", ["governance"])
     path = EVIDENCE.format("governance.ev-a")
@@ -255,12 +260,7 @@ async def test_a_deleted_camera_takes_its_evidence_with_it(
     a picture from the network kept for no camera."""
     client, admin = gateway
     service = client.app[QUALITY]
-    a = sim.device("governance.ev-a")
-    a.quirks.picture = Picture(Period.day, PictureFault(Fault.blur, 0.65))
-    try:
-        await service.run_round("governance")
-    finally:
-        a.quirks.picture = Picture(Period.day)
+    await _round_with_ev_a_blurred(sim, service)
     redis = client.app[REDIS]
     assert await redis.exists(service.evidence_key("governance.ev-a")) == 1
 

@@ -118,6 +118,24 @@ async def gateway(
     return client, admin
 
 
+def _service(
+    app: Any, tmp_path: Path, clock: Callable[[], float], nights: bool = False
+) -> QualityService:
+    """A quality service of the app's gateway with its own clock (the app's own rounds are
+    off in these tests)."""
+    return QualityService(
+        _settings(app[QUALITY].settings, tmp_path, nights=nights),
+        app[REDIS],
+        app[REGISTRY],
+        app[CATALOG],
+        app[SNAPSHOTS],
+        app[AUDIT],
+        app[DISCOVERY].leases,
+        QualityCounters(CollectorRegistry()),
+        clock=clock,
+    )
+
+
 async def _image(client: TestClient, admin: Headers, cam_id: str) -> dict[str, Any] | None:  # type: ignore[type-arg]
     resp = await client.get(f"/api/v1/cameras/{cam_id}", headers=admin)
     assert resp.status == 200
@@ -255,17 +273,7 @@ async def test_rounds_follow_the_schedule_and_a_network_may_opt_out(
     client, admin = gateway
     app = client.app
     now = [1_000_000.0]
-    service = QualityService(
-        _settings(app[QUALITY].settings, tmp_path),  # (the app's own rounds are off)
-        app[REDIS],
-        app[REGISTRY],
-        app[CATALOG],
-        app[SNAPSHOTS],
-        app[AUDIT],
-        app[DISCOVERY].leases,
-        QualityCounters(CollectorRegistry()),
-        clock=lambda: now[0],
-    )
+    service = _service(app, tmp_path, lambda: now[0])
     try:
         assert await service.tick("governance") > 0  # first due one interval from now
         assert service.rounds == {}
@@ -297,17 +305,7 @@ async def test_a_day_reference_is_not_used_at_night(
     app = client.app
     noon = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC).timestamp()  # 12:00 in Shanghai
     now = [noon]
-    service = QualityService(
-        _settings(app[QUALITY].settings, tmp_path, nights=True),
-        app[REDIS],
-        app[REGISTRY],
-        app[CATALOG],
-        app[SNAPSHOTS],
-        app[AUDIT],
-        app[DISCOVERY].leases,
-        QualityCounters(CollectorRegistry()),
-        clock=lambda: now[0],
-    )
+    service = _service(app, tmp_path, lambda: now[0], nights=True)
     a = sim.device("governance.quality-a")
     camera = await app[REGISTRY].get("governance.quality-a")
     assert camera is not None
@@ -389,17 +387,7 @@ async def test_a_rounds_verdicts_reach_the_records_together(
     client, admin = gateway
     app = client.app
     clock = _Clock(1_000_000.0)
-    service = QualityService(
-        _settings(app[QUALITY].settings, tmp_path),
-        app[REDIS],
-        app[REGISTRY],
-        app[CATALOG],
-        app[SNAPSHOTS],
-        app[AUDIT],
-        app[DISCOVERY].leases,
-        QualityCounters(CollectorRegistry()),
-        clock=clock,
-    )
+    service = _service(app, tmp_path, clock)
     registry = app[REGISTRY]
     written: list[list[str]] = []
     replace_many = registry.replace_many
