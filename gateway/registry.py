@@ -490,14 +490,17 @@ class Registry:
         that refused it (Conflict when it changed meanwhile, StaleLease when `fence` has
         passed). Not audited and not waited for by replicas: the round that wrote them writes
         them again (a user's write goes through `replace`)."""
-        out: list[int | Exception] = []
+        out: dict[int, int | Exception] = {}
         for at in range(0, len(items), _PIPELINE_CHUNK):
-            chunk = items[at : at + _PIPELINE_CHUNK]
-            for camera, _ in chunk:
-                self.check(camera)
+            sent: list[int] = []
             with redis_errors():
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for camera, rev in chunk:
+                    for i, (camera, rev) in enumerate(items[at : at + _PIPELINE_CHUNK], at):
+                        try:  # (a record that breaks a rule is refused alone, not its batch)
+                            self.check(camera)
+                        except Invalid as exc:
+                            out[i] = exc
+                            continue
                         change = (
                             CredentialChange.keep
                             if camera.has_credentials
@@ -505,12 +508,12 @@ class Registry:
                         )
                         args = self._upsert_args(camera, "update", rev, change, None, fence=fence)
                         await self._upsert(keys=self._keys(camera.id), args=args, client=pipe)
-                    replies = await pipe.execute(raise_on_error=False)
-            for (camera, _), reply in zip(chunk, replies, strict=True):
-                out.append(
-                    _translate(reply, camera) if isinstance(reply, Exception) else int(reply)
-                )
-        return out
+                        sent.append(i)
+                    replies = await pipe.execute(raise_on_error=False) if sent else []
+            for i, reply in zip(sent, replies, strict=True):
+                camera = items[i][0]
+                out[i] = _translate(reply, camera) if isinstance(reply, Exception) else int(reply)
+        return [out[i] for i in range(len(items))]
 
     async def write_probed(
         self,

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from adapters.base import HealthResult
 from gateway.discovery import LAST_SEEN_RESOLUTION, _json_time, _seen_due, probed_record
-from gateway.errors import StaleLease
+from gateway.errors import Invalid, StaleLease
 from gateway.keys import CATALOG, REDIS, REGISTRY
 from gateway.lease import Fence
 from gateway.models import Camera, CameraStatus
@@ -204,7 +204,7 @@ async def test_background_rewrites_keep_what_changed_meanwhile(
     passed to another replica refuses them all."""
     admin = await token("admin")
     ids = []
-    for n in range(3):
+    for n in range(4):
         body = RICH | {"address": f"127.1.0.{50 + n}", "name": f"cam {n}"}
         resp = await client.post("/api/v1/cameras", json=body, headers=admin)
         assert resp.status == 201, await resp.text()
@@ -216,14 +216,18 @@ async def test_background_rewrites_keep_what_changed_meanwhile(
     assert resp.status == 200
     assert (await client.delete(f"/api/v1/cameras/{ids[2]}", headers=admin)).status == 204
     renamed = [c.model_copy(update={"tags": ["checked"], "rev": c.rev + 1}) for c in cams]
+    renamed[3] = renamed[3].model_copy(update={"category": "no-such-category"})  # breaks a rule
     replies = await registry.replace_many([(c, c.rev - 1) for c in renamed])
     assert isinstance(replies[0], int)
-    assert [str(r) for r in replies[1:]] == [
+    assert [str(r) for r in replies[1:3]] == [
         f"camera {ids[1]} changed meanwhile; retry",
         f"camera {ids[2]} not found",
     ]
+    assert isinstance(replies[3], Invalid) and replies[3].errors[0].field == "category"
     stored = await registry.get_many(ids)
-    assert [c.tags if c else None for c in stored] == [["checked"], RICH["tags"], None]
+    assert [c.tags if c else None for c in stored] == [
+        ["checked"], RICH["tags"], None, RICH["tags"],
+    ]  # fmt: skip
     assert stored[1] is not None and stored[1].name == "renamed"
 
     fence_key = f"{registry.keys.prefix}:lease:fence:quality:governance"
