@@ -46,6 +46,7 @@ from .base import (
     failure_kind,
 )
 from .config import AccessConfig, DiscoveryConfig, SnapshotConfig
+from .gil import LOOP_ITEMS, off_the_loop
 from .http_snapshot import UnusableAnswers, fetch_snapshot
 from .httpauth import Authenticator
 from .imaging import ImageTooLarge, NotAPicture, identify, usable_jpeg
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 
 _EVENT_BUFFER = 256  # discovery events read but not yet taken by the consumer
 _PLACES_KEPT = 1 << 17  # device services remembered (a district network's devices, with room)
-_LOOP_ITEMS = 2000  # a health round over more cameras sorts and answers them in a thread
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -526,8 +526,7 @@ class CameraNetworkAdapter:
         # A district's round is 75,000 cameras in one process: its passes over them (grouping,
         # the clock probes, their answers) run in a thread, not on the loop that discovery's
         # reads share (a two-second pass there made their connects time out).
-        plan = functools.partial(_probe_plan, targets)
-        clocks, rest = await asyncio.to_thread(plan) if len(targets) > _LOOP_ITEMS else plan()
+        clocks, rest = await off_the_loop(len(targets) > LOOP_ITEMS, _probe_plan, targets)
         others = iter(rest)
 
         async def worker() -> None:

@@ -76,7 +76,7 @@ from .base import (
 )
 from .config import SnapshotConfig
 from .files import raise_nofile_limit
-from .gil import favour_the_loop
+from .gil import favour_the_loop, off_the_loop
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ async def _receive(reader: asyncio.StreamReader, max_frame: int) -> tuple[Any, .
         # (both ends are our own processes) A health round's answers, 100,000 at a district,
         # are read off the event loop.
         big = size > _LOOP_PICKLE_BYTES
-        message = await asyncio.to_thread(pickle.loads, payload) if big else pickle.loads(payload)
+        message = await off_the_loop(big, pickle.loads, payload)
     except Exception as exc:
         raise FrameError(f"a frame that does not unpickle ({type(exc).__name__}: {exc})") from exc
     if not isinstance(message, tuple) or len(message) < 2:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from adapters.base import Target
+from adapters.gil import off_the_loop
 
 from . import memory
 from .models import (
@@ -496,7 +497,7 @@ class Catalog:
         self._building[full_key] = done
         try:
             big = len(snap.entries) >= LARGE_REGISTRY
-            data = await asyncio.to_thread(build, snap) if big else build(snap)
+            data = await off_the_loop(big, build, snap)
             body = Body(_etag(data), data)
             self._bodies.put(full_key, body)
             done.set_result(body)

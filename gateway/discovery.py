@@ -22,7 +22,6 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -39,6 +38,7 @@ from adapters.base import (
     NetworkAdapter,
     Target,
 )
+from adapters.gil import LOOP_ITEMS, off_the_loop
 from adapters.tasks import stop
 
 from . import identity
@@ -74,7 +74,6 @@ MAX_JOB_FAILURES = 1000
 _JOB_REASON_CHARS = 300  # of a failure's reason, in the job
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)  # last_seen is rewritten at most this often
 _HEALTH_BATCH = 2000  # a health round's writes made ready at once (written 100 per script)
-_LOOP_ITEMS = 2000  # a health round over more cameras works through them in a thread
 _WRITE_RETRIES = 5
 _PROGRESS_SAVE_S = 0.5
 _FP_BATCH = 500  # fingerprints of credentials written per script call
@@ -619,18 +618,16 @@ class DiscoveryService:
             return 0
         # A district's network is 100,000 cameras: each pass of Python over them (indexing,
         # verdicts, records) runs off the event loop; a town's is quicker done on it.
-        big = len(probed) > _LOOP_ITEMS
-        plan = partial(_probe_plan, probed)
-        entries, targets = await asyncio.to_thread(plan) if big else plan()
+        big = len(probed) > LOOP_ITEMS
+        entries, targets = await off_the_loop(big, _probe_plan, probed)
         results = await self.adapters[network].probe(targets)
         streaks = await self.streaks.load(network, list(entries))
         now = datetime.now(UTC)
-        judge = partial(_verdicts, entries, results, streaks, now)
-        moved, writes = await asyncio.to_thread(judge) if big else judge()
+        moved, writes = await off_the_loop(big, _verdicts, entries, results, streaks, now)
         stamp = _json_time(now)
         for at in range(0, len(writes), _HEALTH_BATCH):
-            make = partial(_probed_writes, writes[at : at + _HEALTH_BATCH], stamp)
-            batch = await asyncio.to_thread(make) if big else make()
+            part = writes[at : at + _HEALTH_BATCH]
+            batch = await off_the_loop(big, _probed_writes, part, stamp)
             versions = await self.registry.write_probed(network, batch, stamp, fence)
             if any(versions):
                 self.catalog.note_version(max(versions))

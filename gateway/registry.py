@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from adapters.gil import off_the_loop
 from adapters.redis_link import replicated
 from adapters.uris import UriCredentials
 
@@ -216,12 +217,17 @@ class Registry:
     async def get_many(self, cam_ids: Sequence[str]) -> list[Camera | None]:
         """The records of `cam_ids`, in their order (None where there is none), MGET in
         chunks."""
-        out: list[Camera | None] = []
-        for at in range(0, len(cam_ids), _MGET_CHUNK):
-            keys = [self.keys.cam(i) for i in cam_ids[at : at + _MGET_CHUNK]]
+        raws = await self._records([self.keys.cam(i) for i in cam_ids])
+        return [Camera.model_validate_json(raw) if raw else None for raw in raws]
+
+    async def _records(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The records at `keys`, MGET _MGET_CHUNK at a time (each chunk its own turn of the
+        event loop)."""
+        out: list[bytes | None] = []
+        for at in range(0, len(keys), _MGET_CHUNK):
             with redis_errors():
-                raws = await self.redis.mget(keys)
-            out += [Camera.model_validate_json(raw) if raw else None for raw in raws]
+                raws = await self.redis.mget(keys[at : at + _MGET_CHUNK])
+            out += [_bytes(r) if r is not None else None for r in raws]
         return out
 
     async def all_worked_credentials(self, network: str) -> dict[str, str]:
@@ -334,15 +340,8 @@ class Registry:
             if seen != now - version:
                 return None
             cam = self.keys.cam("")
-            keys = [cam + i for i in ids]
-            raws = [
-                raw
-                for at in range(0, len(keys), _MGET_CHUNK)  # (a rebuild may apply thousands)
-                for raw in await self.redis.mget(keys[at : at + _MGET_CHUNK])
-            ]
-        records = {
-            i: (_bytes(r) if r is not None else None) for i, r in zip(ids, raws, strict=True)
-        }
+            raws = await self._records([cam + i for i in ids])  # (a rebuild may apply thousands)
+        records = dict(zip(ids, raws, strict=True))
         networks = {_text(k): int(v) for k, v in per_network.items()}
         return Changed(now, networks, records)
 
@@ -385,7 +384,7 @@ class Registry:
             chunk = items[start : start + _PIPELINE_CHUNK]
             prepare = partial(self._create_args, chunk)
             # (checks, JSON and sealed credentials: ~20 ms of CPU a chunk, not on the loop)
-            outcome, args = await asyncio.to_thread(prepare) if len(chunk) > 20 else prepare()
+            outcome, args = await off_the_loop(len(chunk) > 20, prepare)
             todo = list(args)
             for attempt in range(_CHAIN_ROUNDS):
                 if not todo:
@@ -475,8 +474,7 @@ class Registry:
         fence: Fence | None = None,
     ) -> int:
         self.check(camera, creds)
-        if change is CredentialChange.keep and not camera.has_credentials:
-            change = CredentialChange.clear  # the stored credentials follow the record's flag
+        change = _following_the_flag(camera, change)
         args = self._upsert_args(
             camera, "update", expected_rev, change, creds, fence=fence, audit=audit
         )
@@ -501,11 +499,7 @@ class Registry:
                         except Invalid as exc:
                             out[i] = exc
                             continue
-                        change = (
-                            CredentialChange.keep
-                            if camera.has_credentials
-                            else CredentialChange.clear
-                        )
+                        change = _following_the_flag(camera, CredentialChange.keep)
                         args = self._upsert_args(camera, "update", rev, change, None, fence=fence)
                         await self._upsert(keys=self._keys(camera.id), args=args, client=pipe)
                         sent.append(i)
@@ -736,6 +730,13 @@ def _placements(raws: list[bytes]) -> dict[str, list[object]]:
         if (loc := d.get("location")) and abs(loc["lat"]) <= GEO_MAX_LAT:
             placed.setdefault(d["network"], []).extend([loc["lon"], loc["lat"], d["id"]])
     return placed
+
+
+def _following_the_flag(camera: Camera, change: CredentialChange) -> CredentialChange:
+    """Kept credentials follow the record's flag: a record without them clears the stored."""
+    if change is CredentialChange.keep and not camera.has_credentials:
+        return CredentialChange.clear
+    return change
 
 
 def _translate(exc: Exception, camera: Camera) -> Exception:

@@ -200,9 +200,9 @@ async def test_a_recorders_channels_are_one_probe_each_with_its_own_result(
 ) -> None:
     """A 16-channel NVR answers one probe per round for all its channels (its device service
     is theirs); each channel still gets its own result, and another device its own probe.
-    Alike when the round is sorted and answered in a thread (a district's, over _LOOP_ITEMS)."""
+    Alike when the round is sorted and answered in a thread (a district's, over LOOP_ITEMS)."""
     if in_thread:
-        monkeypatch.setattr(network, "_LOOP_ITEMS", 0)
+        monkeypatch.setattr(network, "LOOP_ITEMS", 0)
     calls = {"nvr": 0, "camera": 0}
 
     def counted(name: str, status: bytes, body: bytes) -> Reply:
