@@ -2,8 +2,12 @@
 
 A district registry's catalog is rebuilt from worker threads, and each thread allocates from an
 arena of its own: freed records stayed in those arenas, so the gateway's RSS at 100,000 cameras
-kept growing past what it held by 40% (bench/scale.py). Two glibc calls bound that: fewer
-arenas (set at start-up, before any thread) and `malloc_trim` after large rebuilds.
+kept growing past what it held by 40% (bench/scale.py). Three glibc settings bound that, made at
+start-up before any thread (`tune`): fewer arenas; large blocks (list bodies of up to tens of
+megabytes, Redis replies of thousands of records) always in mappings of their own, returned to
+the system when freed, where glibc would otherwise raise its threshold to the largest block
+freed and put the next ones between long-lived records, which pin them; and `malloc_trim`
+after large rebuilds.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import logging
 
 log = logging.getLogger(__name__)
 
-_M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
+_M_ARENA_MAX = -8  # mallopt's parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+LARGE_BLOCK = 256 << 10  # blocks from this size are mappings of their own (glibc's floor: 128 KiB)
 
 
 @functools.cache
@@ -30,13 +36,17 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def limit_arenas(arenas: int = 2) -> bool:
-    """At most `arenas` malloc arenas for the process's threads; call before starting any."""
+def tune(arenas: int = 2, large_block: int = LARGE_BLOCK) -> bool:
+    """At most `arenas` malloc arenas for the process's threads, and blocks of `large_block`
+    bytes and more mapped on their own (a fixed threshold: glibc's moving one is off); call
+    before starting any thread. False where this is not glibc."""
     libc = _glibc()
     if libc is None:
         return False
-    done = bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    log.debug("malloc arenas limited", extra={"arenas": arenas, "done": done})
+    done = bool(libc.mallopt(_M_ARENA_MAX, arenas)) and bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, large_block)
+    )
+    log.debug("malloc tuned", extra={"arenas": arenas, "large_block": large_block, "done": done})
     return done
 
 

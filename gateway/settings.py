@@ -38,6 +38,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+# Response bodies kept per registry version (catalog.py), by their bytes (a body and its gzip
+# copy), not their number: one full list of 100,000 cameras is ~150 MB, and a viewer varying
+# `limit` used to make up to 256 of them (docs/registry.md). 64 MiB holds thousands of dashboard
+# pages, or four pages of 10,000 cameras; a district's version lasts seconds (health rounds).
+BODY_CACHE_BYTES = 64 << 20
+
+
 class ServerConfig(Strict):
     host: str = Field("127.0.0.1", description="Address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
@@ -58,7 +65,7 @@ class ServerConfig(Strict):
         "API's loop, woken by a request, preempts the camera reads on a shared core",
     )
     body_cache_bytes: int = Field(
-        128 << 20,
+        BODY_CACHE_BYTES,
         ge=1 << 20,
         le=16 << 30,
         description="Response bodies (lists, summaries) kept per registry version, in bytes",

@@ -47,7 +47,7 @@ def run_app(
 
     settings = settings or ctx.settings
     raise_nofile_limit()  # every network's discovery may hold concurrency x 4 connections
-    memory.limit_arenas()  # before any worker thread: see gateway/memory.py
+    memory.tune()  # before any worker thread: see gateway/memory.py
     favour_the_loop()
     log.info(
         "registry %s (settings: %s)",

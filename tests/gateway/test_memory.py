@@ -3,6 +3,7 @@ threads leaves behind at district scale is returned by `trim`, so RSS follows wh
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -42,6 +43,42 @@ def test_memory_freed_in_a_worker_thread_is_returned_by_trim() -> None:
     assert grown > 250 and len(survivors) == 20_000
     memory.trim()
     assert _rss_mib() - before < grown / 3
+
+
+# Large blocks freed between small ones that live on (list bodies between records): the MiB
+# that stay the process's after they are all freed, without any trim.
+_LARGE_BLOCKS_KEPT = """
+import sys
+from pathlib import Path
+from gateway import memory
+if sys.argv[1] == "tuned":
+    assert memory.tune()
+def rss_mib():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l[:6] == "VmRSS:")
+    return int(line.split()[1]) / 1024
+first = b"z" * (16 << 20)
+del first  # one large block freed: glibc raises its threshold to its size
+before = rss_mib()
+large, small = [], []
+for i in range(40):
+    large.append(b"x" * (4 << 20))  # 4 MiB, written: resident
+    small.extend(b"y" * 2000 + bytes([j]) for j in range(100))  # live on, above it
+large.clear()
+print(round(rss_mib() - before))
+"""
+
+
+@pytest.mark.skipif(memory._glibc() is None, reason="glibc's mallopt is not available")
+def test_large_blocks_go_back_to_the_system_when_freed() -> None:
+    """With `tune`, a freed list body is returned at once: without it, glibc's moving
+    threshold put 4 MiB blocks in the heap between records, and 160 MiB stayed resident."""
+
+    def kept(mode: str) -> int:
+        run = [sys.executable, "-c", _LARGE_BLOCKS_KEPT, mode]
+        return int(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+
+    assert kept("default") > 120
+    assert kept("tuned") < 10
 
 
 def test_the_accountability_cache_holds_the_catalogs_records_not_copies() -> None:
