@@ -60,6 +60,7 @@ from .onvif import (
     device_url,
     redact,
 )
+from .pacing import LoopLag, ReadWindow
 from .rtsp import RtspNoCredentials, RtspTimeout, describe
 from .stream_pool import StreamPool
 from .uris import UriCredentials, credentials_fingerprint, split_credentials, uri_port
@@ -334,7 +335,10 @@ class CameraNetworkAdapter:
                     len(targets), sum(ignored.values()), dict(ignored.most_common(20))
                 )
             )
-            gate = asyncio.Semaphore(self.spec.discovery.concurrency)
+            # Up to `concurrency` reads at once, fewer while this process's loop runs late
+            # (pacing.py): parsing that outruns the CPU must not time out answered cameras.
+            gate = ReadWindow(self.spec.discovery.concurrency, LoopLag())
+            pacer = asyncio.create_task(gate.run(), name=f"pacer-{self.network}")
 
             async def one(target: Target) -> None:
                 """Total: this camera ends as a record or as its own failure, so no exception
@@ -351,7 +355,19 @@ class CameraNetworkAdapter:
                 for camera in outcome:  # one per video source: an NVR's channels
                     await events.put(CameraRead(camera))
 
-            await asyncio.gather(*(one(t) for t in targets))
+            try:
+                await asyncio.gather(*(one(t) for t in targets))
+            finally:
+                pacer.cancel()
+            if gate.cuts:
+                log.info(
+                    "discovery paced: its process's loop ran late",
+                    extra={
+                        "network": self.network,
+                        "cuts": gate.cuts,
+                        "fewest_reads_at_once": gate.smallest,
+                    },
+                )
             await events.put(DiscoveryDone())
         except Exception as exc:  # the network's sources broke: this run fails, nothing else
             log.exception("discovery failed", extra={"network": self.network})

@@ -36,6 +36,7 @@ from adapters.base import (
 from adapters.config import DiscoveryConfig
 from adapters.network import AdapterSpec, CameraNetworkAdapter
 from adapters.onvif import OnvifClient
+from adapters.pacing import FIRST_WINDOW
 from adapters.simulator.devices import (
     ONVIF_PORT,
     RTSP_PORT,
@@ -122,6 +123,7 @@ class Run:
     records: dict[str, Discovered] = field(default_factory=dict)  # by address
     failures: dict[str, Failure] = field(default_factory=dict)  # by address
     enriched_at: dict[str, float] = field(default_factory=dict)  # seconds after the start
+    failed_at: dict[str, float] = field(default_factory=dict)  # seconds after the start
     progress: Counts = field(default_factory=Counts)
     elapsed_s: float = 0.0
     done: DiscoveryDone | None = None
@@ -143,6 +145,7 @@ async def discover(adapter: CameraNetworkAdapter) -> Run:
             f = event.failure
             assert f.address and f.address not in run.failures, f"{f.address} failed twice"
             run.failures[f.address] = f
+            run.failed_at[f.address] = time.perf_counter() - started
             run.progress.failed += 1
         elif isinstance(event, DiscoveryProgress):
             run.progress.found, run.progress.ignored = event.found, event.ignored
@@ -331,6 +334,22 @@ async def test_a_hanging_camera_costs_only_its_own_budget() -> None:
     probe_wait = 0.5
     assert mixed.elapsed_s < probe_wait + budget + 1.0, mixed.elapsed_s
     assert mixed.elapsed_s >= probe_wait + budget - 0.1  # the crawler used its budget up
+
+
+async def test_hanging_cameras_first_in_line_do_not_hold_back_the_rest() -> None:
+    """Reads start in a window that opens with time while the loop keeps up (pacing.py): more
+    hanging cameras than the first window, listed first, still leave room for the others."""
+    hanging = {f"hang-{i}": Quirks(hang=True) for i in range(FIRST_WINDOW + 8)}
+    devices = fleet("127.1.200", hanging | {f"fast-{i}": Quirks() for i in range(6)}, start=10)
+    async with Simulator(devices, answer_delay_s=0.01, serve_rtsp=False):
+        hosts = tuple(d.address for d in devices)  # (read in this order: the hanging first)
+        async with running(make_adapter(static_hosts=hosts)) as adapter:
+            run = await discover(adapter)
+    fast = {d.address for d in devices if d.camera.id.startswith("e2e-fast")}
+    assert set(run.records) == fast
+    assert {f.kind for f in run.failures.values()} == {"timeout"}
+    assert len(run.failures) == len(hanging)
+    assert max(run.enriched_at.values()) < min(run.failed_at.values())
 
 
 # --------------------------------------------------------------------------- hostile input
