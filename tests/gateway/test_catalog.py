@@ -131,6 +131,19 @@ async def test_never_a_snapshot_older_than_the_bound(settings: Settings) -> None
     assert (await request).version == 3
 
 
+async def test_a_request_waits_for_the_rebuild_not_for_its_pause(settings: Settings) -> None:
+    """Rebuilds are paced (one every twice a rebuild's time), but a request that must wait for
+    a fresher snapshot waits for the rebuild alone: it starts once the snapshot is too old."""
+    cat, registry, clock = catalog(settings)
+    registry.cost = 30.0  # (a rebuild that long: a pause of 60 s after it)
+    assert (await cat.current()).version == 1
+    clock.now += _MAX_STALE_S + 1
+    registry.at = 2
+    cat.set_live(2)
+    served = await asyncio.wait_for(cat.current(), 1.0)  # (not after the 54 s left of the pause)
+    assert served.version == 2 and registry.loads == 2
+
+
 async def test_cached_bodies_are_bounded_by_their_bytes(settings: Settings) -> None:
     """A viewer varying `limit` makes a new body per value: the cache keeps the newest within
     `[server] body_cache_bytes` (gzip copies counted), and an evicted body is rebuilt alike."""
