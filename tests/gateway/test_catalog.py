@@ -323,3 +323,62 @@ def test_a_district_cuts_the_shared_view_per_page_and_serves_the_same_bytes(
     page = gateway.catalog._list_body(town, viewer, settings, query)
     assert gateway.catalog._list_body(district, viewer, settings, query) == page
     assert b"secret" not in page and b"cam 3" in page
+
+
+def test_filtered_lists_carried_over_a_change_are_what_a_fresh_pass_finds(
+    settings: Settings,
+) -> None:
+    """A rebuild of a few changes carries the held filtered lists over (a district's
+    dashboards poll the same pages): cameras that changed status, network, lifecycle or name,
+    and cameras added and deleted, land exactly where a pass over the new snapshot puts them,
+    for every role; a list nobody asks for is carried a bounded number of times."""
+    rng = random.Random(11)
+
+    def record(i: int) -> bytes:
+        return orjson.dumps(
+            {"id": f"c{i:05d}", "network": rng.choice(["governance", "police", "gov-affairs"]),
+             "name": rng.choice(["gate", "market", "school"]), "category": "sharp-eyes",
+             "status": rng.choice(["online", "offline"]), "department": "d",
+             "carrier": rng.choice(["telecom", "mobile"]),
+             "lifecycle": rng.choice(["in-service", "in-service", "decommissioned"])}
+        )  # fmt: skip
+
+    shares = {n.id: frozenset(n.sharing.share) for n in settings.networks}
+    shares["police"] -= {"status"}
+    snap = Snapshot(1, *_entries([record(i) for i in range(400)], shares, frozenset()))
+    who = [
+        Principal("a", "admin", Role.admin, None),
+        Principal("v", "viewer", Role.viewer, ("governance", "police")),
+    ]
+    queries = [
+        ListQuery(network=net, status=status, lifecycle=life, q=text)
+        for net in (None, "governance")
+        for status in (None, "online")
+        for life in (None, "decommissioned")
+        for text in (None, "market")
+    ]
+    asked = [(q, p.visible(settings), p.full_records) for q in queries[:8] for p in who]
+    for version in range(2, 8):
+        for q, visible, full in asked:
+            snap.matching(q, visible, full)
+        changed: dict[str, bytes | None] = {
+            f"c{rng.randrange(440):05d}": record(0) for _ in range(9)
+        }
+        changed |= {f"c{rng.randrange(400):05d}": None for _ in range(3)}
+        changed = {k: (v if v is None else v.replace(b'"c00000"', f'"{k}"'.encode()))
+                   for k, v in changed.items()}  # fmt: skip
+        entries, by_id = gateway.catalog._applied(snap, changed, shares, frozenset())
+        new = Snapshot(version, entries, by_id)
+        gateway.catalog._carried_matches(snap, new, changed)
+        fresh = Snapshot(version, entries, by_id)
+        assert len(new._matched) == len(asked)
+        for q, visible, full in asked:
+            carried = [e.id for e in new.matching(q, visible, full)]
+            assert carried == [e.id for e in fresh.matching(q, visible, full)], (q, full)
+        snap = new
+    # Lists no longer asked for are carried _CARRIED_REBUILDS more times, then dropped.
+    for version in range(8, 8 + gateway.catalog._CARRIED_REBUILDS + 1):
+        new = Snapshot(version, snap.entries, snap.by_id)
+        gateway.catalog._carried_matches(snap, new, [])
+        snap = new
+    assert not snap._matched
