@@ -47,7 +47,10 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 REFRESH_S = 10.0  # the background refresh (metrics); queries refresh first anyway
-_CHUNK = 5000  # entries per XRANGE: ~25 ms of parsing on the event loop
+# Entries per XRANGE, and each network's taken on its own turn of the event loop: at 5,000,
+# a district's first health round (75,000 status changes) made refreshes of 40-60 ms steps,
+# six streams' chunks in one (bench/scale.py at 100,000 cameras, 2026-12-01).
+_CHUNK = 1000
 _SEQ_BITS = 20  # a stream id ms-seq as one integer: ms << 20 | seq (seq capped)
 _SEQ_MAX = (1 << _SEQ_BITS) - 1
 _TRIM_SLACK_MS = 3_600_000  # drop what the stream trimmed at most once an hour
@@ -248,8 +251,8 @@ class StatusHistory:
                 self._trim(net, first)
                 if len(new) == _CHUNK:
                     more.append(net)
+                await asyncio.sleep(0)  # let requests through between chunks of a first read
             pending = more
-            await asyncio.sleep(0)  # let requests through between chunks of a first read
         if read:
             self.generation += 1
             self.loads_s.append(time.perf_counter() - started)
