@@ -22,6 +22,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -636,7 +637,13 @@ class DiscoveryService:
         state.health_runs += 1
         state.health_probes += len(targets)
         state.health_last_s = time.monotonic() - started
-        return len(writes)
+        written = len(writes)
+        # A district's round leaves ~250,000 objects (its results, streaks, writes): freed on
+        # the loop as this returned, in the step that ended the round (98 ms at 100,000).
+        held: list[Any] = [entries, targets, results, streaks, moved, writes]
+        del entries, targets, results, streaks, moved, writes
+        await off_the_loop(big, held.clear)
+        return written
 
     async def background(self) -> AsyncIterator[None]:
         """Cleanup-context body: health and scheduled discovery per network, each isolated."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from redis.asyncio import Redis
 
@@ -83,10 +84,11 @@ class Streaks:
         75,000 streaks, and one pipeline of them all was packed in one go (0.1 s and more of
         the event loop)."""
         key, gone = self.key(network), list(gone)
-        items = [(cam_id, s.encode()) for cam_id, s in changed.items()]
+        # (each chunk encoded as it is sent: 75,000 at once held the loop 85 ms)
+        items = ((cam_id, s.encode()) for cam_id, s in changed.items())
         with redis_errors():
-            for start in range(0, len(items), _CHUNK):
-                await self.redis.hset(key, mapping=dict(items[start : start + _CHUNK]))
+            while chunk := list(islice(items, _CHUNK)):
+                await self.redis.hset(key, mapping=dict(chunk))
             for start in range(0, len(gone), _CHUNK):
                 await self.redis.hdel(key, *gone[start : start + _CHUNK])
 
