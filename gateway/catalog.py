@@ -383,10 +383,7 @@ class Catalog:
             return self.snapshot
         deadline = self.clock() + _MAX_WAIT_S
         while self.snapshot.version < version:
-            task = self._rebuild
-            if task is None or task.done():  # one rebuild, however many requests wait for it
-                task = self._rebuild = asyncio.create_task(self._rebuild_now(), name="catalog")
-                task.add_done_callback(_retrieve)
+            task = self._rebuilding()
             now = self.clock()
             if self.snapshot.version < 0 or now - self._built_at > _MAX_STALE_S:
                 await asyncio.shield(task)  # nothing to serve, or nothing fresh enough
@@ -399,6 +396,25 @@ class Catalog:
             except TimeoutError:
                 break
         return self.snapshot
+
+    async def fresh(self) -> Snapshot:
+        """A snapshot at least as new as the registry is now, however long its rebuild takes:
+        for background work that decides from what the records say (a health round keeps a
+        camera's status as its snapshot has it). `current` may serve an older one, and a
+        replica whose catalog had not yet seen the other's write kept a camera offline after
+        its two good answers (tests/gateway/test_shared_work.py)."""
+        version = await self.registry.version()
+        while self.snapshot.version < version:
+            await asyncio.shield(self._rebuilding())
+        return self.snapshot
+
+    def _rebuilding(self) -> asyncio.Task[None]:
+        """The rebuild under way, or a new one: one, however many requests wait for it."""
+        task = self._rebuild
+        if task is None or task.done():
+            task = self._rebuild = asyncio.create_task(self._rebuild_now(), name="catalog")
+            task.add_done_callback(_retrieve)
+        return task
 
     async def _rebuild_now(self) -> None:
         # Under a stream of changes, rebuild at most every twice as long as a rebuild takes: the
@@ -469,9 +485,9 @@ class Catalog:
         return self._parse(entry) if entry is not None else None
 
     async def probed(self, network: str) -> list[Entry]:
-        """A network's cameras that a health round probes, as of the current version: their
-        entries, nothing parsed."""
-        snap = await self.current()
+        """A network's cameras that a health round probes, as of the registry's version now:
+        their entries, nothing parsed."""
+        snap = await self.fresh()
         if len(snap.entries) >= LARGE_REGISTRY:
             return await asyncio.to_thread(snap.probed, network)
         return snap.probed(network)
