@@ -343,7 +343,9 @@ async def test_hanging_cameras_first_in_line_do_not_hold_back_the_rest() -> None
     devices = fleet("127.1.200", hanging | {f"fast-{i}": Quirks() for i in range(6)}, start=10)
     async with Simulator(devices, answer_delay_s=0.01, serve_rtsp=False):
         hosts = tuple(d.address for d in devices)  # (read in this order: the hanging first)
-        async with running(make_adapter(static_hosts=hosts)) as adapter:
+        # (3 s per call: the window opens on a loop that keeps time, and the first reads'
+        # client set-up holds this process's loop a while on a busy machine)
+        async with running(make_adapter(static_hosts=hosts, timeout_s=3.0)) as adapter:
             run = await discover(adapter)
     fast = {d.address for d in devices if d.camera.id.startswith("e2e-fast")}
     assert set(run.records) == fast

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.pacing import FIRST_WINDOW, LAG_KEPT_S, LATE_S, ON_TIME_S, LoopLag, ReadWindow
+from adapters.pacing import FIRST_WINDOW, LAG_KEPT_S, LATE_S, LoopLag, ReadWindow
 
 
 class Clock:
@@ -39,21 +39,22 @@ def test_a_late_loop_halves_the_window_once_per_late_stretch_and_never_below_one
     assert gate.size == 1 and gate.smallest == 1 and gate.cuts == 4  # (16, 8, 4, 2, 1)
 
 
-def test_an_on_time_loop_opens_the_window_one_read_per_sample_up_to_the_limit() -> None:
+def test_a_loop_not_late_opens_the_window_one_read_per_sample_up_to_the_limit() -> None:
     gate, lag, clock = window(limit=20)
-    for _ in range(3):
+    for delay in (0.0, 0.1, LATE_S * 0.9):  # (busy, but not late)
         clock.now += 0.02
-        lag.observe(ON_TIME_S / 2)
+        lag.observe(delay)
         gate.adjust()
     assert gate.size == FIRST_WINDOW + 3
     clock.now += 0.02
-    lag.observe((ON_TIME_S + LATE_S) / 2)  # neither on time nor late: held
+    lag.observe(LATE_S)  # late: halved once, then held through that late stretch
     gate.adjust()
-    assert gate.size == FIRST_WINDOW + 3
+    gate.adjust()
+    assert gate.size == (FIRST_WINDOW + 3) // 2
     clock.now += LAG_KEPT_S + 0.01  # (that sample is past)
     for _ in range(50):
         gate.adjust()
-    assert gate.size == 20 and gate.cuts == 0
+    assert gate.size == 20 and gate.cuts == 1
 
 
 async def test_at_most_the_window_reads_run_and_a_wider_window_lets_waiters_in() -> None:
