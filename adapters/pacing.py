@@ -52,9 +52,15 @@ class LoopLag:
         return max((d for at, d in self._recent if at >= cutoff), default=0.0)
 
     async def sample(self) -> None:
-        due = self.clock() + self.every_s
-        await asyncio.sleep(self.every_s)
-        self.observe(self.clock() - due)
+        self.observe(await overslept(self.every_s, self.clock))
+
+
+async def overslept(every_s: float, clock: Callable[[], float]) -> float:
+    """Sleep `every_s`; how much later than that the event loop woke (the gateway's loop
+    delay histogram samples the same way, gateway/loop_monitor.py)."""
+    due = clock() + every_s
+    await asyncio.sleep(every_s)
+    return clock() - due
 
 
 class ReadWindow:
