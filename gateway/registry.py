@@ -205,6 +205,11 @@ class Registry:
         with redis_errors():
             return int(await self.redis.get(self.keys.version) or 0)
 
+    async def network_version(self, network: str) -> int:
+        """`network`'s own version: it moves with each change of one of its cameras."""
+        with redis_errors():
+            return int(await self.redis.hget(self.keys.netversion, network) or 0)
+
     async def get_raw(self, cam_id: str) -> bytes | None:
         with redis_errors():
             raw = await self.redis.get(self.keys.cam(cam_id))
