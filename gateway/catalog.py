@@ -456,9 +456,9 @@ class Catalog:
             big = len(changed.records) >= _APPLY_IN_THREAD or len(old.entries) >= LARGE_REGISTRY
             apply = partial(_applied, old, changed.records, shares, edges)
             if big:  # (and each network's entries grouped there, not on the loop)
-                entries, by_id, groups = await asyncio.to_thread(_with_groups, apply)
+                entries, by_id, groups = await asyncio.to_thread(apply, True)
             else:
-                (entries, by_id), groups = apply(), {}  # (grouped when a page asks)
+                entries, by_id, groups = apply()  # (grouped when a page asks)
             self._parsed = {k: v for k, v in self._parsed.items() if k not in changed.records}
             version, networks = changed.version, changed.network_versions
         else:
@@ -628,11 +628,10 @@ def shared_view(raw: bytes, data: dict[str, Any], allowed: frozenset[str]) -> by
 
 
 Built = tuple[tuple[Entry, ...], dict[str, Entry]]
+Grouped = tuple[tuple[Entry, ...], dict[str, Entry], dict[str, tuple[Entry, ...]]]
 
 
-def _with_groups(
-    build: Callable[[], Built],
-) -> tuple[tuple[Entry, ...], dict[str, Entry], dict[str, tuple[Entry, ...]]]:
+def _with_groups(build: Callable[[], Built]) -> Grouped:
     entries, by_id = build()
     return entries, by_id, _grouped(entries)
 
@@ -664,26 +663,54 @@ def _applied(
     records: dict[str, bytes | None],
     shares: dict[str, frozenset[str]],
     edges: frozenset[str],
-) -> tuple[tuple[Entry, ...], dict[str, Entry]]:
+    grouped: bool = False,
+) -> Grouped:
     """`snap` with the changed `records` (None: deleted) replaced, added or removed; entries
-    that did not change are the snapshot's own objects."""
+    that did not change are the snapshot's own objects. `grouped`: with each network's
+    entries too, the snapshot's own groups changed where the records did (regrouping every
+    entry was a pass of Python over 100,000 of them after each change, holding the GIL)."""
     by_id = dict(snap.by_id)
     keep = len(by_id) + len(records) < LARGE_REGISTRY
     entries = list(snap.entries)
+    had = snap.by_network if grouped else {}
+    groups: dict[str, list[Entry]] = {}
+
+    def group(network: str) -> list[Entry]:
+        if network not in groups:
+            groups[network] = list(had.get(network, ()))
+        return groups[network]
+
     for cam_id, raw in records.items():
-        at = bisect_left(entries, cam_id, key=_entry_id)
-        there = at < len(entries) and entries[at].id == cam_id
-        if raw is None:
-            if there:
-                del entries[at]
-                del by_id[cam_id]
-            continue
-        entry = by_id[cam_id] = _entry(raw, shares, edges, keep)
+        was = by_id.pop(cam_id, None)
+        entry = None if raw is None else _entry(raw, shares, edges, keep)
+        if entry is not None:
+            by_id[cam_id] = entry
+        _placed(entries, cam_id, entry)
+        if had:
+            if was is not None and (entry is None or entry.network != was.network):
+                _placed(group(was.network), cam_id, None)
+            if entry is not None:
+                _placed(group(entry.network), cam_id, entry)
+    done = tuple(entries)
+    if not grouped:
+        return done, by_id, {}
+    if not had:
+        return done, by_id, _grouped(done)
+    mine = {network: tuple(kept) for network, kept in groups.items()}
+    return done, by_id, {n: kept for n, kept in (had | mine).items() if kept}
+
+
+def _placed(entries: list[Entry], cam_id: str, entry: Entry | None) -> None:
+    """`entries` (in id order) with `cam_id`'s replaced by `entry`, or added; taken out if None."""
+    at = bisect_left(entries, cam_id, key=_entry_id)
+    there = at < len(entries) and entries[at].id == cam_id
+    if entry is None:
         if there:
-            entries[at] = entry
-        else:
-            entries.insert(at, entry)
-    return tuple(entries), by_id
+            del entries[at]
+    elif there:
+        entries[at] = entry
+    else:
+        entries.insert(at, entry)
 
 
 def _carried_matches(old: Snapshot, new: Snapshot, changed: Iterable[str]) -> None:
@@ -702,12 +729,9 @@ def _carried_matches(old: Snapshot, new: Snapshot, changed: Iterable[str]) -> No
         _, filters, visible, full = key
         kept = list(found)
         for cam_id in ids:
-            at = bisect_left(kept, cam_id, key=_entry_id)
-            if at < len(kept) and kept[at].id == cam_id:
-                del kept[at]
             e = new.by_id.get(cam_id)
-            if e is not None and Snapshot(-1, (e,)).matching(filters, visible, full):
-                kept.insert(at, e)
+            matches = e is not None and Snapshot(-1, (e,)).matching(filters, visible, full)
+            _placed(kept, cam_id, e if matches else None)
         new._matched[key] = kept
         new._unasked[key] = unasked
 

@@ -361,7 +361,8 @@ def test_filtered_lists_carried_over_a_change_are_what_a_fresh_pass_finds(
     """A rebuild of a few changes carries the held filtered lists over (a district's
     dashboards poll the same pages): cameras that changed status, network, lifecycle or name,
     and cameras added and deleted, land exactly where a pass over the new snapshot puts them,
-    for every role; a list nobody asks for is carried a bounded number of times."""
+    for every role, and in their network's group; a list nobody asks for is carried a bounded
+    number of times."""
     rng = random.Random(11)
 
     def record(i: int) -> bytes:
@@ -397,8 +398,12 @@ def test_filtered_lists_carried_over_a_change_are_what_a_fresh_pass_finds(
         changed |= {f"c{rng.randrange(400):05d}": None for _ in range(3)}
         changed = {k: (v if v is None else v.replace(b'"c00000"', f'"{k}"'.encode()))
                    for k, v in changed.items()}  # fmt: skip
-        entries, by_id = gateway.catalog._applied(snap, changed, shares, frozenset())
-        new = Snapshot(version, entries, by_id)
+        snap.groups()  # (a district's snapshot is grouped as it is built)
+        entries, by_id, groups = gateway.catalog._applied(
+            snap, changed, shares, frozenset(), grouped=True
+        )
+        assert groups == gateway.catalog._grouped(entries)  # changed where the records did
+        new = Snapshot(version, entries, by_id, by_network=groups)
         gateway.catalog._carried_matches(snap, new, changed)
         fresh = Snapshot(version, entries, by_id)
         assert len(new._matched) == len(asked)
