@@ -54,6 +54,7 @@ from common import (
     SERVER_CORE,
     BenchError,
     GatewayStack,
+    PeakWatch,
     StaticNginx,
     WrkLoad,
     WrkResult,
@@ -757,6 +758,7 @@ class ScaleRun:
     # changes are written (last_seen then moves for a tenth of the cameras a round).
     health_next: HealthRound | str = "not run"
     rss_mib: dict[str, float] = field(default_factory=dict)  # when -> VmRSS (peak: VmHWM)
+    peak_step: str = ""  # the progress line printed last when VmHWM last rose
     pages: Pages | None = None
     wrk: dict[str, list[WrkResult]] = field(default_factory=dict)
     builds_during: dict[str, int] = field(default_factory=dict)  # catalog builds per case
@@ -790,45 +792,48 @@ def run_scale(
     responders: Responders | None = None
     try:
         gw.start()
-        admin = gw.token("bench-admin", "admin", ["*"])
-        viewer = gw.token("bench-viewer", "viewer", ["*"])
-        progress(f"{n:,}: importing {n - SIMULATED:,} cameras through Registry.create_many")
-        imported = import_filler(gw, settings, n - SIMULATED, probe=args.probe_all)
-        run = ScaleRun(n, imported)
-        if imported.addresses:
-            progress(f"  clock responders on {len(imported.addresses):,} imported addresses")
-            responders = Responders(workdir / "responders", imported.addresses).start()
-        run.rss_mib["imported"] = _rss(gw)
-        if imported.cameras:
-            progress(
-                f"  {imported.cameras:,} in {imported.seconds:.1f} s "
-                f"({imported.cameras / imported.seconds:,.0f}/s), "
-                f"{imported.mean_bytes:,.0f} bytes per record"
-            )
-        discover_and_probe(run, gw, settings, sim, admin, viewer, poll=not args.quiet_discovery)
+        assert gw.proc is not None
+        with PeakWatch(gw.proc.pid) as watch:
+            admin = gw.token("bench-admin", "admin", ["*"])
+            viewer = gw.token("bench-viewer", "viewer", ["*"])
+            progress(f"{n:,}: importing {n - SIMULATED:,} cameras through Registry.create_many")
+            imported = import_filler(gw, settings, n - SIMULATED, probe=args.probe_all)
+            run = ScaleRun(n, imported)
+            if imported.addresses:
+                progress(f"  clock responders on {len(imported.addresses):,} imported addresses")
+                responders = Responders(workdir / "responders", imported.addresses).start()
+            run.rss_mib["imported"] = _rss(gw)
+            if imported.cameras:
+                progress(
+                    f"  {imported.cameras:,} in {imported.seconds:.1f} s "
+                    f"({imported.cameras / imported.seconds:,.0f}/s), "
+                    f"{imported.mean_bytes:,.0f} bytes per record"
+                )
+            discover_and_probe(run, gw, settings, sim, admin, viewer, poll=not args.quiet_discovery)
 
-        pages = full_list(gw, viewer)
-        run.pages = pages
-        run.listed = pages.total
-        _check(pages.total >= imported.cameras, f"the list holds {pages.total:,} cameras")
-        run.rss_mib["built"] = _rss(gw)
-        (nginx.root / f"{n}-{STATIC_NAME}").write_bytes(pages.first)
-        ng_etag = check_nginx(nginx, f"{n}-{STATIC_NAME}", pages.first)
-        progress(f"{n:,}: catalog rebuild after one change ({args.changes} changes)")
-        ids = [p["id"] for p in orjson.loads(pages.first)["items"]]
-        run.rebuilds = rebuilds(gw, admin, ids, args.changes)
-        run.other_ms = single_requests(gw, admin)
-        measure_lists(run, gw, nginx, viewer, admin, ng_etag, workdir, args)
-        run.rss_mib["polled"] = _rss(gw)
-        run.rss_mib["end"] = _rss(gw)
-        run.rss_mib["peak"] = _rss(gw, "VmHWM")
-        assert gw.redis is not None and gw.redis.proc is not None
-        run.redis_mib = proc_status_kib(gw.redis.proc.pid, "VmRSS") / 1024
-        run.problems += gw.problem_lines()
-        progress(
-            f"  RSS MiB: {', '.join(f'{k} {v:,.0f}' for k, v in run.rss_mib.items())}; "
-            f"redis-server {run.redis_mib:,.0f}"
-        )
+            pages = full_list(gw, viewer)
+            run.pages = pages
+            run.listed = pages.total
+            _check(pages.total >= imported.cameras, f"the list holds {pages.total:,} cameras")
+            run.rss_mib["built"] = _rss(gw)
+            (nginx.root / f"{n}-{STATIC_NAME}").write_bytes(pages.first)
+            ng_etag = check_nginx(nginx, f"{n}-{STATIC_NAME}", pages.first)
+            progress(f"{n:,}: catalog rebuild after one change ({args.changes} changes)")
+            ids = [p["id"] for p in orjson.loads(pages.first)["items"]]
+            run.rebuilds = rebuilds(gw, admin, ids, args.changes)
+            run.other_ms = single_requests(gw, admin)
+            measure_lists(run, gw, nginx, viewer, admin, ng_etag, workdir, args)
+            run.rss_mib["polled"] = _rss(gw)
+            run.rss_mib["end"] = _rss(gw)
+            run.rss_mib["peak"] = _rss(gw, "VmHWM")
+            assert gw.redis is not None and gw.redis.proc is not None
+            run.redis_mib = proc_status_kib(gw.redis.proc.pid, "VmRSS") / 1024
+            run.problems += gw.problem_lines()
+            progress(
+                f"  RSS MiB: {', '.join(f'{k} {v:,.0f}' for k, v in run.rss_mib.items())}; "
+                f"redis-server {run.redis_mib:,.0f}"
+            )
+        run.peak_step = watch.step
         return run
     finally:
         gw.stop()
@@ -1374,7 +1379,8 @@ def report(runs: list[ScaleRun], settings: Settings, args: argparse.Namespace) -
         notes += [
             "RSS MiB: after import "
             + f"{r.rss_mib['imported']:,.0f}, after discovery {r.rss_mib['discovered']:,.0f}, "
-            f"at the end {r.rss_mib['end']:,.0f}; redis-server {r.redis_mib:,.0f}",
+            f"at the end {r.rss_mib['end']:,.0f}; redis-server {r.redis_mib:,.0f}; "
+            f"the peak came after: {r.peak_step or '?'}",
             f"the changing case ran {r.changing_s} s per run (two rebuild intervals, at least "
             f"--seconds; a request still waiting at the end is not counted); "
             f"full list {len(r.pages.paths) if r.pages else 0} page(s), "
