@@ -4,6 +4,7 @@ gateway app per test with its own key prefix, so tests never see each other's da
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 import gateway.app
 from gateway.app import adapters_for, create_app
 from gateway.keys import TOKENS
+from gateway.logs import JsonFormatter
 from gateway.models import Role
 from gateway.redis_server import RedisServer
 from gateway.settings import DEFAULT_CONFIG, Settings, load_settings
@@ -42,6 +44,20 @@ def adapters_on_the_loop(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
     Tests of the process mode are marked `adapters_process` and keep what their settings say."""
     if request.node.get_closest_marker("adapters_process") is None:
         monkeypatch.setattr(gateway.app, "default_adapters", lambda app: adapters_for(app, "loop"))
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """A test that runs the CLI in process gives the root logger a handler on the stderr it
+    captured (gateway/logs.setup); later tests' logs went to that closed file, each printed as
+    a 'Logging error' traceback (thousands of lines in a whole run)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers and isinstance(handler.formatter, JsonFormatter):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
