@@ -672,6 +672,8 @@ def _applied(
     by_id = dict(snap.by_id)
     keep = len(by_id) + len(records) < LARGE_REGISTRY
     entries = list(snap.entries)
+    if not keep:  # (the copies out of the young collections' way: adapters/gil.settled)
+        gc.freeze()
     had = snap.by_network if grouped else {}
     groups: dict[str, list[Entry]] = {}
 

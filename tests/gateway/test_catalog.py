@@ -9,6 +9,7 @@ and finishes when the test lets it: no sleeps against real deadlines.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import tracemalloc
 from dataclasses import replace
@@ -417,3 +418,28 @@ def test_filtered_lists_carried_over_a_change_are_what_a_fresh_pass_finds(
         gateway.catalog._carried_matches(snap, new, [])
         snap = new
     assert not snap._matched
+
+
+def test_a_districts_rebuild_keeps_its_copies_out_of_the_young_collections_way(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A district's rebuild copies the snapshot's 100,000 entries by id and in order: each young
+    collection while it ran walked the copies, with the GIL held (adapters/gil.settled)."""
+    records = [
+        orjson.dumps({"id": f"c{i:03d}", "network": "governance", "name": "c", "status": "online",
+                      "category": "sharp-eyes", "department": "", "carrier": ""})
+        for i in range(40)
+    ]  # fmt: skip
+    shares = {n.id: frozenset(n.sharing.share) for n in settings.networks}
+    changed: dict[str, bytes | None] = {"c007": records[7].replace(b"online", b"offline")}
+    town = Snapshot(1, *_entries(records, shares, frozenset()))
+    _, by_id, _ = gateway.catalog._applied(town, changed, shares, frozenset())
+    assert id(by_id) in {id(o) for g in (0, 1, 2) for o in gc.get_objects(g)}  # (a town's: kept)
+    monkeypatch.setattr(gateway.catalog, "LARGE_REGISTRY", 10)
+    district = Snapshot(1, *_entries(records, shares, frozenset()))
+    try:
+        _, by_id, _ = gateway.catalog._applied(district, changed, shares, frozenset())
+        young = {id(o) for g in (0, 1, 2) for o in gc.get_objects(g)}
+        assert id(by_id) not in young
+    finally:
+        gc.unfreeze()
