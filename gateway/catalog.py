@@ -329,6 +329,33 @@ _OTHER_FILTERS = tuple(
 )
 
 
+_FULL_GC_EVERY_S = 60.0
+_FULL_GC_EVERY_LARGE_S = 600.0  # from LARGE_REGISTRY cameras on: that pass holds the loop ~0.5 s
+_FULL_GC_OVERDUE_S = 3600.0  # quiet or not: what was frozen as garbage is bounded
+
+
+@dataclass(slots=True)
+class FullCollections:
+    """When the catalog thaws what it froze and collects fully (`_freeze_long_lived`): when
+    the registry has been quiet for a while, at most once a minute, and at most every ten
+    minutes in a district's registry (at 100,000 cameras that pass holds the loop for 0.3 to
+    1.2 s: not while an import or a discovery writes, and rarely in between); and after an
+    hour without one, quiet or not, so that cyclic garbage frozen meanwhile stays bounded
+    under a registry that never rests."""
+
+    clock: Callable[[], float] = time.monotonic
+    last: float = 0.0  # (set to the catalog's start)
+
+    def due(self, quiet: bool, cameras: int) -> bool:
+        now = self.clock()
+        every = _FULL_GC_EVERY_LARGE_S if cameras >= LARGE_REGISTRY else _FULL_GC_EVERY_S
+        since = now - self.last
+        if (quiet and since >= every) or since >= _FULL_GC_OVERDUE_S:
+            self.last = now
+            return True
+        return False
+
+
 @dataclass(slots=True)
 class Catalog:
     registry: Registry
@@ -347,9 +374,11 @@ class Catalog:
     builds: int = 0
     full_loads: int = 0  # rebuilds that read every record (the rest read what changed)
     rebuilds: RebuildStats = field(default_factory=RebuildStats)
+    full_collections: FullCollections = field(default_factory=FullCollections)
 
     def __post_init__(self) -> None:
         self._bodies = BodyCache(self.settings.server.body_cache_bytes)
+        self.full_collections = FullCollections(self.clock, self.clock())
 
     @property
     def bodies(self) -> BodyCache:
@@ -474,7 +503,7 @@ class Catalog:
         if changed is not None and len(changed.records) <= _CARRIED_CHANGES:
             carry = partial(_carried_matches, old, snap, changed.records)
             await off_the_loop(len(entries) >= LARGE_REGISTRY, carry)
-        _freeze_long_lived(collect=self.quiet, cameras=len(entries))
+        _freeze_long_lived(self.full_collections.due(self.quiet, len(entries)))
         return snap
 
     def _shared_fields(self) -> dict[str, frozenset[str]]:
@@ -991,11 +1020,6 @@ def summarize(
     )
 
 
-_FULL_GC_EVERY_S = 60.0
-_FULL_GC_EVERY_LARGE_S = 600.0  # from LARGE_REGISTRY cameras on: that pass holds the loop ~0.5 s
-_last_full_gc = [0.0]
-
-
 def _retrieve(task: asyncio.Task[None]) -> None:
     """A rebuild nobody waited for to the end may fail (Redis away): the next request tries
     again and reports it; this one is only logged."""
@@ -1009,18 +1033,13 @@ def _release(old: list[Any], trim: bool) -> None:
         memory.trim()
 
 
-def _freeze_long_lived(collect: bool = True, cameras: int = 0) -> None:
+def _freeze_long_lived(collect: bool) -> None:
     """Keep the snapshot (and everything loaded before it) out of the cyclic collector's full
     passes, which otherwise stall a request for tens of milliseconds now and then; plain
     refcounting still frees old snapshots. Cyclic garbage that happened to exist when freezing
-    would be frozen too, so now and then everything is thawed and collected first, and only
-    when the registry has been quiet for a while: at most once a minute, and at most every ten
-    minutes in a district's registry (at 100,000 cameras that pass holds the loop for 0.3 to
-    1 s: not while an import or a discovery writes, and rarely in between)."""
-    now = time.monotonic()
-    every = _FULL_GC_EVERY_LARGE_S if cameras >= LARGE_REGISTRY else _FULL_GC_EVERY_S
-    if collect and now - _last_full_gc[0] >= every:
-        _last_full_gc[0] = now
+    is frozen too, so when `collect` (FullCollections.due) everything is thawed and collected
+    first."""
+    if collect:
         gc.unfreeze()
         gc.collect()
     gc.freeze()

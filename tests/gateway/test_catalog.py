@@ -443,3 +443,23 @@ def test_a_districts_rebuild_keeps_its_copies_out_of_the_young_collections_way(
         assert id(by_id) not in young
     finally:
         gc.unfreeze()
+
+
+def test_full_collections_come_when_quiet_and_at_least_hourly() -> None:
+    """The thaw-and-collect pass holds the loop up to a second at 100,000 cameras: only when
+    the registry is quiet, at most every ten minutes there; but at least once an hour, quiet
+    or not, so that cyclic garbage frozen between two passes stays bounded."""
+    clock = Clock()
+    passes = gateway.catalog.FullCollections(clock, clock())
+    district = gateway.catalog.LARGE_REGISTRY
+    clock.now += 60
+    assert passes.due(quiet=True, cameras=10)  # a town's: once a minute when quiet
+    clock.now += 300
+    assert not passes.due(quiet=True, cameras=district)  # a district's: every ten minutes
+    clock.now += 300
+    assert passes.due(quiet=True, cameras=district)
+    for _ in range(59):  # never quiet
+        clock.now += 60
+        assert not passes.due(quiet=False, cameras=district)
+    clock.now += 60
+    assert passes.due(quiet=False, cameras=district)  # overdue after an hour
