@@ -55,8 +55,9 @@ def settled(fn: Callable[..., T], /, *args: Any) -> T:
     pass's containers (a round's 75,000 entries, targets, verdicts) were walked by each young
     collection until promoted, 5 to 50 ms with the GIL held, whichever thread collected
     (loop delay p99 in the 50 ms bucket through a district's first health round, 2 runs of 4).
-    Frozen like the catalog's snapshot: refcounting frees them, and the catalog's collection
-    when the registry is quiet finds any cycle among them (gateway/catalog.py)."""
+    Frozen like the catalog's snapshot: refcounting frees them, and the catalog's full
+    collection (when the registry is quiet, at least hourly) finds any cycle among them
+    (gateway/catalog.py: FullCollections)."""
     out = fn(*args)
     gc.freeze()
     return out
