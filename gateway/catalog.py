@@ -374,11 +374,13 @@ class Catalog:
     builds: int = 0
     full_loads: int = 0  # rebuilds that read every record (the rest read what changed)
     rebuilds: RebuildStats = field(default_factory=RebuildStats)
-    full_collections: FullCollections = field(default_factory=FullCollections)
+    # (on the process's own clock: a full pass costs real time, whatever clock a test injects)
+    full_collections: FullCollections = field(
+        default_factory=lambda: FullCollections(time.monotonic, time.monotonic())
+    )
 
     def __post_init__(self) -> None:
         self._bodies = BodyCache(self.settings.server.body_cache_bytes)
-        self.full_collections = FullCollections(self.clock, self.clock())
 
     @property
     def bodies(self) -> BodyCache:
