@@ -485,11 +485,10 @@ class Catalog:
         edges = frozenset(n.id for n in self.settings.networks if n.mode == "edge")
         if changed is not None:
             big = len(changed.records) >= _APPLY_IN_THREAD or len(old.entries) >= LARGE_REGISTRY
-            apply = partial(_applied, old, changed.records, shares, edges)
-            if big:  # (and each network's entries grouped there, not on the loop)
-                entries, by_id, groups = await asyncio.to_thread(apply, True)
-            else:
-                entries, by_id, groups = apply()  # (grouped when a page asks)
+            # In a worker thread, each network's entries grouped there too (on the loop, they
+            # are grouped when a page asks).
+            apply = partial(_applied, old, changed.records, shares, edges, big)
+            entries, by_id, groups = await off_the_loop(big, apply)
             self._parsed = {k: v for k, v in self._parsed.items() if k not in changed.records}
             version, networks = changed.version, changed.network_versions
         else:
@@ -518,8 +517,8 @@ class Catalog:
         return self._parse(entry) if entry is not None else None
 
     async def probed(self, network: str) -> list[Entry]:
-        """A network's cameras that a health round probes, as of the registry's version now:
-        their entries, nothing parsed."""
+        """A network's cameras that a health round probes, with every change of the network
+        made so far (`fresh`): their entries, nothing parsed."""
         snap = await self.fresh(network)
         if len(snap.entries) >= LARGE_REGISTRY:
             return await asyncio.to_thread(snap.probed, network)
