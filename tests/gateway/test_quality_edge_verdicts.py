@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from adapters import wire
@@ -62,9 +62,11 @@ class Tap:
 
 
 def _message(command: str) -> dict[str, Any]:
-    """The JSON of an XADD's `m` field (MONITOR writes it with its quotes escaped)."""
-    raw = command.split(" m ", 1)[1].rsplit(" b ", 1)[0]
-    parsed: dict[str, Any] = orjson.loads(raw.encode().decode("unicode_escape"))
+    """The JSON of an XADD's `m` field (MONITOR writes it with its quotes escaped): the first
+    document after it. (Cut at the last " b " instead, a picture whose bytes held " b " cut
+    the message short.)"""
+    rest = command.split(" m ", 1)[1].encode().decode("unicode_escape")
+    parsed: dict[str, Any] = json.JSONDecoder().raw_decode(rest)[0]
     return parsed
 
 
